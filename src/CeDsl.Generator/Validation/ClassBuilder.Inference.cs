@@ -236,8 +236,8 @@ internal sealed partial class ClassBuilder
             : DiagnosticInfo.Create(D.ChannelMismatch, at, what, $"{v[0]} input and {v[1]} output channels are not both divisible by {v[2]} groups"));
         var h = (x.H + 2 * padding - spec.Kernel) / stride + 1;
         var w = (x.W + 2 * padding - spec.Kernel) / stride + 1;
-        AddCheck(step, new[] { x.H, x.W, h, w, stride }, (v, what, at) => v[2] >= 1 && v[3] >= 1 ? null
-            : DiagnosticInfo.Create(D.SpatialCollapse, at, what, $"a {v[0]}x{v[1]} input gives a {v[2]}x{v[3]} output (kernel {spec.Kernel}, stride {v[4]}, padding {padding})"));
+        AddCheck(step, new[] { x.H, x.W, h, w }, (v, what, at) => v[2] >= 1 && v[3] >= 1 ? null
+            : DiagnosticInfo.Create(D.SpatialCollapse, at, what, $"the {spec.Kernel}x{spec.Kernel} kernel (padding {padding}) does not fit its {v[0]}x{v[1]} input"));
 
         if (!step.Shared)
             step.Leaf = new LeafPlan(LayerKind.Conv) { In = x.C, Out = output, Kernel = spec.Kernel, Stride = stride, Padding = padding, Groups = groups, Bias = spec.Bias };
