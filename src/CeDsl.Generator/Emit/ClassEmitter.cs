@@ -228,7 +228,7 @@ internal sealed class ClassEmitter
                 using (writer.Indent())
                 {
                     var strideText = block.UsesStride ? ", stride {stride}" : "";
-                    writer.Line($"throw new global::System.ArgumentException($\"{plan.Type.Name} has an identity shortcut, so its main path must keep the input's shape, but inChannels {{inChannels}} gives {{{block.OutputChannels.ToCSharp()}}} output channels{strideText}.\");");
+                    writer.Line($"throw new global::System.ArgumentException($\"{plan.Type.Name} has an identity shortcut, so its main path must keep the input's shape, but inChannels {{inChannels}} gives {{{block.ResidualChannels.ToCSharp()}}} channels{strideText}.\");");
                 }
                 writer.Line();
             }

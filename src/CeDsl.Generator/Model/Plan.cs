@@ -29,7 +29,8 @@ internal sealed record BlockSignature(
     Dim OutputChannels,
     ShortcutKind Residual,
     string? ResidualCondition,
-    string? ShapeCheckCondition);
+    string? ShapeCheckCondition,
+    Dim ResidualChannels);
 
 /// <summary>What a network's constructor takes.</summary>
 internal sealed record NetworkSignature(long InputChannels, long InputHeight, long InputWidth, int Classes, bool UsesClasses);

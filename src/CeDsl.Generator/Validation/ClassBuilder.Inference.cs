@@ -17,10 +17,10 @@ internal sealed partial class ClassBuilder
     private const int FromParameter = -1;
 
     private Dim strideProduct = Dim.Of(1);
-    private LayerSpec? lastNorm;
     private readonly List<(BlockInstance Instance, BuildResult Block, string Path)> instances = new();
     private string? residualCondition;
     private string? shapeCheckCondition;
+    private Dim residualChannels = Dim.Of(0);
     private bool usesClasses;
 
     private static string Size(Shape shape) => shape.Flat ? shape.C + " features" : $"{shape.C}x{shape.H}x{shape.W}";
@@ -167,6 +167,8 @@ internal sealed partial class ClassBuilder
                 step.Leaf = new LeafPlan(LayerKind.GlobalAvgPool) { Size = spec.Size };
                 return Shape.Map(x.C, spec.Size, spec.Size);
             case LayerKind.Flatten:
+                if (!x.Flat && (x.H.Uses(Dim.Height) || x.W.Uses(Dim.WidthSpatial)))
+                    return Structure(step, "a block does not know its input's spatial size, so it can only [Flatten] after [GlobalAvgPool]");
                 step.Leaf = new LeafPlan(LayerKind.Flatten);
                 return Shape.Features(x.Flat ? x.C : x.C * x.H * x.W);
             case LayerKind.Linear:
@@ -232,7 +234,7 @@ internal sealed partial class ClassBuilder
             AddCheck(step, new[] { x.C, Dim.Of(spec.In) }, (v, what, at) => v[0] == v[1] ? null
                 : DiagnosticInfo.Create(D.ChannelMismatch, at, what, $"it declares In = {v[1]}, but the previous layer gives {v[0]} channels"));
         }
-        AddCheck(step, new[] { x.C, output, groups }, (v, what, at) => v[0] % v[2] == 0 && v[1] % v[2] == 0 ? null
+        AddCheck(step, new[] { x.C, output, groups }, (v, what, at) => v[2] > 0 && v[0] % v[2] == 0 && v[1] % v[2] == 0 ? null
             : DiagnosticInfo.Create(D.ChannelMismatch, at, what, $"{v[0]} input and {v[1]} output channels are not both divisible by {v[2]} groups"));
         var h = (x.H + 2 * padding - spec.Kernel) / stride + 1;
         var w = (x.W + 2 * padding - spec.Kernel) / stride + 1;
@@ -260,7 +262,6 @@ internal sealed partial class ClassBuilder
             AddCheck(step, new[] { x.C, groups }, (v, what, at) => v[0] % v[1] == 0 ? null
                 : DiagnosticInfo.Create(D.ChannelMismatch, at, what, $"{v[0]} channels are not divisible by {v[1]} groups"));
         }
-        lastNorm = spec;
         step.Leaf = new LeafPlan(LayerKind.Norm) { Norm = spec.Norm, Flat = x.Flat, In = x.C, Groups = groups, Eps = spec.Eps, Momentum = spec.Momentum };
         return x;
     }
@@ -472,7 +473,14 @@ internal sealed partial class ClassBuilder
                 AddCheck(location, p => p is null ? where : $"the residual addition of '{p}'", new[] { input.C, input.H, input.W, main.C, main.H, main.W }, (v, what, at) =>
                     v[0] == v[3] && v[1] == v[4] && v[2] == v[5] ? null
                     : DiagnosticInfo.Create(D.ShapeMismatchAtMerge, at, what, $"the main path gives {v[3]}x{v[4]}x{v[5]}, the identity shortcut {v[0]}x{v[1]}x{v[2]}"));
+                if (differs == "true")
+                {
+                    Report(D.ShapeMismatchAtMerge, location, where,
+                        $"an identity shortcut needs the main path to keep the input's shape, but it gives {main.C.ToCSharp()} channels from {input.C.ToCSharp()} at stride {stride.ToCSharp()}");
+                    return false;
+                }
                 shapeCheckCondition = differs == "false" ? null : differs;
+                residualChannels = main.C;
                 break;
 
             case ShortcutKind.Projection:
@@ -513,7 +521,7 @@ internal sealed partial class ClassBuilder
         conv.Leaf = new LeafPlan(LayerKind.Conv) { In = inChannels, Out = outChannels, Kernel = 1, Stride = stride, Padding = 0 };
         if (downsample.Count > 1)
         {
-            var norm = lastNorm!;
+            var norm = residualNorm!;
             downsample[1].Leaf = new LeafPlan(LayerKind.Norm)
             {
                 Norm = norm.Norm,

@@ -176,7 +176,10 @@ internal sealed partial class ClassBuilder
             // torchvision's projection shortcut: downsample.0 (1x1 conv), downsample.1 (the block's norm).
             var at = new LayerSpec(LayerKind.Conv, classLocation, null);
             downsample.Add(new Step(at, -1, ""));
-            if (modules.Exists(s => s.Kind == LayerKind.Norm))
+            // Its norm is like the main path's last norm before the addition.
+            var addIndex = steps.FindIndex(s => s.Kind == LayerKind.Add);
+            residualNorm = steps.Take(addIndex < 0 ? steps.Count : addIndex).LastOrDefault(s => s.Kind == LayerKind.Norm && !s.Dropped)?.Spec;
+            if (residualNorm is not null)
                 downsample.Add(new Step(at with { Kind = LayerKind.Norm }, -1, ""));
             for (int i = 0; i < downsample.Count; i++)
                 Register(downsample[i], "downsample." + i.ToString(CultureInfo.InvariantCulture), allowShare: false);
@@ -184,6 +187,7 @@ internal sealed partial class ClassBuilder
     }
 
     private readonly List<Step> downsample = new();
+    private LayerSpec? residualNorm;
 
     private bool CanShare(Node existing, Step step) =>
         existing.Leaf is { } leaf && existing.Path.IndexOf('.') < 0 && IsStateless(step.Kind) && leaf.Site == step.Site

@@ -29,7 +29,7 @@ internal sealed partial class ClassBuilder
         }
         else
         {
-            blockSignature = new BlockSignature(result.UsesStride, result.HasPlacement, result.HasRuleSites, output.C, block!.Residual, residualCondition, shapeCheckCondition);
+            blockSignature = new BlockSignature(result.UsesStride, result.HasPlacement, result.HasRuleSites, output.C, block!.Residual, residualCondition, shapeCheckCondition, residualChannels);
         }
 
         return new ClassPlan(type, block?.Init ?? network!.Init, members.ToEquatableArray(), forward.ToEquatableArray(), Layout(forward).ToEquatableArray(), blockSignature, networkSignature);
