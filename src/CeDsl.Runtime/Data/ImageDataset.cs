@@ -49,8 +49,9 @@ public sealed class ImageDataset : IDisposable
         Width = width;
         ClassNames = classNames;
         _labels = labels;
-        Images = torch.tensor(pixels, [count, channels, height, width], ScalarType.Byte);
-        Labels = torch.tensor(labels, [count], ScalarType.Byte).to(ScalarType.Int64, disposeAfter: true);
+        // The dataset owns its tensors: a dispose scope open around its creation must not take them.
+        Images = torch.tensor(pixels, [count, channels, height, width], ScalarType.Byte).DetachFromDisposeScope();
+        Labels = torch.tensor(labels, [count], ScalarType.Byte).to(ScalarType.Int64, disposeAfter: true).DetachFromDisposeScope();
     }
 
     /// <summary>The dataset's name, e.g. "Fashion-MNIST".</summary>

@@ -25,6 +25,18 @@ public class EmbeddedSubsetTests
     }
 
     [Fact]
+    public void A_dataset_loaded_inside_a_dispose_scope_outlives_it()
+    {
+        ImageDatasetPair data;
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+            data = FashionMnist.LoadEmbeddedSubset();
+        using var _ = data;
+
+        Assert.Equal(1000 * 784, data.Train.Images.bytes.Length);
+        Assert.Equal(500, data.Test.Labels.data<long>().ToArray().Length);
+    }
+
+    [Fact]
     public void Embedded_resources_are_small()
     {
         var assembly = typeof(FashionMnist).Assembly;
