@@ -53,21 +53,14 @@ public static class IdxFile
     /// or is shorter or longer than its header says.</exception>
     public static IdxArray ReadGzip(Stream compressed, string displayName, int expectedMagicNumber)
     {
-        try
-        {
-            using var gzip = new GZipStream(compressed, CompressionMode.Decompress, leaveOpen: true);
-            return Read(gzip, displayName, expectedMagicNumber);
-        }
-        catch (InvalidDataException e) when (!e.Message.StartsWith(ErrorPrefix(displayName), StringComparison.Ordinal))
-        {
-            throw new InvalidDataException($"{ErrorPrefix(displayName)}not a valid gzip file ({e.Message})", e);
-        }
+        using var gzip = new GZipStream(compressed, CompressionMode.Decompress, leaveOpen: true);
+        return Read(gzip, displayName, expectedMagicNumber);
     }
 
     private static IdxArray Read(Stream decompressed, string displayName, int expectedMagicNumber)
     {
         Span<byte> magic = stackalloc byte[4];
-        int magicRead = decompressed.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
+        int magicRead = ReadUpTo(decompressed, magic, displayName);
         if (magicRead < 4)
             throw Invalid(displayName, $"truncated: {magicRead} bytes, too short for the 4-byte IDX magic number");
         int magicNumber = BinaryPrimitives.ReadInt32BigEndian(magic);
@@ -76,7 +69,7 @@ public static class IdxFile
 
         int rank = magicNumber & 0xFF;
         var sizeBytes = new byte[4 * rank];
-        int sizesRead = decompressed.ReadAtLeast(sizeBytes, sizeBytes.Length, throwOnEndOfStream: false);
+        int sizesRead = ReadUpTo(decompressed, sizeBytes, displayName);
         if (sizesRead < sizeBytes.Length)
             throw Invalid(displayName, $"truncated: the header needs {sizeBytes.Length} bytes of dimension sizes after the magic number, the file has {sizesRead}");
 
@@ -93,14 +86,27 @@ public static class IdxFile
         }
 
         var data = new byte[elementCount];
-        int dataRead = decompressed.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
+        int dataRead = ReadUpTo(decompressed, data, displayName);
         int headerLength = 4 + sizeBytes.Length;
         if (dataRead < data.Length)
             throw Invalid(displayName, $"truncated: the header [{string.Join(" x ", dimensions)}] promises {data.Length} data bytes after the {headerLength}-byte header, the file has {dataRead}");
         Span<byte> extra = stackalloc byte[1];
-        if (decompressed.Read(extra) != 0)
+        if (ReadUpTo(decompressed, extra, displayName) != 0)
             throw Invalid(displayName, $"over-long: the file has more than the {data.Length} data bytes its header [{string.Join(" x ", dimensions)}] describes");
         return new IdxArray(dimensions, data);
+    }
+
+    /// <summary>Reads until <paramref name="buffer"/> is full or the stream ends; gzip errors name the file.</summary>
+    private static int ReadUpTo(Stream decompressed, Span<byte> buffer, string displayName)
+    {
+        try
+        {
+            return decompressed.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+        }
+        catch (InvalidDataException e)
+        {
+            throw Invalid(displayName, $"not a valid gzip file ({e.Message})", e);
+        }
     }
 
     /// <summary>Writes <paramref name="array"/> as a gzip-compressed IDX file (smallest gzip size).</summary>
@@ -130,5 +136,6 @@ public static class IdxFile
 
     private static string ErrorPrefix(string displayName) => $"IDX file '{displayName}': ";
 
-    private static InvalidDataException Invalid(string displayName, string problem) => new(ErrorPrefix(displayName) + problem);
+    private static InvalidDataException Invalid(string displayName, string problem, Exception? inner = null) =>
+        new(ErrorPrefix(displayName) + problem, inner);
 }
