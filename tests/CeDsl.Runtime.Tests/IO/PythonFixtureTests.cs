@@ -97,4 +97,25 @@ public sealed class PythonFixtureTests
                 Assert.True(Math.Abs(actual[i] - expectedOutput[i]) < 1e-5, $"output[{i}]: TorchSharp {actual[i]}, PyTorch {expectedOutput[i]}");
         }
     }
+
+    [Theory]
+    [InlineData("pytorch_dtypes.safetensors", true)]
+    [InlineData("pytorch_sequential.safetensors", true)]
+    [InlineData("pytorch_sequential_io.safetensors", false)]
+    public void Resaving_a_file_written_by_the_Python_writer_reproduces_it_byte_for_byte(string name, bool hasMetadata)
+    {
+        string path = Fixture(name);
+        string copy = Path.Combine(Path.GetTempPath(), $"cedsl-resave-{Guid.NewGuid():N}.safetensors");
+        using var scope = NewDisposeScope();
+        var metadata = SafeTensors.LoadMetadata(path);
+        try
+        {
+            SafeTensors.Save(SafeTensors.Load(path), copy, hasMetadata ? metadata : null);
+            Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(copy));
+        }
+        finally
+        {
+            File.Delete(copy);
+        }
+    }
 }
