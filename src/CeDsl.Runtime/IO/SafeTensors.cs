@@ -5,7 +5,6 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Unicode;
 using Microsoft.Win32.SafeHandles;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace CeDsl.IO;
@@ -104,9 +103,10 @@ public static class SafeTensors
         }, decorateOutput);
     }
 
+    /// <summary>Orders the tensors like the reference writer and assigns their data offsets; validates before anything is written.</summary>
     private static (List<Entry> Layout, List<Tensor> Tensors) PlanLayout(IReadOnlyDictionary<string, Tensor> tensors)
     {
-        var planned = new List<(Entry Entry, byte[] Utf8Name, Tensor Tensor)>(tensors.Count);
+        var planned = new List<(string Name, byte[] Utf8Name, ElementTypes.SafeTensorsType Type, Tensor Tensor)>(tensors.Count);
         foreach (var (name, tensor) in tensors)
         {
             if (name == MetadataKey)
@@ -117,21 +117,21 @@ public static class SafeTensors
                 throw new ArgumentException(
                     $"Tensor '{name}' has element type {tensor.dtype}, which cannot be written to safetensors " +
                     $"(supported: {ElementTypes.SupportedSafeTensorsNames}).", nameof(tensors));
-            planned.Add((new Entry(name, type, tensor.shape, 0, tensor.NumberOfElements * type.Size), Encoding.UTF8.GetBytes(name), tensor));
+            planned.Add((name, Encoding.UTF8.GetBytes(name), type, tensor));
         }
 
         planned.Sort((left, right) =>
         {
-            int byAlignment = right.Entry.Type.AlignmentRank.CompareTo(left.Entry.Type.AlignmentRank);
+            int byAlignment = right.Type.AlignmentRank.CompareTo(left.Type.AlignmentRank);
             return byAlignment != 0 ? byAlignment : left.Utf8Name.AsSpan().SequenceCompareTo(right.Utf8Name);
         });
 
         var layout = new List<Entry>(planned.Count);
         long offset = 0;
-        foreach (var (entry, _, _) in planned)
+        foreach (var (name, _, type, tensor) in planned)
         {
-            long size = entry.End;
-            layout.Add(entry with { Begin = offset, End = offset + size });
+            long size = tensor.NumberOfElements * type.Size;
+            layout.Add(new Entry(name, type, tensor.shape, offset, offset + size));
             offset += size;
         }
         return (layout, planned.ConvertAll(p => p.Tensor));
@@ -283,11 +283,9 @@ public static class SafeTensors
         if (end < begin)
             throw Invalid(path, $"tensor '{name}' has data_offsets [{begin}, {end}) that end before they begin");
 
-        long? byteCount = ElementTypes.ElementCount(shape) is long elements && elements <= long.MaxValue / type.Size
-            ? elements * type.Size
-            : null;
-        if (byteCount is null)
+        if (ElementTypes.ElementCount(shape) is not long elements || elements > long.MaxValue / type.Size)
             throw Invalid(path, $"tensor '{name}' has shape {ElementTypes.FormatShape(shape)}, too large to address");
+        long byteCount = elements * type.Size;
         if (end - begin != byteCount)
             throw Invalid(path,
                 $"tensor '{name}' has data_offsets [{begin}, {end}) spanning {end - begin} bytes, but dtype {dtype} " +
