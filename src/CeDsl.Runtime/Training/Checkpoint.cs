@@ -1,8 +1,8 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using CeDsl.Data;
+using CeDsl.IO;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,6 +14,8 @@ namespace CeDsl.Training;
 /// <param name="Shape">Its shape.</param>
 public sealed record CheckpointTensorInfo(string Name, string DType, long[] Shape)
 {
+    internal static CheckpointTensorInfo Of(string name, Tensor tensor) => new(name, tensor.dtype.ToString(), tensor.shape);
+
     internal string ShapeText => $"[{string.Join(", ", Shape)}] {DType}";
 }
 
@@ -54,176 +56,119 @@ public sealed class CheckpointMismatchException(string message, IReadOnlyList<st
 }
 
 /// <summary>
-/// CeDsl checkpoints: "CEDSLCKP", format version (int32 LE), header length (int32 LE), a UTF-8 JSON
-/// header (architecture, every tensor's name, dtype and shape, training state), the tensors' raw
-/// little-endian bytes in header order, and a SHA-256 of everything before it. Written atomically;
-/// loading checks the whole file and every name and shape before it changes anything.
+/// CeDsl checkpoints are safetensors files (written atomically by <see cref="SafeTensors"/>): the
+/// model's parameters and buffers as "model/&lt;name&gt;", SGD momentum buffers as
+/// "momentum/&lt;parameter&gt;" and torch's generator state as "rng/torch"; the metadata names the
+/// architecture, holds the training state as JSON and a SHA-256 of the tensors' names, types, shapes
+/// and bytes. PyTorch reads them with <c>safetensors.torch.load_file</c>. Loading checks the whole
+/// file and every name and shape before it changes anything.
 /// </summary>
 public static class Checkpoint
 {
-    /// <summary>The first 8 bytes of every checkpoint.</summary>
-    public const string FileMagic = "CEDSLCKP";
+    /// <summary>Metadata key marking a CeDsl checkpoint; its value is the format version.</summary>
+    public const string FormatKey = "cedsl.checkpoint";
 
     /// <summary>The format version written.</summary>
-    public const int FormatVersion = 1;
+    public const string FormatVersion = "1";
 
+    internal const string ArchitectureKey = "cedsl.architecture";
+    internal const string TrainingKey = "cedsl.training";
+    internal const string ContentHashKey = "cedsl.sha256";
     internal const string ModelPrefix = "model/";
     internal const string MomentumPrefix = "momentum/";
     internal const string TorchRngName = "rng/torch";
 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
-    private static readonly Dictionary<string, ScalarType> Types = new[]
-    {
-        ScalarType.Float32, ScalarType.Float64, ScalarType.Float16, ScalarType.BFloat16,
-        ScalarType.Int64, ScalarType.Int32, ScalarType.Int16, ScalarType.Int8, ScalarType.Byte, ScalarType.Bool,
-    }.ToDictionary(t => t.ToString());
-
     /// <summary>Reads what a checkpoint holds, after checking its integrity.</summary>
     /// <exception cref="InvalidDataException">The file is not a complete, intact CeDsl checkpoint.</exception>
     public static CheckpointInfo ReadInfo(string path)
     {
-        var (header, _, _) = ReadVerified(path);
-        return header.ToInfo();
+        using var scope = torch.NewDisposeScope();
+        return Read(path).Info;
     }
 
     /// <summary>Writes a model-only checkpoint (parameters and buffers) of <paramref name="model"/>.</summary>
-    public static void SaveModel(string path, nn.Module model, string architecture)
-    {
-        using var scope = torch.NewDisposeScope();
+    public static void SaveModel(string path, nn.Module model, string architecture) =>
         Write(path, architecture, [.. model.state_dict().Select(kv => (ModelPrefix + kv.Key, kv.Value))], training: null);
-    }
 
     /// <summary>
     /// Loads the model state of a checkpoint (training or model-only) into <paramref name="model"/>.
     /// </summary>
-    /// <exception cref="CheckpointMismatchException">The checkpoint is of another architecture, or names or
-    /// shapes differ; the model is unchanged.</exception>
+    /// <exception cref="CheckpointMismatchException">The checkpoint is of another architecture, or names,
+    /// shapes or element types differ; the model is unchanged.</exception>
     /// <exception cref="InvalidDataException">The file is damaged; the model is unchanged.</exception>
     public static CheckpointInfo LoadModel(string path, nn.Module model, string architecture)
     {
-        var (header, bytes, payloadStart) = ReadVerified(path);
+        using var scope = torch.NewDisposeScope();
+        var content = Read(path);
         var modelState = model.state_dict();
-        var mismatches = CompareModel(header, architecture, modelState);
+        var mismatches = CompareModel(content, architecture, modelState);
         if (mismatches.Count > 0)
             throw Mismatch(path, architecture, mismatches);
-        using var scope = torch.NewDisposeScope();
-        var tensors = Materialize(header, bytes, payloadStart);
-        CopyModelState(tensors, modelState);
-        return header.ToInfo();
+        CopyModelState(content.Tensors, modelState);
+        return content.Info;
     }
 
-    internal static void Write(string path, string architecture, IReadOnlyList<(string Name, Tensor Tensor)> tensors, CheckpointTrainingInfo? training)
+    internal static void Write(string path, string architecture, IReadOnlyList<(string Name, Tensor Tensor)> tensors,
+        CheckpointTrainingInfo? training, Func<Stream, Stream>? decorateOutput = null)
     {
-        if (!BitConverter.IsLittleEndian)
-            throw new PlatformNotSupportedException("CeDsl checkpoints are written on little-endian machines only.");
         using var scope = torch.NewDisposeScope();
-        var cpu = tensors.Select(t => (t.Name, Tensor: t.Tensor.detach().cpu().contiguous())).ToList();
-        var header = new CheckpointHeader(architecture,
-            [.. cpu.Select(t => new CheckpointTensorInfo(t.Name, t.Tensor.dtype.ToString(), t.Tensor.shape))], training);
-        foreach (var entry in header.Tensors)
+        var cpu = tensors.ToDictionary(t => t.Name, t => t.Tensor.detach().cpu().contiguous(), StringComparer.Ordinal);
+        var metadata = new Dictionary<string, string>
         {
-            if (!Types.ContainsKey(entry.DType))
-                throw new NotSupportedException($"Checkpoint: tensor '{entry.Name}' has element type {entry.DType}, which checkpoints do not store.");
-        }
-        byte[] headerBytes = JsonSerializer.SerializeToUtf8Bytes(header, Json);
-
-        AtomicFile.Write(path, stream =>
-        {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            void Put(ReadOnlySpan<byte> bytes)
-            {
-                hash.AppendData(bytes);
-                stream.Write(bytes);
-            }
-            Span<byte> word = stackalloc byte[4];
-            Put(Encoding.ASCII.GetBytes(FileMagic));
-            BinaryPrimitives.WriteInt32LittleEndian(word, FormatVersion);
-            Put(word);
-            BinaryPrimitives.WriteInt32LittleEndian(word, headerBytes.Length);
-            Put(word);
-            Put(headerBytes);
-            foreach (var (_, tensor) in cpu)
-            {
-                if (tensor.numel() > 0)
-                    Put(tensor.bytes);
-            }
-            stream.Write(hash.GetHashAndReset());
-        });
+            [FormatKey] = FormatVersion,
+            [ArchitectureKey] = architecture,
+            [ContentHashKey] = ContentHash(cpu),
+        };
+        if (training is not null)
+            metadata[TrainingKey] = JsonSerializer.Serialize(training, Json);
+        SafeTensors.Save(cpu, path, metadata, decorateOutput);
     }
 
-    /// <summary>Reads and checks the whole file: magic, version, lengths, checksum, header.</summary>
-    internal static (CheckpointHeader Header, byte[] Bytes, int PayloadStart) ReadVerified(string path)
+    /// <summary>
+    /// Reads and checks a whole checkpoint; its tensors belong to the caller's dispose scope.
+    /// </summary>
+    internal static CheckpointContent Read(string path)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"Checkpoint '{path}' does not exist.", path);
-        byte[] bytes = File.ReadAllBytes(path);
-        const int prefix = 16, hashLength = 32;
-        if (bytes.Length < 8 || Encoding.ASCII.GetString(bytes, 0, 8) != FileMagic)
-            throw new InvalidDataException($"'{path}' is not a CeDsl checkpoint (it does not start with '{FileMagic}').");
-        if (bytes.Length < prefix + hashLength)
-            throw new InvalidDataException($"Checkpoint '{path}' is truncated ({bytes.Length} bytes).");
-        int version = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8));
+        var metadata = SafeTensors.LoadMetadata(path);
+        if (!metadata.TryGetValue(FormatKey, out string? version))
+            throw new InvalidDataException($"'{path}' is a safetensors file but not a CeDsl checkpoint (its metadata has no '{FormatKey}'); load plain state dicts with StateDict.Load.");
         if (version != FormatVersion)
             throw new InvalidDataException($"Checkpoint '{path}' has format version {version}; this CeDsl reads version {FormatVersion}.");
-        int headerLength = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(12));
-        if (headerLength < 0 || headerLength > bytes.Length - prefix - hashLength)
-            throw new InvalidDataException($"Checkpoint '{path}' is truncated: its header alone should be {headerLength} bytes, the file has {bytes.Length}.");
-        byte[] expectedHash = SHA256.HashData(bytes.AsSpan(0, bytes.Length - hashLength));
-        if (!expectedHash.AsSpan().SequenceEqual(bytes.AsSpan(bytes.Length - hashLength)))
-            throw new InvalidDataException($"Checkpoint '{path}' is truncated or corrupt: its SHA-256 checksum does not match.");
+        if (!metadata.TryGetValue(ArchitectureKey, out string? architecture) || !metadata.TryGetValue(ContentHashKey, out string? hash))
+            throw new InvalidDataException($"Checkpoint '{path}' lacks the '{ArchitectureKey}' or '{ContentHashKey}' metadata.");
+        CheckpointTrainingInfo? training = null;
+        if (metadata.TryGetValue(TrainingKey, out string? trainingJson))
+        {
+            try
+            {
+                training = JsonSerializer.Deserialize<CheckpointTrainingInfo>(trainingJson, Json);
+            }
+            catch (JsonException e)
+            {
+                throw new InvalidDataException($"Checkpoint '{path}' has unreadable training state: {e.Message}", e);
+            }
+        }
 
-        CheckpointHeader header;
-        try
-        {
-            header = JsonSerializer.Deserialize<CheckpointHeader>(bytes.AsSpan(prefix, headerLength), Json)
-                ?? throw new InvalidDataException("empty header");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e);
-        }
-        long payload = 0;
-        foreach (var entry in header.Tensors)
-        {
-            if (!Types.TryGetValue(entry.DType, out var type))
-                throw new InvalidDataException($"Checkpoint '{path}': tensor '{entry.Name}' has unknown element type '{entry.DType}'.");
-            payload += ElementCount(entry) * ElementSize(type);
-        }
-        if (payload != bytes.Length - prefix - headerLength - hashLength)
-            throw new InvalidDataException($"Checkpoint '{path}': its header describes {payload} bytes of tensors, the file holds {bytes.Length - prefix - headerLength - hashLength}.");
-        return (header, bytes, prefix + headerLength);
-    }
-
-    /// <summary>Creates every tensor of a verified checkpoint, in the caller's dispose scope.</summary>
-    internal static Dictionary<string, Tensor> Materialize(CheckpointHeader header, byte[] bytes, int payloadStart)
-    {
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        int offset = payloadStart;
-        foreach (var entry in header.Tensors)
-        {
-            var type = Types[entry.DType];
-            int length = checked((int)(ElementCount(entry) * ElementSize(type)));
-            var tensor = torch.empty(entry.Shape, type);
-            if (length > 0)
-                tensor.bytes = bytes.AsSpan(offset, length);
-            tensors.Add(entry.Name, tensor);
-            offset += length;
-        }
-        return tensors;
+        var tensors = SafeTensors.Load(path);
+        if (ContentHash(tensors) != hash)
+            throw new InvalidDataException($"Checkpoint '{path}' is corrupt: the SHA-256 of its tensors does not match the one it was written with.");
+        return new CheckpointContent(architecture, training, tensors);
     }
 
     /// <summary>Every way the checkpoint's model state differs from <paramref name="modelState"/>.</summary>
-    internal static List<string> CompareModel(CheckpointHeader header, string architecture, IReadOnlyDictionary<string, Tensor> modelState)
+    internal static List<string> CompareModel(CheckpointContent content, string architecture, IReadOnlyDictionary<string, Tensor> modelState)
     {
         var mismatches = new List<string>();
-        if (header.Architecture != architecture)
-            mismatches.Add($"architecture: the checkpoint is '{header.Architecture}', the model is '{architecture}'");
-        var saved = header.Tensors.Where(t => t.Name.StartsWith(ModelPrefix, StringComparison.Ordinal))
-            .ToDictionary(t => t.Name[ModelPrefix.Length..], StringComparer.Ordinal);
+        if (content.Architecture != architecture)
+            mismatches.Add($"architecture: the checkpoint is '{content.Architecture}', the model is '{architecture}'");
+        var saved = content.Info.ModelTensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         foreach (var (name, tensor) in modelState)
         {
-            var current = new CheckpointTensorInfo(name, tensor.dtype.ToString(), tensor.shape);
+            var current = CheckpointTensorInfo.Of(name, tensor);
             if (!saved.TryGetValue(name, out var entry))
                 mismatches.Add($"'{name}' {current.ShapeText} is missing from the checkpoint");
             else if (!entry.Shape.SequenceEqual(current.Shape) || entry.DType != current.DType)
@@ -248,22 +193,25 @@ public static class Checkpoint
             target.copy_(tensors[ModelPrefix + name]);
     }
 
-    private static long ElementCount(CheckpointTensorInfo entry) => entry.Shape.Aggregate(1L, (n, size) => n * size);
-
-    private static int ElementSize(ScalarType type) => type switch
+    /// <summary>SHA-256 over the tensors in ordinal name order: name, element type, shape, then the bytes.</summary>
+    private static string ContentHash(IReadOnlyDictionary<string, Tensor> tensors)
     {
-        ScalarType.Float64 or ScalarType.Int64 => 8,
-        ScalarType.Float32 or ScalarType.Int32 => 4,
-        ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
-        _ => 1,
-    };
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var (name, tensor) in tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes($"{name}\n{tensor.dtype}\n{string.Join(",", tensor.shape)}\n"));
+            TensorBytes.ForEachChunk(tensor, (chunk, _) => hash.AppendData(chunk));
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
 }
 
-/// <summary>The JSON header of a checkpoint file.</summary>
-internal sealed record CheckpointHeader(string Architecture, List<CheckpointTensorInfo> Tensors, CheckpointTrainingInfo? Training)
+/// <summary>A checked checkpoint: its metadata and every tensor by its stored name.</summary>
+internal sealed record CheckpointContent(string Architecture, CheckpointTrainingInfo? Training, IReadOnlyDictionary<string, Tensor> Tensors)
 {
-    public CheckpointInfo ToInfo() => new(Architecture,
-        [.. Tensors.Where(t => t.Name.StartsWith(Checkpoint.ModelPrefix, StringComparison.Ordinal))
-            .Select(t => t with { Name = t.Name[Checkpoint.ModelPrefix.Length..] })],
+    public CheckpointInfo Info => new(Architecture,
+        [.. Tensors.Where(t => t.Key.StartsWith(Checkpoint.ModelPrefix, StringComparison.Ordinal))
+            .OrderBy(t => t.Key, StringComparer.Ordinal)
+            .Select(t => CheckpointTensorInfo.Of(t.Key[Checkpoint.ModelPrefix.Length..], t.Value))],
         Training);
 }

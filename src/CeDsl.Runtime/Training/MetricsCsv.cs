@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using CeDsl.IO;
 
 namespace CeDsl.Training;
 

@@ -104,7 +104,7 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Trains the remaining epochs.</summary>
     /// <exception cref="OperationCanceledException">Cancelled between two steps; the trainer stays consistent,
-    /// so <see cref="SaveCheckpoint"/> can save the position in the middle of the epoch.</exception>
+    /// so <see cref="SaveCheckpoint(string)"/> can save the position in the middle of the epoch.</exception>
     public IReadOnlyList<EpochMetrics> Run(CancellationToken cancellation = default)
     {
         var epochs = new List<EpochMetrics>();
@@ -188,7 +188,9 @@ public sealed class Trainer : IDisposable
     /// is the global step), the running sums of the epoch in progress, torch's generator state, and
     /// the recipe's identity (seed, batch size, groups, normalisation).
     /// </summary>
-    public void SaveCheckpoint(string path)
+    public void SaveCheckpoint(string path) => SaveCheckpoint(path, decorateOutput: null);
+
+    internal void SaveCheckpoint(string path, Func<Stream, Stream>? decorateOutput)
     {
         using var scope = torch.NewDisposeScope();
         var tensors = _model.state_dict().Select(kv => (Checkpoint.ModelPrefix + kv.Key, kv.Value)).ToList();
@@ -198,11 +200,11 @@ public sealed class Trainer : IDisposable
                 tensors.Add((Checkpoint.MomentumPrefix + name, buffer));
         }
         tensors.Add((Checkpoint.TorchRngName, torch.random.get_rng_state()));
-        Checkpoint.Write(path, Architecture, tensors, TrainingInfo());
+        Checkpoint.Write(path, Architecture, tensors, TrainingInfo(), decorateOutput);
     }
 
     /// <summary>
-    /// Restores a checkpoint written by <see cref="SaveCheckpoint"/> so that training continues exactly
+    /// Restores a checkpoint written by <see cref="SaveCheckpoint(string)"/> so that training continues exactly
     /// where it stopped. Everything is checked first (integrity, architecture, every parameter and
     /// buffer name and shape, groups, momentum buffers, seed, batch size, training-set size); on any
     /// mismatch nothing is changed. Give the trainer the same options to continue bit-exactly.
@@ -211,34 +213,31 @@ public sealed class Trainer : IDisposable
     /// <exception cref="InvalidDataException">The file is damaged.</exception>
     public CheckpointInfo Resume(string path)
     {
-        var (header, bytes, payloadStart) = Checkpoint.ReadVerified(path);
+        using var scope = torch.NewDisposeScope();
+        var content = Checkpoint.Read(path);
         var modelState = _model.state_dict();
-        var mismatches = Checkpoint.CompareModel(header, Architecture, modelState);
-        var training = header.Training;
+        var mismatches = Checkpoint.CompareModel(content, Architecture, modelState);
+        var training = content.Training;
         if (training is null)
             mismatches.Add("it is a model-only checkpoint, without training state");
         else
-            mismatches.AddRange(CompareTraining(header, training));
+            mismatches.AddRange(CompareTraining(content.Tensors, training));
         if (mismatches.Count > 0)
             throw Checkpoint.Mismatch(path, $"this trainer of {Architecture}", mismatches);
 
-        using (var scope = torch.NewDisposeScope())
+        Checkpoint.CopyModelState(content.Tensors, modelState);
+        foreach (var (name, state) in MomentumStates())
         {
-            var tensors = Checkpoint.Materialize(header, bytes, payloadStart);
-            Checkpoint.CopyModelState(tensors, modelState);
-            foreach (var (name, state) in MomentumStates())
-            {
-                state.momentum_buffer?.Dispose();
-                state.momentum_buffer = tensors.TryGetValue(Checkpoint.MomentumPrefix + name, out var buffer) ? buffer.DetachFromDisposeScope() : null;
-            }
-            torch.random.set_rng_state(tensors[Checkpoint.TorchRngName]);
+            state.momentum_buffer?.Dispose();
+            state.momentum_buffer = content.Tensors.TryGetValue(Checkpoint.MomentumPrefix + name, out var buffer) ? buffer.DetachFromDisposeScope() : null;
         }
+        torch.random.set_rng_state(content.Tensors[Checkpoint.TorchRngName]);
         Position = training!.Position;
         _epoch = new EpochTotals(training.EpochLossSum, training.EpochCorrect, training.EpochImages, training.EpochSeconds);
-        return header.ToInfo();
+        return content.Info;
     }
 
-    private IEnumerable<string> CompareTraining(CheckpointHeader header, CheckpointTrainingInfo saved)
+    private IEnumerable<string> CompareTraining(IReadOnlyDictionary<string, Tensor> tensors, CheckpointTrainingInfo saved)
     {
         if (saved.Seed != Options.Seed)
             yield return $"seed: the checkpoint's is {saved.Seed}, the trainer's {Options.Seed}";
@@ -255,16 +254,17 @@ public sealed class Trainer : IDisposable
         if (Groups(saved.ParameterGroups) != Groups(ParameterGroups))
             yield return $"parameter groups: the checkpoint has [{Groups(saved.ParameterGroups)}], the trainer [{Groups(ParameterGroups)}]";
 
-        var parameters = _model.named_parameters().ToDictionary(p => p.name, p => new CheckpointTensorInfo(p.name, p.parameter.dtype.ToString(), p.parameter.shape));
-        foreach (var entry in header.Tensors.Where(t => t.Name.StartsWith(Checkpoint.MomentumPrefix, StringComparison.Ordinal)))
+        var parameters = _model.named_parameters().ToDictionary(p => p.name, p => CheckpointTensorInfo.Of(p.name, p.parameter));
+        foreach (var (key, tensor) in tensors.Where(t => t.Key.StartsWith(Checkpoint.MomentumPrefix, StringComparison.Ordinal)))
         {
-            string name = entry.Name[Checkpoint.MomentumPrefix.Length..];
+            string name = key[Checkpoint.MomentumPrefix.Length..];
+            var entry = CheckpointTensorInfo.Of(name, tensor);
             if (!parameters.TryGetValue(name, out var parameter))
                 yield return $"momentum buffer of '{name}', which is not a parameter of the model";
             else if (!entry.Shape.SequenceEqual(parameter.Shape) || entry.DType != parameter.DType)
                 yield return $"momentum buffer of '{name}': the checkpoint has {entry.ShapeText}, the parameter is {parameter.ShapeText}";
         }
-        if (!header.Tensors.Any(t => t.Name == Checkpoint.TorchRngName))
+        if (!tensors.ContainsKey(Checkpoint.TorchRngName))
             yield return "the torch generator state is missing";
     }
 

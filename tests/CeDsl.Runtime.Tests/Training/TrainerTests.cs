@@ -1,4 +1,5 @@
 using CeDsl.Data;
+using CeDsl.IO;
 using CeDsl.Training;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -186,7 +187,7 @@ public class TrainerTests
     }
 
     [Fact]
-    public void A_truncated_or_corrupted_checkpoint_is_a_clear_error_that_changes_nothing()
+    public void A_truncated_corrupted_or_foreign_file_is_a_clear_error_that_changes_nothing()
     {
         using var directory = new TemporaryDirectory();
         string path = directory.File("model.ckpt");
@@ -198,41 +199,38 @@ public class TrainerTests
 
         File.WriteAllBytes(path, whole[..^100]);
         var truncated = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadModel(path, target, "TinyConvNet"));
-        whole[whole.Length / 2] ^= 0xFF;
-        File.WriteAllBytes(path, whole);
+        byte[] flipped = [.. whole];
+        flipped[^10] ^= 0xFF; // in the last tensor's data
+        File.WriteAllBytes(path, flipped);
         var corrupted = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadModel(path, target, "TinyConvNet"));
-        File.WriteAllText(path, "hello");
-        var foreign = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadModel(path, target, "TinyConvNet"));
+        StateDict.Save(source, path + ".safetensors");
+        var stateDict = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadModel(path + ".safetensors", target, "TinyConvNet"));
 
-        Assert.Contains($"Checkpoint '{path}' is truncated or corrupt", truncated.Message);
-        Assert.Contains($"Checkpoint '{path}' is truncated or corrupt", corrupted.Message);
-        Assert.Contains("is not a CeDsl checkpoint", foreign.Message);
+        Assert.Contains(path, truncated.Message);
+        Assert.Contains("truncated", truncated.Message);
+        Assert.Contains($"Checkpoint '{path}' is corrupt", corrupted.Message);
+        Assert.Contains("not a CeDsl checkpoint", stateDict.Message);
         Assert.Equal(before, TinyConvNet.Snapshot(target));
     }
 
     [Fact]
-    public void A_failed_checkpoint_write_leaves_the_existing_checkpoint_byte_identical()
+    public void A_checkpoint_write_that_fails_half_way_leaves_the_existing_checkpoint_byte_identical()
     {
+        using var data = FashionMnist.LoadEmbeddedSubset();
         using var directory = new TemporaryDirectory();
-        string path = directory.File("model.ckpt");
+        string path = directory.File("run.ckpt");
         using var model = TinyConvNet.Create(1);
-        Checkpoint.SaveModel(path, model, "TinyConvNet");
+        using var trainer = new Trainer(model, "TinyConvNet", data.Train, Quick);
+        trainer.TrainEpoch();
+        trainer.SaveCheckpoint(path);
         byte[] original = File.ReadAllBytes(path);
-        using var unsupported = new ComplexBufferModule();
+        trainer.TrainEpoch();
 
-        var error = Assert.Throws<NotSupportedException>(() => Checkpoint.SaveModel(path, unsupported, "Complex"));
+        var error = Assert.Throws<IOException>(() => trainer.SaveCheckpoint(path, file => new FailingStream(file, original.Length / 2)));
 
-        Assert.Contains("'model/phase'", error.Message);
+        Assert.Contains("left unchanged", error.Message);
         Assert.Equal(original, File.ReadAllBytes(path));
-        Assert.Equal([path], Directory.GetFiles(directory.Path));
-    }
-
-    private sealed class ComplexBufferModule : nn.Module<Tensor, Tensor>
-    {
-        private readonly Tensor phase = torch.zeros(3, ScalarType.ComplexFloat32);
-
-        public ComplexBufferModule() : base(nameof(ComplexBufferModule)) => RegisterComponents();
-
-        public override Tensor forward(Tensor input) => input;
+        Assert.Equal([path], Directory.GetFileSystemEntries(directory.Path));
+        Assert.Equal(new TrainingPosition(1, 0, 20), Checkpoint.ReadInfo(path).Training!.Position);
     }
 }

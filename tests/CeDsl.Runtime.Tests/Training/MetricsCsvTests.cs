@@ -2,49 +2,12 @@ using CeDsl.Training;
 
 namespace CeDsl.Runtime.Tests.Training;
 
-public sealed class AtomicFileAndCsvTests : IDisposable
+/// <summary>Per-epoch metrics CSV (written with the project's atomic writer, tested in IO/AtomicSaveTests).</summary>
+public sealed class MetricsCsvTests : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("cedsl-atomic-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("cedsl-csv-").FullName;
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
-
-    [Fact]
-    public void A_write_that_fails_half_way_leaves_the_existing_file_byte_identical_and_no_temporary_file()
-    {
-        string path = Path.Combine(_directory, "model.ckpt");
-        byte[] original = [.. Enumerable.Range(0, 5000).Select(i => (byte)(i * 31))];
-        File.WriteAllBytes(path, original);
-
-        var error = Assert.Throws<IOException>(() => AtomicFile.Write(path, stream =>
-        {
-            stream.Write(new byte[100_000]);
-            throw new IOException("disk full (simulated)");
-        }));
-
-        Assert.Equal("disk full (simulated)", error.Message);
-        Assert.Equal(original, File.ReadAllBytes(path));
-        Assert.Equal([path], Directory.GetFiles(_directory));
-    }
-
-    [Fact]
-    public void A_successful_write_replaces_the_file()
-    {
-        string path = Path.Combine(_directory, "a.bin");
-        File.WriteAllBytes(path, [1, 2, 3]);
-
-        AtomicFile.Write(path, stream => stream.Write([9, 8]));
-
-        Assert.Equal(new byte[] { 9, 8 }, File.ReadAllBytes(path));
-        Assert.Single(Directory.GetFiles(_directory));
-    }
-
-    [Fact]
-    public void Writing_into_a_missing_directory_is_a_clear_error()
-    {
-        string path = Path.Combine(_directory, "missing", "a.bin");
-        var error = Assert.Throws<DirectoryNotFoundException>(() => AtomicFile.Write(path, _ => { }));
-        Assert.Contains(Path.Combine(_directory, "missing"), error.Message);
-    }
 
     [Fact]
     public void Metrics_csv_has_one_header_invariant_numbers_and_one_row_per_epoch_after_a_repeat()
