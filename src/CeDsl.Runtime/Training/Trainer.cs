@@ -206,7 +206,8 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// Restores a checkpoint written by <see cref="SaveCheckpoint(string)"/> so that training continues exactly
     /// where it stopped. Everything is checked first (integrity, architecture, every parameter and
-    /// buffer name and shape, groups, momentum buffers, seed, batch size, training-set size); on any
+    /// buffer name and shape, groups, momentum buffers, seed, batch size, training-set size, input
+    /// normalisation and padding); on any
     /// mismatch nothing is changed. Give the trainer the same options to continue bit-exactly.
     /// </summary>
     /// <exception cref="CheckpointMismatchException">The checkpoint does not fit this trainer.</exception>
@@ -245,6 +246,10 @@ public sealed class Trainer : IDisposable
             yield return $"batch size: the checkpoint's is {saved.BatchSize}, the trainer's {Options.BatchSize}";
         if (saved.TrainImages != _trainLoader.Dataset.Count)
             yield return $"training images: the checkpoint was trained on {saved.TrainImages}, the trainer has {_trainLoader.Dataset.Count}";
+        if (!saved.Normalization.Mean.SequenceEqual(Normalization.Mean) || !saved.Normalization.Std.SequenceEqual(Normalization.Std))
+            yield return $"normalization: the checkpoint's is mean [{string.Join(", ", saved.Normalization.Mean)}] std [{string.Join(", ", saved.Normalization.Std)}], the trainer's mean [{string.Join(", ", Normalization.Mean)}] std [{string.Join(", ", Normalization.Std)}]";
+        if (saved.PadTo != Options.PadTo)
+            yield return $"padding: the checkpoint was trained with PadTo {saved.PadTo?.ToString() ?? "none"}, the trainer has {Options.PadTo?.ToString() ?? "none"}";
         if (saved.Position.Epoch > Options.Epochs)
             yield return $"epochs: the checkpoint is at epoch {saved.Position.Epoch}, past the trainer's {Options.Epochs}";
         if (saved.Position.BatchInEpoch >= BatchesPerEpoch)

@@ -151,6 +151,34 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Resuming_with_another_seed_batch_size_or_padding_is_a_clear_error_that_changes_nothing()
+    {
+        using var data = FashionMnist.LoadEmbeddedSubset();
+        using var directory = new TemporaryDirectory();
+        string path = directory.File("run.ckpt");
+        using (var model = TinyConvNet.Create(1))
+        using (var trainer = new Trainer(model, "TinyConvNet", data.Train, Quick))
+        {
+            trainer.TrainEpoch();
+            trainer.SaveCheckpoint(path);
+        }
+        using var other = TinyConvNet.Create(2);
+        using var otherTrainer = new Trainer(other, "TinyConvNet", data.Train, Quick with { Seed = 6, BatchSize = 40, PadTo = 32 });
+        var before = TinyConvNet.Snapshot(other);
+
+        var error = Assert.Throws<CheckpointMismatchException>(() => otherTrainer.Resume(path));
+
+        Assert.Equal(
+        [
+            "seed: the checkpoint's is 5, the trainer's 6",
+            "batch size: the checkpoint's is 50, the trainer's 40",
+            "padding: the checkpoint was trained with PadTo none, the trainer has 32",
+        ], error.Mismatches);
+        Assert.Equal(before, TinyConvNet.Snapshot(other));
+        Assert.Equal(default, otherTrainer.Position);
+    }
+
+    [Fact]
     public void A_checkpoint_with_the_same_name_but_other_shapes_names_the_parameter()
     {
         using var data = FashionMnist.LoadEmbeddedSubset();
