@@ -33,6 +33,8 @@ public sealed class ImageDataset : IDisposable
             throw new ArgumentException($"{name} {split}: sizes must be positive, got {count} x {channels} x {height} x {width}.");
         if (pixels.LongLength != (long)count * channels * height * width)
             throw new ArgumentException($"{name} {split}: {count} x {channels} x {height} x {width} images need {(long)count * channels * height * width} bytes, got {pixels.LongLength}.", nameof(pixels));
+        if (classNames.Count is < 1 or > 256)
+            throw new ArgumentException($"{name} {split}: byte labels allow 1 to 256 classes, got {classNames.Count}.", nameof(classNames));
         if (labels.Length != count)
             throw new ArgumentException($"{name} {split}: {count} images but {labels.Length} labels.", nameof(labels));
         int badLabel = labels.AsSpan().IndexOfAnyExceptInRange((byte)0, (byte)(classNames.Count - 1));
