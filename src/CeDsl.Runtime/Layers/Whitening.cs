@@ -31,7 +31,7 @@ internal static class Whitening
         // Xc Xc^T = sum over n of the instance-centred Gram plus H*W times the scatter of the instance means.
         var deviation = moments.Mean - mean;
         var between = deviation.permute(1, 2, 0).matmul(deviation.permute(1, 0, 2));
-        var scatter = moments.Gram.sum(dim: 0) + moments.Positions * between;
+        var scatter = moments.Scatter + moments.Positions * between;
 
         var identity = eye(mean.shape[1], dtype: input.dtype, device: input.device);
         var sigma = identity * eps + scatter * (1.0 / m);
