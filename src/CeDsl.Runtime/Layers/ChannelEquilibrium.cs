@@ -79,11 +79,13 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
         LayerChecks.Input(input, nameof(ChannelEquilibrium), Channels, running_wm.dtype,
             needsInstanceVariance: true, pooled: pool && training);
         var x = input.contiguous();
-        var moments = InstanceMoments.Of(x, Groups, nameof(ChannelEquilibrium));
+        // Evaluation and pooled training need only the instance variance of the unpooled input.
+        var moments = InstanceMoments.Of(x, Groups, nameof(ChannelEquilibrium), withScatter: training && !pool);
         if (!training)
             return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium)), x).MoveToOuterDisposeScope();
 
-        var (mean, wm) = Whitening.TrainingStatistics(x, Groups, iterations, pool, eps, nameof(ChannelEquilibrium), moments);
+        var (mean, wm) = Whitening.TrainingStatistics(x, Groups, iterations, pool, eps, nameof(ChannelEquilibrium),
+            pool ? null : moments);
         var factor = AR.Factor(moments.Variance, nameof(ChannelEquilibrium));
         RunningAverage.Update(running_mean, mean, momentum);
         RunningAverage.Update(running_wm, wm, momentum);

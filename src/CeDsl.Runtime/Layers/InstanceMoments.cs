@@ -7,8 +7,8 @@ namespace CeDsl.Layers;
 /// Per-instance moments of a contiguous (N, C, H, W) tensor whose channels form G contiguous
 /// groups of d, over the P = H*W positions of every (sample, channel):
 /// <see cref="Mean"/> (N, G, d); <see cref="SquaredDeviations"/> (N, G, d), the sum of
-/// (x - mean)^2; <see cref="Scatter"/> (G, d, d), the sum over samples of the instance-centred
-/// Gram matrices (X_ng - mean 1^T)(X_ng - mean 1^T)^T. The layers need nothing else: the unbiased
+/// (x - mean)^2; on request <see cref="Scatter"/> (G, d, d), the sum over samples of the
+/// instance-centred Gram matrices (X_ng - mean 1^T)(X_ng - mean 1^T)^T. The layers need nothing else: the unbiased
 /// instance variance is SquaredDeviations / (P - 1), and a group's batch-centred product is
 /// Scatter + P * sum over n of (mean_n - m)(mean_n - m)^T.
 /// </summary>
@@ -19,7 +19,7 @@ namespace CeDsl.Layers;
 /// P mean mean^T), attached as value + (f - f.detach()): the backward pass then costs one batched
 /// matmul and a broadcast instead of activation-sized centred copies.
 /// </remarks>
-internal readonly record struct InstanceMoments(Tensor Mean, Tensor SquaredDeviations, Tensor Scatter, long Positions)
+internal readonly record struct InstanceMoments(Tensor Mean, Tensor SquaredDeviations, Tensor? Scatter, long Positions)
 {
     // About the size of the reused buffer: cheap to allocate, and large enough that the
     // per-chunk call overhead does not matter.
@@ -28,46 +28,62 @@ internal readonly record struct InstanceMoments(Tensor Mean, Tensor SquaredDevia
     /// <summary>(N, C) unbiased variance over the positions (divisor P - 1).</summary>
     public Tensor Variance => SquaredDeviations.reshape(SquaredDeviations.shape[0], -1) / (Positions - 1);
 
-    /// <summary>Throws (naming <paramref name="module"/>) when the input holds NaN or infinite values.</summary>
-    public static InstanceMoments Of(Tensor input, long groups, string module)
+    /// <summary>
+    /// <paramref name="withScatter"/>: also compute <see cref="Scatter"/> (d x d per group instead of
+    /// the diagonal only). Throws (naming <paramref name="module"/>) when the input holds NaN or
+    /// infinite values.
+    /// </summary>
+    public static InstanceMoments Of(Tensor input, long groups, string module, bool withScatter)
     {
-        long n = input.shape[0], groupSize = input.shape[1] / groups, positions = input.shape[2] * input.shape[3];
+        long n = input.shape[0], channels = input.shape[1], positions = input.shape[2] * input.shape[3];
+        long groupSize = channels / groups;
         var grouped = input.view(n, groups, groupSize, positions);
         // Sum, then divide the small result: the backward of a sum is a broadcast view, that of a
         // mean would materialize an activation-sized tensor.
         var mean = grouped.sum(-1L) / positions;
 
-        Tensor squaredDeviations, scatter;
+        // Without the scatter only the diagonal is needed: Gram blocks of one channel each.
+        long blockSize = withScatter ? groupSize : 1;
+        Tensor squaredDeviations;
+        Tensor? scatter = null;
         using (no_grad())
         {
-            var gram = CentredGram(grouped, mean);
-            squaredDeviations = gram.diagonal(0, -2, -1);
-            scatter = gram.sum(dim: 0);
+            var gram = CentredGram(grouped, mean, blockSize);
+            squaredDeviations = gram.diagonal(0, -2, -1).reshape(n, groups, groupSize);
+            if (withScatter)
+                scatter = gram.sum(dim: 0);
         }
-        // A NaN or infinity anywhere in the input reaches its group's row of the scatter.
-        LayerChecks.RequireFinite(scatter, module, "the per-instance channel covariance over H*W");
+        // A NaN or infinity anywhere in the input reaches its channel's diagonal and its group's scatter row.
+        LayerChecks.RequireFinite(scatter ?? squaredDeviations, module, "the per-instance channel covariance over H*W");
 
         if (grouped.requires_grad && is_grad_enabled())
         {
-            var flat = grouped.view(n * groups, groupSize, positions);
+            var flat = input.view(n * channels / blockSize, blockSize, positions);
             // half = X Xd^T with Xd detached: its gradient reaches X from one side only, so the
             // forms below double it: 2*diag(half) and half + half^T, both minus their detached value.
-            var half = flat.bmm(flat.detach().transpose(1, 2)).view(n, groups, groupSize, groupSize);
-            var squares = half.diagonal(0, -2, -1);
+            var half = flat.bmm(flat.detach().transpose(1, 2)).view(n, channels / blockSize, blockSize, blockSize);
+            var squares = half.diagonal(0, -2, -1).reshape(n, groups, groupSize);
             var squaresForm = 2 * squares - squares.detach() - positions * mean * mean;
-            var summed = half.sum(dim: 0);
-            var outer = mean.permute(1, 2, 0).matmul(mean.permute(1, 0, 2));
-            var scatterForm = summed + summed.transpose(1, 2) - summed.detach() - positions * outer;
             squaredDeviations = squaredDeviations + (squaresForm - squaresForm.detach());
-            scatter = scatter + (scatterForm - scatterForm.detach());
+            if (scatter is not null)
+            {
+                var summed = half.sum(dim: 0);
+                var outer = mean.permute(1, 2, 0).matmul(mean.permute(1, 0, 2));
+                var scatterForm = summed + summed.transpose(1, 2) - summed.detach() - positions * outer;
+                scatter = scatter + (scatterForm - scatterForm.detach());
+            }
         }
         return new InstanceMoments(mean, squaredDeviations, scatter, positions);
     }
 
-    /// <summary>(N, G, d, d) Gram matrices of the instance-centred values, computed without autograd.</summary>
-    private static Tensor CentredGram(Tensor grouped, Tensor mean)
+    /// <summary>
+    /// Gram matrices of the instance-centred values over blocks of <paramref name="blockSize"/>
+    /// contiguous channels, (N, C / blockSize, blockSize, blockSize), computed without autograd.
+    /// </summary>
+    private static Tensor CentredGram(Tensor grouped, Tensor mean, long blockSize)
     {
         long n = grouped.shape[0], groups = grouped.shape[1], groupSize = grouped.shape[2], positions = grouped.shape[3];
+        long blocksPerSample = groups * groupSize / blockSize;
         long bytesPerSample = groups * groupSize * positions * grouped.element_size();
         long samplesPerChunk = Math.Clamp(ChunkBytes / bytesPerSample, 1, n);
         var buffer = empty(new[] { samplesPerChunk, groups, groupSize, positions }, grouped.dtype, grouped.device);
@@ -79,9 +95,9 @@ internal readonly record struct InstanceMoments(Tensor Mean, Tensor SquaredDevia
             var centred = buffer.narrow(0, 0, count)
                 .copy_(grouped.narrow(0, start, count))
                 .sub_(mean.narrow(0, start, count).unsqueeze(-1))
-                .view(count * groups, groupSize, positions);
+                .view(count * blocksPerSample, blockSize, positions);
             pieces.Add(centred.bmm(centred.transpose(1, 2)).MoveToOuterDisposeScope());
         }
-        return cat(pieces, 0).view(n, groups, groupSize, groupSize);
+        return cat(pieces, 0).view(n, blocksPerSample, blockSize, blockSize);
     }
 }

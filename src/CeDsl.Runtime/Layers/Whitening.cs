@@ -17,21 +17,21 @@ internal static class Whitening
     /// differentiable. Sigma = eps*I + (1/M) * Xc Xc^T over the M = N*H*W columns of the group,
     /// centred by the group mean. With <paramref name="pool"/> the covariance is that of the 2x2
     /// max-pooled input but still divided by the unpooled M (the reference does so).
-    /// <paramref name="unpooled"/>: the input's moments when the caller has them already.
+    /// <paramref name="unpooled"/>: the input's moments, with the scatter, when the caller has them already.
     /// </summary>
     internal static (Tensor mean, Tensor wm) TrainingStatistics(Tensor input, int groups, int iterations, bool pool,
         double eps, string module, InstanceMoments? unpooled = null)
     {
         long m = input.shape[0] * input.shape[2] * input.shape[3];
         var moments = pool
-            ? InstanceMoments.Of(nn.functional.max_pool2d(input, 2, 2), groups, module)
-            : unpooled ?? InstanceMoments.Of(input, groups, module);
+            ? InstanceMoments.Of(nn.functional.max_pool2d(input, 2, 2), groups, module, withScatter: true)
+            : unpooled ?? InstanceMoments.Of(input, groups, module, withScatter: true);
 
         var mean = moments.Mean.mean([0]);
         // Xc Xc^T = sum over n of the instance-centred Gram plus H*W times the scatter of the instance means.
         var deviation = moments.Mean - mean;
         var between = deviation.permute(1, 2, 0).matmul(deviation.permute(1, 0, 2));
-        var scatter = moments.Scatter + moments.Positions * between;
+        var scatter = moments.Scatter! + moments.Positions * between;
 
         var identity = eye(mean.shape[1], dtype: input.dtype, device: input.device);
         var sigma = identity * eps + scatter * (1.0 / m);
