@@ -8,9 +8,9 @@ namespace CeDsl.Layers;
 /// groups of d, over the P = H*W positions of every (sample, channel):
 /// <see cref="Mean"/> (N, G, d); <see cref="SquaredDeviations"/> (N, G, d), the sum of
 /// (x - mean)^2; on request <see cref="Scatter"/> (G, d, d), the sum over samples of the
-/// instance-centred Gram matrices (X_ng - mean 1^T)(X_ng - mean 1^T)^T. The layers need nothing else: the unbiased
-/// instance variance is SquaredDeviations / (P - 1), and a group's batch-centred product is
-/// Scatter + P * sum over n of (mean_n - m)(mean_n - m)^T.
+/// instance-centred Gram matrices (X_ng - mean 1^T)(X_ng - mean 1^T)^T. The layers need nothing
+/// else: the unbiased instance variance is SquaredDeviations / (P - 1), and a group's
+/// batch-centred product is Scatter + P * sum over n of (mean_n - m)(mean_n - m)^T.
 /// </summary>
 /// <remarks>
 /// Values come from explicitly centred data, one chunk of samples at a time in a reused buffer (no
