@@ -16,8 +16,10 @@ namespace CeDsl.Layers;
 /// Both branches are linear in X per sample, so the output is computed as ONE block-diagonal map
 /// per sample, M_n = lambda * wm + diag((1 - lambda) * y_n / s), applied in a single batched matmul.
 /// Errors: <see cref="ArgumentException"/> for a wrong rank, channel count or element type,
-/// H*W = 1, NaN or infinite values (detected in the per-instance covariance, which every mode
-/// computes); <see cref="InvalidOperationException"/> for evaluation before any training step.
+/// H*W = 1, NaN or infinite values (detected in the per-instance statistics, which every mode
+/// computes), and in training an input constant over H*W in every sample and channel (s = 0);
+/// <see cref="InvalidOperationException"/> for evaluation before any training step. A rejected
+/// call leaves the running statistics unchanged.
 /// </remarks>
 public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
 {
