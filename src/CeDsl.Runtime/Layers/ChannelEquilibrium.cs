@@ -81,24 +81,25 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
         LayerChecks.Input(input, nameof(ChannelEquilibrium), Channels, running_wm.dtype,
             needsInstanceVariance: true, pooled: pool && training);
         var x = input.contiguous();
+        var blocks = Whitening.Blocks(x, Groups);
         // Evaluation and pooled training need only the instance variance of the unpooled input.
-        var moments = InstanceMoments.Of(x, Groups, nameof(ChannelEquilibrium), withScatter: training && !pool);
+        var moments = InstanceMoments.Of(blocks, x.shape[0], nameof(ChannelEquilibrium), withScatter: training && !pool);
         if (!training)
-            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium)), x).MoveToOuterDisposeScope();
+            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium)), blocks).view(x.shape)
+                .MoveToOuterDisposeScope();
 
-        var (mean, wm) = Whitening.TrainingStatistics(x, Groups, iterations, pool, eps, nameof(ChannelEquilibrium),
-            pool ? null : moments);
+        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, nameof(ChannelEquilibrium));
         var factor = AR.Factor(moments.Variance, nameof(ChannelEquilibrium));
         RunningAverage.Update(running_mean, mean, momentum);
         RunningAverage.Update(running_wm, wm, momentum);
-        return Mix(wm, factor, x).MoveToOuterDisposeScope();
+        return Mix(wm, factor, blocks).view(x.shape).MoveToOuterDisposeScope();
     }
 
-    /// <summary>lambda * (wm @ X) + (1 - lambda) * factor * X, as one map per sample.</summary>
-    private Tensor Mix(Tensor wm, Tensor factor, Tensor x)
+    /// <summary>lambda * (wm @ X) + (1 - lambda) * factor * X, as one map per sample, on the (N*G, d, P) blocks.</summary>
+    private Tensor Mix(Tensor wm, Tensor factor, Tensor blocks)
     {
         var lambda = x_weight.sigmoid();
-        var perSample = ((1 - lambda) * factor).view(x.shape[0], Groups, GroupSize).diag_embed();
-        return Whitening.Apply(lambda * wm + perSample, x);
+        var perSample = ((1 - lambda) * factor).view(-1, Groups, GroupSize).diag_embed();
+        return Whitening.Apply(lambda * wm + perSample, blocks);
     }
 }

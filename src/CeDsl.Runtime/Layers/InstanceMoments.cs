@@ -29,18 +29,18 @@ internal readonly record struct InstanceMoments(Tensor Mean, Tensor SquaredDevia
     public Tensor Variance => SquaredDeviations.reshape(SquaredDeviations.shape[0], -1) / (Positions - 1);
 
     /// <summary>
-    /// <paramref name="withScatter"/>: also compute <see cref="Scatter"/> (d x d per group instead of
-    /// the diagonal only). Throws (naming <paramref name="module"/>) when the input holds NaN or
+    /// <paramref name="blocks"/>: the input viewed as (N*G, d, P), the one view through which the
+    /// caller also applies its output map (see remarks of <see cref="Whitening.Blocks"/>).
+    /// <paramref name="withScatter"/>: also compute <see cref="Scatter"/> (d x d per group instead
+    /// of the diagonal only). Throws (naming <paramref name="module"/>) when the input holds NaN or
     /// infinite values.
     /// </summary>
-    public static InstanceMoments Of(Tensor input, long groups, string module, bool withScatter)
+    public static InstanceMoments Of(Tensor blocks, long samples, string module, bool withScatter)
     {
-        long n = input.shape[0], channels = input.shape[1], positions = input.shape[2] * input.shape[3];
-        long groupSize = channels / groups;
-        var grouped = input.view(n, groups, groupSize, positions);
+        long n = samples, groups = blocks.shape[0] / samples, groupSize = blocks.shape[1], positions = blocks.shape[2];
         // Sum, then divide the small result: the backward of a sum is a broadcast view, that of a
         // mean would materialize an activation-sized tensor.
-        var mean = grouped.sum(-1L) / positions;
+        var mean = blocks.sum(-1L).view(n, groups, groupSize) / positions;
 
         // Without the scatter only the diagonal is needed: Gram blocks of one channel each.
         long blockSize = withScatter ? groupSize : 1;
@@ -48,7 +48,7 @@ internal readonly record struct InstanceMoments(Tensor Mean, Tensor SquaredDevia
         Tensor? scatter = null;
         using (no_grad())
         {
-            var gram = CentredGram(grouped, mean, blockSize);
+            var gram = CentredGram(blocks.view(n, groups, groupSize, positions), mean, blockSize);
             squaredDeviations = gram.diagonal(0, -2, -1).reshape(n, groups, groupSize);
             if (withScatter)
                 scatter = gram.sum(dim: 0);
@@ -56,12 +56,12 @@ internal readonly record struct InstanceMoments(Tensor Mean, Tensor SquaredDevia
         // A NaN or infinity anywhere in the input reaches its channel's diagonal and its group's scatter row.
         LayerChecks.RequireFinite(scatter ?? squaredDeviations, module, "the per-instance channel covariance over H*W");
 
-        if (grouped.requires_grad && is_grad_enabled())
+        if (blocks.requires_grad && is_grad_enabled())
         {
-            var flat = input.view(n * channels / blockSize, blockSize, positions);
+            var flat = withScatter ? blocks : blocks.view(-1, 1, positions);
             // half = X Xd^T with Xd detached: its gradient reaches X from one side only, so the
             // forms below double it: 2*diag(half) and half + half^T, both minus their detached value.
-            var half = flat.bmm(flat.detach().transpose(1, 2)).view(n, channels / blockSize, blockSize, blockSize);
+            var half = flat.bmm(flat.detach().transpose(1, 2)).view(n, -1, blockSize, blockSize);
             var squares = half.diagonal(0, -2, -1).reshape(n, groups, groupSize);
             var squaresForm = 2 * squares - squares.detach() - positions * mean * mean;
             squaredDeviations = squaredDeviations + (squaresForm - squaresForm.detach());
