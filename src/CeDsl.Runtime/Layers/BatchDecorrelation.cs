@@ -76,7 +76,9 @@ public sealed class BatchDecorrelation : Module<Tensor, Tensor>
             return evaluated.view(x.shape).MoveToOuterDisposeScope();
         }
 
-        var moments = pool ? (InstanceMoments?)null : InstanceMoments.Of(blocks, x.shape[0], nameof(BatchDecorrelation), withScatter: true);
+        InstanceMoments? moments = pool
+            ? null
+            : InstanceMoments.Of(blocks, x.shape[0], nameof(BatchDecorrelation), withScatter: true);
         var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, nameof(BatchDecorrelation));
         RunningAverage.Update(running_mean, mean, momentum);
         RunningAverage.Update(running_wm, wm, momentum);
