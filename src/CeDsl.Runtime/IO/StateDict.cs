@@ -1,0 +1,119 @@
+using System.Text;
+using static TorchSharp.torch;
+using Module = TorchSharp.torch.nn.Module;
+
+namespace CeDsl.IO;
+
+/// <summary>
+/// Saves and loads a module's state dict (parameters and persistent buffers, under the keys of
+/// <c>module.state_dict()</c>, which are PyTorch's names, e.g. <c>layer1.0.bn1.running_var</c>).
+/// The format follows the extension: ".safetensors" is the safetensors format PyTorch users
+/// exchange; anything else is TorchSharp's own format (<c>Module.save</c> / <c>Module.load</c>).
+/// </summary>
+public static class StateDict
+{
+    /// <summary>The metadata the Hugging Face tooling expects in a PyTorch safetensors checkpoint.</summary>
+    private static readonly IReadOnlyDictionary<string, string> PyTorchMetadata = new Dictionary<string, string> { ["format"] = "pt" };
+
+    /// <summary>Saves the module's state dict. Atomic: the destination is replaced only once the complete file is on disk.</summary>
+    public static void Save(Module module, string path) => Save(module, path, decorateOutput: null);
+
+    internal static void Save(Module module, string path, Func<Stream, Stream>? decorateOutput)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        Dictionary<string, Tensor> state = module.state_dict();
+
+        if (IsSafeTensors(path))
+        {
+            SafeTensors.Save(state, path, PyTorchMetadata, decorateOutput);
+            return;
+        }
+
+        AtomicFile.Write(path, output =>
+        {
+            // TorchSharp's writer copies to CPU itself but cannot write non-contiguous tensors.
+            using var scope = NewDisposeScope();
+            var contiguous = state.ToDictionary(entry => entry.Key, entry => entry.Value.detach().contiguous());
+            using var writer = new BinaryWriter(output, Encoding.UTF8, leaveOpen: true);
+            Module.save_state_dict(writer, contiguous);
+        }, decorateOutput);
+    }
+
+    /// <summary>
+    /// Copies a saved state dict into the module's existing parameters and buffers (keeping their
+    /// device and element type). All or nothing: every key and shape is checked before anything is copied.
+    /// </summary>
+    /// <param name="module">The module to load into.</param>
+    /// <param name="path">A ".safetensors" file or a TorchSharp state-dict file.</param>
+    /// <param name="strict">
+    /// True: any missing key, unexpected key or shape mismatch throws <see cref="StateDictMismatchException"/>
+    /// listing all of them, and the module is untouched. False: the keys present in both with equal
+    /// shapes are loaded; the rest is reported.
+    /// </param>
+    /// <remarks>
+    /// Element types need not match: like PyTorch's <c>load_state_dict</c> (which uses <c>copy_</c>),
+    /// values are converted to the module's type (e.g. a float64 file into a float32 module, or an
+    /// int64 <c>num_batches_tracked</c> into TorchSharp's float32 one); conversions are listed in
+    /// <see cref="StateDictLoadReport.Conversions"/>.
+    /// Unlike PyTorch, a non-strict load skips shape mismatches instead of failing.
+    /// </remarks>
+    /// <exception cref="StateDictMismatchException">Strict load and the keys or shapes differ.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupt; the message names the file and the problem.</exception>
+    public static StateDictLoadReport Load(Module module, string path, bool strict = true)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+
+        using var scope = NewDisposeScope();
+        IReadOnlyDictionary<string, Tensor> source = IsSafeTensors(path)
+            ? SafeTensors.Load(path)
+            : TorchSharpStateDictFile.Read(path);
+        return CopyInto(module, source, strict, path);
+    }
+
+    private static StateDictLoadReport CopyInto(Module module, IReadOnlyDictionary<string, Tensor> source, bool strict, string path)
+    {
+        Dictionary<string, Tensor> target = module.state_dict();
+
+        var missing = target.Keys.Where(key => !source.ContainsKey(key)).ToList();
+        var unexpected = source.Keys.Where(key => !target.ContainsKey(key)).ToList();
+        var shapeMismatches = new List<ShapeMismatch>();
+        var matching = new List<string>();
+        foreach (var (key, destination) in target)
+        {
+            if (!source.TryGetValue(key, out Tensor? value))
+                continue;
+            if (value.shape.AsSpan().SequenceEqual(destination.shape))
+                matching.Add(key);
+            else
+                shapeMismatches.Add(new ShapeMismatch(key, value.shape, destination.shape));
+        }
+
+        if (strict && (missing.Count > 0 || unexpected.Count > 0 || shapeMismatches.Count > 0))
+            throw new StateDictMismatchException(path, module.GetName(), missing, unexpected, shapeMismatches);
+
+        // Convert everything first, so that a failure (e.g. out of memory) happens before the module changes.
+        var conversions = new List<DtypeConversion>();
+        var prepared = new List<(Tensor Destination, Tensor Value)>(matching.Count);
+        foreach (string key in matching)
+        {
+            Tensor destination = target[key];
+            Tensor value = source[key];
+            if (value.dtype != destination.dtype)
+                conversions.Add(new DtypeConversion(key, value.dtype, destination.dtype));
+            prepared.Add((destination, value.to(destination.dtype, destination.device)));
+        }
+
+        using (no_grad())
+        {
+            foreach (var (destination, value) in prepared)
+                destination.copy_(value);
+        }
+
+        return new StateDictLoadReport(matching, missing, unexpected, shapeMismatches, conversions);
+    }
+
+    private static bool IsSafeTensors(string path)
+        => Path.GetExtension(path).Equals(".safetensors", StringComparison.OrdinalIgnoreCase);
+}
