@@ -108,6 +108,7 @@ def main():
     if args.released:
         variants["BN+CE (released)"] = released_variant(args.released)
 
+    load_before = os.getloadavg()
     results = []
     for shape in SHAPES:
         for mode in ("train", "eval"):
@@ -122,11 +123,14 @@ def main():
         framework="PyTorch eager", torch=torch.__version__, threads=torch.get_num_threads(),
         dtype="float32", device="cpu", warmup=args.warmup, runs=args.runs, statistic="median",
         machine=dict(processor=platform.processor() or platform.machine(), cpus=os.cpu_count(), python=platform.python_version()),
+        # 1/5/15-minute load averages: other processes on a shared 2-core machine inflate every number.
+        load_average_before=load_before, load_average_after=os.getloadavg(),
         results=results,
     )
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(markdown(results, list(variants)))
+    print(f"\nload average (1 min) before {load_before[0]:.2f}, after {report['load_average_after'][0]:.2f}")
 
 
 def markdown(results, variant_names):
