@@ -1,0 +1,100 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace CeDsl.Layers;
+
+/// <summary>
+/// Channel Equilibrium, exactly as the authors' released implementation computes it:
+/// CE(X) = lambda * BD(X) + (1 - lambda) * AII(X) with lambda = Sigmoid(x_weight), initially 0.5.
+/// See <see cref="BatchDecorrelation"/> and <see cref="AdaptiveInstanceInverse"/> (the <c>AR</c>
+/// submodule) for the branches. Place it after a normalization layer (BN, GN, IN or LN) with its
+/// affine transform.
+/// </summary>
+/// <remarks>
+/// Both branches are linear in X per sample, so the output is computed as ONE block-diagonal map
+/// per sample, M_n = lambda * wm + diag((1 - lambda) * y_n / s), applied in a single batched matmul.
+/// Errors: <see cref="ArgumentException"/> for a wrong rank, channel count or element type,
+/// H*W = 1, NaN or infinite values (detected in the per-instance covariance, which every mode
+/// computes); <see cref="InvalidOperationException"/> for evaluation before any training step.
+/// </remarks>
+public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
+{
+    private readonly Parameter x_weight;
+    private readonly Tensor running_mean;
+    private readonly Tensor running_wm;
+    private readonly AdaptiveInstanceInverse AR;
+    private readonly int iterations;
+    private readonly bool pool;
+    private readonly double eps;
+    private readonly double momentum;
+
+    /// <param name="channels">C, the input's channel count.</param>
+    /// <param name="groupSize">Requested group size d, halved until it divides C (<see cref="GroupSizeRule"/>);
+    /// 16 in the residual blocks, 64 for the ResNet stem.</param>
+    /// <param name="reduction">r of the AII gate (hidden width C / r).</param>
+    /// <param name="iterations">T, Newton iterations (3 in the reference; not run to convergence).</param>
+    /// <param name="pool">Take the covariance of the 2x2 max-pooled input (still divided by the unpooled M).</param>
+    /// <param name="eps">Added to the covariance diagonal.</param>
+    /// <param name="momentum">m of the running statistics (BD and AII).</param>
+    /// <param name="device">Device of the state.</param>
+    /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
+    public ChannelEquilibrium(long channels, int groupSize = 16, int reduction = 4, int iterations = 3,
+        bool pool = false, double eps = 1e-5, double momentum = 0.1, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(ChannelEquilibrium))
+    {
+        LayerChecks.Channels(channels, nameof(ChannelEquilibrium));
+        LayerChecks.Decorrelation(groupSize, iterations, eps, nameof(ChannelEquilibrium));
+        LayerChecks.Momentum(momentum, nameof(ChannelEquilibrium));
+
+        Channels = channels;
+        GroupSize = GroupSizeRule.Resolve(channels, groupSize);
+        Groups = (int)(channels / GroupSize);
+        this.iterations = iterations;
+        this.pool = pool;
+        this.eps = eps;
+        this.momentum = momentum;
+        var type = dtype ?? get_default_dtype();
+        AR = new AdaptiveInstanceInverse(channels, reduction, momentum, device, dtype);
+        running_mean = zeros(Groups, GroupSize, 1, dtype: type, device: device);
+        running_wm = eye(GroupSize, dtype: type, device: device).repeat(Groups, 1, 1);
+        x_weight = Parameter(zeros(1, dtype: type, device: device));
+        RegisterComponents();
+    }
+
+    /// <summary>C.</summary>
+    public long Channels { get; }
+
+    /// <summary>d after the halving rule.</summary>
+    public int GroupSize { get; }
+
+    /// <summary>G = C / d.</summary>
+    public int Groups { get; }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        LayerChecks.Input(input, nameof(ChannelEquilibrium), Channels, running_wm.dtype,
+            needsInstanceVariance: true, pooled: pool && training);
+        var x = input.contiguous();
+        var moments = InstanceMoments.Of(x, Groups, nameof(ChannelEquilibrium));
+        if (!training)
+            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium)), x).MoveToOuterDisposeScope();
+
+        var (mean, wm) = Whitening.TrainingStatistics(x, Groups, iterations, pool, eps, nameof(ChannelEquilibrium), moments);
+        var factor = AR.Factor(moments.Variance, nameof(ChannelEquilibrium));
+        RunningAverage.Update(running_mean, mean, momentum);
+        RunningAverage.Update(running_wm, wm, momentum);
+        return Mix(wm, factor, x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>lambda * (wm @ X) + (1 - lambda) * factor * X, as one map per sample.</summary>
+    private Tensor Mix(Tensor wm, Tensor factor, Tensor x)
+    {
+        var lambda = x_weight.sigmoid();
+        var perSample = ((1 - lambda) * factor).view(x.shape[0], Groups, GroupSize).diag_embed();
+        return Whitening.Apply(lambda * wm + perSample, x);
+    }
+}

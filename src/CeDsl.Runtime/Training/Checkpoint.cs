@@ -1,0 +1,217 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using CeDsl.Data;
+using CeDsl.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CeDsl.Training;
+
+/// <summary>A tensor stored in a checkpoint.</summary>
+/// <param name="Name">The tensor's name, e.g. "layer1.0.conv1.weight".</param>
+/// <param name="DType">Its element type, a <see cref="ScalarType"/> name.</param>
+/// <param name="Shape">Its shape.</param>
+public sealed record CheckpointTensorInfo(string Name, string DType, long[] Shape)
+{
+    internal static CheckpointTensorInfo Of(string name, Tensor tensor) => new(name, tensor.dtype.ToString(), tensor.shape);
+
+    internal string ShapeText => $"[{string.Join(", ", Shape)}] {DType}";
+}
+
+/// <summary>What a checkpoint holds besides its tensors.</summary>
+/// <param name="Architecture">The name of the architecture the model state belongs to.</param>
+/// <param name="ModelTensors">The model's parameters and buffers.</param>
+/// <param name="Training">The training state, or null for a model-only checkpoint.</param>
+public sealed record CheckpointInfo(string Architecture, IReadOnlyList<CheckpointTensorInfo> ModelTensors, CheckpointTrainingInfo? Training);
+
+/// <summary>The training state recorded in a checkpoint.</summary>
+/// <param name="Position">Where training stood.</param>
+/// <param name="Seed">The run's seed.</param>
+/// <param name="Epochs">The run's planned epochs.</param>
+/// <param name="BatchSize">Training batch size.</param>
+/// <param name="TrainImages">Number of training images.</param>
+/// <param name="LearningRate">Base learning rate.</param>
+/// <param name="Momentum">SGD momentum.</param>
+/// <param name="Nesterov">Nesterov momentum.</param>
+/// <param name="Schedule">The schedule's description.</param>
+/// <param name="LabelSmoothing">Label smoothing of the training loss.</param>
+/// <param name="ParameterGroups">The SGD parameter groups.</param>
+/// <param name="Normalization">The input normalisation the model was trained with.</param>
+/// <param name="PadTo">The input padding the model was trained with, or null.</param>
+/// <param name="EpochLossSum">Sum of per-image losses of the epoch in progress.</param>
+/// <param name="EpochCorrect">Correct predictions of the epoch in progress.</param>
+/// <param name="EpochImages">Images trained in the epoch in progress.</param>
+/// <param name="EpochSeconds">Training seconds of the epoch in progress.</param>
+public sealed record CheckpointTrainingInfo(TrainingPosition Position, ulong Seed, int Epochs, int BatchSize, int TrainImages,
+    double LearningRate, double Momentum, bool Nesterov, string Schedule, double LabelSmoothing,
+    IReadOnlyList<ParameterGroupInfo> ParameterGroups, Normalization Normalization, int? PadTo,
+    double EpochLossSum, long EpochCorrect, long EpochImages, double EpochSeconds);
+
+/// <summary>A checkpoint does not fit the model or trainer it is loaded into; nothing was changed.</summary>
+public sealed class CheckpointMismatchException(string message, IReadOnlyList<string> mismatches) : InvalidOperationException(message)
+{
+    /// <summary>Every mismatch found.</summary>
+    public IReadOnlyList<string> Mismatches { get; } = mismatches;
+}
+
+/// <summary>
+/// CeDsl checkpoints are safetensors files (written atomically by <see cref="SafeTensors"/>): the
+/// model's parameters and buffers as "model/&lt;name&gt;", SGD momentum buffers as
+/// "momentum/&lt;parameter&gt;" and torch's generator state as "rng/torch"; the metadata names the
+/// architecture, holds the training state as JSON and a SHA-256 of the tensors' names, types, shapes
+/// and bytes. PyTorch reads them with <c>safetensors.torch.load_file</c>. Loading checks the whole
+/// file and every name and shape before it changes anything.
+/// </summary>
+public static class Checkpoint
+{
+    /// <summary>Metadata key marking a CeDsl checkpoint; its value is the format version.</summary>
+    public const string FormatKey = "cedsl.checkpoint";
+
+    /// <summary>The format version written.</summary>
+    public const string FormatVersion = "1";
+
+    internal const string ArchitectureKey = "cedsl.architecture";
+    internal const string TrainingKey = "cedsl.training";
+    internal const string ContentHashKey = "cedsl.sha256";
+    internal const string ModelPrefix = "model/";
+    internal const string MomentumPrefix = "momentum/";
+    internal const string TorchRngName = "rng/torch";
+
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    /// <summary>Reads what a checkpoint holds, after checking its integrity.</summary>
+    /// <exception cref="InvalidDataException">The file is not a complete, intact CeDsl checkpoint.</exception>
+    public static CheckpointInfo ReadInfo(string path)
+    {
+        using var scope = torch.NewDisposeScope();
+        return Read(path).Info;
+    }
+
+    /// <summary>Writes a model-only checkpoint (parameters and buffers) of <paramref name="model"/>.</summary>
+    public static void SaveModel(string path, nn.Module model, string architecture) =>
+        Write(path, architecture, [.. model.state_dict().Select(kv => (ModelPrefix + kv.Key, kv.Value))], training: null);
+
+    /// <summary>
+    /// Loads the model state of a checkpoint (training or model-only) into <paramref name="model"/>.
+    /// </summary>
+    /// <exception cref="CheckpointMismatchException">The checkpoint is of another architecture, or names,
+    /// shapes or element types differ; the model is unchanged.</exception>
+    /// <exception cref="InvalidDataException">The file is damaged; the model is unchanged.</exception>
+    public static CheckpointInfo LoadModel(string path, nn.Module model, string architecture)
+    {
+        using var scope = torch.NewDisposeScope();
+        var content = Read(path);
+        var modelState = model.state_dict();
+        var mismatches = CompareModel(content, architecture, modelState);
+        if (mismatches.Count > 0)
+            throw Mismatch(path, architecture, mismatches);
+        CopyModelState(content.Tensors, modelState);
+        return content.Info;
+    }
+
+    internal static void Write(string path, string architecture, IReadOnlyList<(string Name, Tensor Tensor)> tensors,
+        CheckpointTrainingInfo? training, Func<Stream, Stream>? decorateOutput = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var cpu = tensors.ToDictionary(t => t.Name, t => t.Tensor.detach().cpu().contiguous(), StringComparer.Ordinal);
+        var metadata = new Dictionary<string, string>
+        {
+            [FormatKey] = FormatVersion,
+            [ArchitectureKey] = architecture,
+            [ContentHashKey] = ContentHash(cpu),
+        };
+        if (training is not null)
+            metadata[TrainingKey] = JsonSerializer.Serialize(training, Json);
+        SafeTensors.Save(cpu, path, metadata, decorateOutput);
+    }
+
+    /// <summary>
+    /// Reads and checks a whole checkpoint; its tensors belong to the caller's dispose scope.
+    /// </summary>
+    internal static CheckpointContent Read(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"Checkpoint '{path}' does not exist.", path);
+        var metadata = SafeTensors.LoadMetadata(path);
+        if (!metadata.TryGetValue(FormatKey, out string? version))
+            throw new InvalidDataException($"'{path}' is a safetensors file but not a CeDsl checkpoint (its metadata has no '{FormatKey}'); load plain state dicts with StateDict.Load.");
+        if (version != FormatVersion)
+            throw new InvalidDataException($"Checkpoint '{path}' has format version {version}; this CeDsl reads version {FormatVersion}.");
+        if (!metadata.TryGetValue(ArchitectureKey, out string? architecture) || !metadata.TryGetValue(ContentHashKey, out string? hash))
+            throw new InvalidDataException($"Checkpoint '{path}' lacks the '{ArchitectureKey}' or '{ContentHashKey}' metadata.");
+        CheckpointTrainingInfo? training = null;
+        if (metadata.TryGetValue(TrainingKey, out string? trainingJson))
+        {
+            try
+            {
+                training = JsonSerializer.Deserialize<CheckpointTrainingInfo>(trainingJson, Json);
+            }
+            catch (JsonException e)
+            {
+                throw new InvalidDataException($"Checkpoint '{path}' has unreadable training state: {e.Message}", e);
+            }
+        }
+
+        var tensors = SafeTensors.Load(path);
+        if (ContentHash(tensors) != hash)
+            throw new InvalidDataException($"Checkpoint '{path}' is corrupt: the SHA-256 of its tensors does not match the one it was written with.");
+        return new CheckpointContent(architecture, training, tensors);
+    }
+
+    /// <summary>Every way the checkpoint's model state differs from <paramref name="modelState"/>.</summary>
+    internal static List<string> CompareModel(CheckpointContent content, string architecture, IReadOnlyDictionary<string, Tensor> modelState)
+    {
+        var mismatches = new List<string>();
+        if (content.Architecture != architecture)
+            mismatches.Add($"architecture: the checkpoint is '{content.Architecture}', the model is '{architecture}'");
+        var saved = content.Info.ModelTensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        foreach (var (name, tensor) in modelState)
+        {
+            var current = CheckpointTensorInfo.Of(name, tensor);
+            if (!saved.TryGetValue(name, out var entry))
+                mismatches.Add($"'{name}' {current.ShapeText} is missing from the checkpoint");
+            else if (!entry.Shape.SequenceEqual(current.Shape) || entry.DType != current.DType)
+                mismatches.Add($"'{name}': the checkpoint has {entry.ShapeText}, the model {current.ShapeText}");
+        }
+        foreach (var name in saved.Keys.Where(n => !modelState.ContainsKey(n)))
+            mismatches.Add($"'{name}' {saved[name].ShapeText} is in the checkpoint but not in the model");
+        return mismatches;
+    }
+
+    internal static CheckpointMismatchException Mismatch(string path, string target, IReadOnlyList<string> mismatches)
+    {
+        const int shown = 6;
+        string list = string.Join("; ", mismatches.Take(shown)) + (mismatches.Count > shown ? $"; and {mismatches.Count - shown} more" : "");
+        return new CheckpointMismatchException($"Checkpoint '{path}' does not fit {target}: {list}. Nothing was loaded.", mismatches);
+    }
+
+    internal static void CopyModelState(IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, Tensor> modelState)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (name, target) in modelState)
+            target.copy_(tensors[ModelPrefix + name]);
+    }
+
+    /// <summary>SHA-256 over the tensors in ordinal name order: name, element type, shape, then the bytes.</summary>
+    private static string ContentHash(IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var (name, tensor) in tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes($"{name}\n{tensor.dtype}\n{string.Join(",", tensor.shape)}\n"));
+            TensorBytes.ForEachChunk(tensor, (chunk, _) => hash.AppendData(chunk));
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+}
+
+/// <summary>A checked checkpoint: its metadata and every tensor by its stored name.</summary>
+internal sealed record CheckpointContent(string Architecture, CheckpointTrainingInfo? Training, IReadOnlyDictionary<string, Tensor> Tensors)
+{
+    public CheckpointInfo Info => new(Architecture,
+        [.. Tensors.Where(t => t.Key.StartsWith(Checkpoint.ModelPrefix, StringComparison.Ordinal))
+            .OrderBy(t => t.Key, StringComparer.Ordinal)
+            .Select(t => CheckpointTensorInfo.Of(t.Key[Checkpoint.ModelPrefix.Length..], t.Value))],
+        Training);
+}
