@@ -58,14 +58,16 @@ def released_variant(path):
 
 
 def time_calls(call, warmup, runs):
+    """Wall-clock ms per call, and process CPU ms per call (less sensitive to other processes)."""
     for _ in range(warmup):
         call()
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    return wall, cpu
 
 
 def bench(build, shape, mode, warmup, runs):
@@ -113,11 +115,13 @@ def main():
     for shape in SHAPES:
         for mode in ("train", "eval"):
             for name, build in variants.items():
-                times = bench(build, shape, mode, args.warmup, args.runs)
+                times, cpu_times = bench(build, shape, mode, args.warmup, args.runs)
                 row = dict(n=shape[0], c=shape[1], h=shape[2], w=shape[3], mode=mode, variant=name,
-                           median_ms=statistics.median(times), min_ms=min(times), runs_ms=times)
+                           median_ms=statistics.median(times), min_ms=min(times), runs_ms=times,
+                           median_cpu_ms=statistics.median(cpu_times))
                 results.append(row)
-                print(f"  {name:18} {mode:5} C={shape[1]} {shape[2]}x{shape[3]}: {row['median_ms']:9.1f} ms", file=sys.stderr)
+                print(f"  {name:18} {mode:5} C={shape[1]} {shape[2]}x{shape[3]}: {row['median_ms']:9.1f} ms "
+                      f"(min {row['min_ms']:.1f}, cpu {row['median_cpu_ms']:.1f})", file=sys.stderr)
 
     report = dict(
         framework="PyTorch eager", torch=torch.__version__, threads=torch.get_num_threads(),
