@@ -1,0 +1,260 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using CeDsl.Generator.Model;
+using Microsoft.CodeAnalysis.CSharp;
+using D = CeDsl.Generator.DiagnosticDescriptors;
+
+namespace CeDsl.Generator.Validation;
+
+/// <summary>
+/// Submodule names. Members of the class itself follow PyTorch's conventions (conv1, bn1, relu,
+/// maxpool, ce/ce1, fc, layer1, downsample); members of a container get the keys "0", "1", ...
+/// except for CE inserted by the paper's rule, named ce/ce1/... so that the baseline's keys do not
+/// shift. Stateless layers of the class itself share one module per kind and settings (torchvision's
+/// single relu).
+/// </summary>
+internal sealed partial class ClassBuilder
+{
+    /// <summary>Names the generated class uses itself, or that TorchSharp's Module already defines.</summary>
+    private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal)
+    {
+        "torch", "nn", "TorchSharp", "CeDsl", "System", "global",
+        "InputShape", "ChannelShuffle", "useResidual", "forward", "call",
+        "name", "training", "handle", "train", "eval", "to", "cpu", "cuda", "apply", "zero_grad",
+        "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children",
+        "modules", "named_modules", "state_dict", "load_state_dict", "load", "save", "register_module",
+        "register_buffer", "register_parameter", "get_submodule", "RegisterComponents", "Dispose", "GetName",
+    };
+
+    private sealed class Node
+    {
+        public Node(string name, string path, Step? leaf)
+        {
+            Name = name;
+            Path = path;
+            Leaf = leaf;
+        }
+
+        public string Name { get; }
+        public string Path { get; }
+        public Step? Leaf { get; }
+        public List<Node> Children { get; } = new();
+        public Dictionary<string, Node> ByName { get; } = new(StringComparer.Ordinal);
+
+        public int NextIndex()
+        {
+            int next = 0;
+            foreach (var child in Children)
+            {
+                if (int.TryParse(child.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var index)) next = Math.Max(next, index + 1);
+            }
+            return next;
+        }
+
+        public Node Add(string name, Step? leaf)
+        {
+            var node = new Node(name, Path.Length == 0 ? name : Path + "." + name, leaf);
+            Children.Add(node);
+            ByName[name] = node;
+            return node;
+        }
+    }
+
+    private readonly Node root = new("", "", null);
+
+    private static string Join(string container, string name) => container.Length == 0 ? name : container + "." + name;
+
+    private static bool IsStateless(LayerKind kind) =>
+        kind is LayerKind.ReLU or LayerKind.ReLU6 or LayerKind.MaxPool or LayerKind.AvgPool or LayerKind.GlobalAvgPool or LayerKind.Flatten or LayerKind.Dropout;
+
+    private static LayerSpec Settings(LayerSpec spec) => spec with { Location = null, Name = null, InStem = false, Placed = false };
+
+    private static string? NumberedPrefix(Step step) => step.Kind switch
+    {
+        LayerKind.CE => "ce",
+        LayerKind.BD => "bd",
+        LayerKind.AII => "aii",
+        LayerKind.SE => "se",
+        LayerKind.Linear => "fc",
+        _ => null,
+    };
+
+    private static string StatelessName(LayerKind kind) => kind switch
+    {
+        LayerKind.ReLU => "relu",
+        LayerKind.ReLU6 => "relu6",
+        LayerKind.MaxPool => "maxpool",
+        LayerKind.AvgPool or LayerKind.GlobalAvgPool => "avgpool",
+        LayerKind.Flatten => "flatten",
+        _ => "dropout",
+    };
+
+    private void Name()
+    {
+        var modules = steps.Where(s => s.IsModule && !s.Dropped).ToList();
+        foreach (var step in modules)
+        {
+            if (step.After is not null) step.Parent = step.After.Parent;
+            else if (step.Spec.Name is { } name && step.Instance is null)
+            {
+                var full = Join(step.Container, name);
+                int dot = full.LastIndexOf('.');
+                step.Parent = dot < 0 ? "" : full.Substring(0, dot);
+            }
+            else step.Parent = step.Container;
+        }
+
+        // How many default-named layers of each numbered kind share a parent: one is "ce", several "ce1", "ce2", ...
+        var counts = new Dictionary<(string, string), int>();
+        foreach (var step in modules)
+        {
+            if (step.Spec.Name is not null || NumberedPrefix(step) is not { } prefix) continue;
+            if (step.Parent.Length != 0 && step.After is null) continue;
+            var key = (step.Parent, prefix);
+            counts[key] = counts.TryGetValue(key, out var n) ? n + 1 : 1;
+        }
+
+        var counters = new Dictionary<(string, string), int>();
+        string Numbered(string parent, string prefix, bool alwaysNumber)
+        {
+            var key = (parent, prefix);
+            if (!alwaysNumber && counts.TryGetValue(key, out var total) && total == 1) return prefix;
+            counters[key] = counters.TryGetValue(key, out var n) ? n + 1 : 1;
+            return prefix + counters[key].ToString(CultureInfo.InvariantCulture);
+        }
+
+        foreach (var step in modules)
+        {
+            if (step.Spec.Name is { } explicitName && step.Instance is null)
+            {
+                var path = Join(step.Container, explicitName);
+                if (!CheckName(path, step)) continue;
+                Register(step, path, allowShare: true);
+                continue;
+            }
+
+            var parent = Container(step.Parent, step);
+            if (parent is null) continue;
+            string name;
+            if (step.Instance is not null || (step.Parent.Length != 0 && step.After is null))
+            {
+                name = parent.NextIndex().ToString(CultureInfo.InvariantCulture);
+            }
+            else if (step.Parent.Length != 0)
+            {
+                name = Numbered(step.Parent, "ce", alwaysNumber: false);
+            }
+            else if (step.Kind == LayerKind.Conv)
+            {
+                name = Numbered("", "conv", alwaysNumber: true);
+            }
+            else if (step.Kind == LayerKind.Norm)
+            {
+                name = Numbered("", "bn", alwaysNumber: true);
+            }
+            else if (NumberedPrefix(step) is { } prefix)
+            {
+                // The reference names the stem's CE "ce1" and a block's single CE "ce".
+                name = Numbered("", prefix, alwaysNumber: isNetwork && prefix != "fc");
+            }
+            else
+            {
+                name = StatelessName(step.Kind);
+                for (int suffix = 2; root.ByName.TryGetValue(name, out var existing) && !CanShare(existing, step); suffix++)
+                    name = StatelessName(step.Kind) + suffix.ToString(CultureInfo.InvariantCulture);
+            }
+
+            var full = Join(step.Parent, name);
+            if (step.Parent.Length == 0 && !CheckName(full, step)) continue;
+            Register(step, full, allowShare: true);
+        }
+
+        if (block?.Residual == ShortcutKind.Projection)
+        {
+            // torchvision's projection shortcut: downsample.0 (1x1 conv), downsample.1 (the block's norm).
+            var at = new LayerSpec(LayerKind.Conv, classLocation, null);
+            downsample.Add(new Step(at, -1, ""));
+            // Its norm is like the main path's last norm before the addition.
+            var addIndex = steps.FindIndex(s => s.Kind == LayerKind.Add);
+            residualNorm = steps.Take(addIndex < 0 ? steps.Count : addIndex).LastOrDefault(s => s.Kind == LayerKind.Norm && !s.Dropped)?.Spec;
+            if (residualNorm is not null)
+                downsample.Add(new Step(at with { Kind = LayerKind.Norm }, -1, ""));
+            for (int i = 0; i < downsample.Count; i++)
+                Register(downsample[i], "downsample." + i.ToString(CultureInfo.InvariantCulture), allowShare: false);
+        }
+    }
+
+    private readonly List<Step> downsample = new();
+    private LayerSpec? residualNorm;
+
+    private bool CanShare(Node existing, Step step) =>
+        existing.Leaf is { } leaf && existing.Path.IndexOf('.') < 0 && IsStateless(step.Kind) && leaf.Site == step.Site
+        && Settings(leaf.Spec) == Settings(step.Spec);
+
+    private bool CheckName(string path, Step step)
+    {
+        var segments = path.Split('.');
+        string? problem = null;
+        if (segments.Any(s => s.Length == 0 || s.Any(c => !(char.IsLetterOrDigit(c) && c < 128 || c == '_'))))
+            problem = "each part of a name is letters, digits and underscores, separated by dots";
+        else if (!SyntaxFacts.IsValidIdentifier(segments[0]) && SyntaxFacts.GetKeywordKind(segments[0]) == Microsoft.CodeAnalysis.CSharp.SyntaxKind.None)
+            problem = $"'{segments[0]}' is a member of the generated class and must be a C# identifier";
+        else if (Reserved.Contains(segments[0]) || segments[0] == type.Name || MemberNames.Contains(segments[0]))
+            problem = $"'{segments[0]}' is already a member of '{type.Name}' or of TorchSharp's Module";
+        if (problem is null) return true;
+        Report(D.InvalidName, step.Spec.Location, path, problem);
+        return false;
+    }
+
+    private HashSet<string> MemberNames => memberNames ??= new HashSet<string>(block?.MemberNames ?? network!.MemberNames, StringComparer.Ordinal);
+
+    private HashSet<string>? memberNames;
+
+    /// <summary>The container node at <paramref name="path"/>, created if needed; null (reported) when a layer already has that name.</summary>
+    private Node? Container(string path, Step step)
+    {
+        var node = root;
+        if (path.Length == 0) return node;
+        foreach (var segment in path.Split('.'))
+        {
+            if (node.ByName.TryGetValue(segment, out var child))
+            {
+                if (child.Leaf is not null)
+                {
+                    Report(D.DuplicateName, step.Spec.Location, child.Path, type.Name);
+                    return null;
+                }
+                node = child;
+            }
+            else
+            {
+                if (node == root && !CheckName(segment, step)) return null;
+                node = node.Add(segment, null);
+            }
+        }
+        return node;
+    }
+
+    private void Register(Step step, string path, bool allowShare)
+    {
+        int dot = path.LastIndexOf('.');
+        var parent = Container(dot < 0 ? "" : path.Substring(0, dot), step);
+        if (parent is null) return;
+        var name = dot < 0 ? path : path.Substring(dot + 1);
+        if (parent.ByName.TryGetValue(name, out var existing))
+        {
+            if (allowShare && parent == root && CanShare(existing, step))
+            {
+                step.Path = path;
+                step.Shared = true;
+                return;
+            }
+            Report(D.DuplicateName, step.Spec.Location, path, type.Name);
+            return;
+        }
+        parent.Add(name, step);
+        step.Path = path;
+    }
+}

@@ -1,0 +1,34 @@
+using CeDsl.Generator.Tests.Infrastructure;
+
+namespace CeDsl.Generator.Tests;
+
+/// <summary>The generated source of representative blocks and networks, compared with approved snapshots.</summary>
+public class SnapshotTests
+{
+    private static GeneratorRun Generate(string declarations)
+    {
+        var run = GeneratorHarness.Run(Samples.Usings + declarations);
+        Assert.Empty(run.Diagnostics);
+        return run;
+    }
+
+    [Theory]
+    [InlineData(nameof(Samples.BasicBlock), "Demo.BasicBlock")]
+    [InlineData(nameof(Samples.CeBottleneck), "Demo.CeBottleneck")]
+    [InlineData(nameof(Samples.InvertedResidual), "Demo.InvertedResidual")]
+    [InlineData(nameof(Samples.ShuffleUnits), "Demo.ShuffleDownUnit")]
+    [InlineData(nameof(Samples.ShuffleUnits), "Demo.ShuffleUnit")]
+    public void Block(string sample, string type)
+    {
+        var source = (string)typeof(Samples).GetField(sample)!.GetValue(null)!;
+        Snapshot.Match(Generate(source).Source(type + ".g.cs"), type);
+    }
+
+    [Fact]
+    public void CifarResNetWithPaperPlacement() =>
+        Snapshot.Match(Generate(Samples.BasicBlock + Samples.CifarResNet).Source("Demo.CifarResNet.g.cs"), "Demo.CifarResNet");
+
+    [Fact]
+    public void VggWithCeBetweenEveryNormAndReLU() =>
+        Snapshot.Match(Generate(Samples.SmallVgg).Source("Demo.SmallVgg.g.cs"), "Demo.SmallVgg");
+}
