@@ -78,9 +78,9 @@ internal static class AnalysisNetworks
     public static BatchLoader Loader(ImageDataset dataset, Normalization normalization, int batchSize = 16) =>
         new(dataset, new BatchOptions { BatchSize = batchSize, Normalization = normalization });
 
-    /// <summary>Same shape and bitwise-equal values.</summary>
-    public static bool Identical(Tensor a, Tensor b) =>
-        a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.contiguous().bytes.SequenceEqual(b.contiguous().bytes);
+    /// <summary>Same shape and exactly equal values (0 and -0 are equal; NaN is not).</summary>
+    public static bool SameValues(Tensor a, Tensor b) =>
+        a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.eq(b).all().item<bool>();
 
     /// <summary>Copies of every state tensor's bytes, by name.</summary>
     public static Dictionary<string, byte[]> Snapshot(Module module) =>
