@@ -95,7 +95,7 @@ public static class ProbePoints
     private static nn.Module Find(Dictionary<string, nn.Module> modules, string name, ProbePoint probe) =>
         modules.TryGetValue(name, out var module)
             ? module
-            : throw new ArgumentException($"Probe point '{probe.Normalization}': the network has no module named '{name}'.", nameof(probe));
+            : throw new ArgumentException($"Probe point '{probe.Normalization}': the network has no module named '{name}'.", "probes");
 
     private static IEnumerable<(string Name, nn.Module Module)> Steps(nn.Module module, string prefix)
     {
