@@ -25,7 +25,7 @@ public class FoldedWorkTests
 
     [Theory]
     [InlineData(typeof(FoldedChannelEquilibrium), "matmul")]
-    [InlineData(typeof(FoldedAdaptiveInstanceInverse), "var")]
+    [InlineData(typeof(FoldedAdaptiveInstanceInverse), "bmm")]
     [InlineData(typeof(FoldedChain), "call")]
     public void The_folded_forward_cannot_reach_covariance_or_Newton_code(Type folded, string expectedCall)
     {
