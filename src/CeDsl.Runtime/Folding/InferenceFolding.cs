@@ -57,28 +57,43 @@ public static class InferenceFolding
         CheckChain(conv, norm, block, names);
 
         bool normFolds = norm is null or BatchNorm2d;
-        Conv2d foldedConv;
-        using (var state = ConvolutionState.Of(conv, Describe(conv, names.Conv)))
-        using (var normalized = norm is BatchNorm2d bn ? FoldBatchNorm(state, bn, names.Norm) : null)
-        using (var decorrelated = normFolds && block is BatchDecorrelation bd ? FoldDecorrelation(normalized ?? state, bd, names.Block) : null)
+        var parts = new List<nn.Module>();
+        try
         {
-            foldedConv = (decorrelated ?? normalized ?? state).ToConvolution(conv);
-        }
+            Conv2d foldedConv;
+            using (var state = ConvolutionState.Of(conv, Describe(conv, names.Conv)))
+            using (var normalized = norm is BatchNorm2d bn ? FoldBatchNorm(state, bn, names.Norm) : null)
+            using (var decorrelated = normFolds && block is BatchDecorrelation bd ? FoldDecorrelation(normalized ?? state, bd, names.Block) : null)
+            {
+                foldedConv = (decorrelated ?? normalized ?? state).ToConvolution(conv);
+            }
+            parts.Add(foldedConv);
 
-        var keptNorm = normFolds ? null : CopyNorm(norm!, conv.out_channels);
-        nn.Module<Tensor, Tensor>? foldedBlock = block switch
+            var keptNorm = normFolds ? null : CopyNorm(norm!, conv.out_channels);
+            if (keptNorm is not null)
+                parts.Add(keptNorm);
+
+            nn.Module<Tensor, Tensor>? foldedBlock = block switch
+            {
+                null => null,
+                BatchDecorrelation when normFolds => null,
+                BatchDecorrelation decorrelation => DecorrelationMap(decorrelation, names.Block),
+                Layers.ChannelEquilibrium ce => ChannelEquilibrium(ce, names.Block),
+                Layers.AdaptiveInstanceInverse aii => AdaptiveInstanceInverse(aii, names.Block),
+                SqueezeExcitation se => CopySqueezeExcitation(se),
+                _ => throw new UnreachableException(),
+            };
+            var chain = new FoldedChain(foldedConv, keptNorm, foldedBlock);
+            chain.eval();
+            return chain;
+        }
+        catch
         {
-            null => null,
-            BatchDecorrelation when normFolds => null,
-            BatchDecorrelation decorrelation => DecorrelationMap(decorrelation, names.Block),
-            Layers.ChannelEquilibrium ce => ChannelEquilibrium(ce, names.Block),
-            Layers.AdaptiveInstanceInverse aii => AdaptiveInstanceInverse(aii, names.Block),
-            SqueezeExcitation se => CopySqueezeExcitation(se),
-            _ => throw new UnreachableException(),
-        };
-        var chain = new FoldedChain(foldedConv, keptNorm, foldedBlock);
-        chain.eval();
-        return chain;
+            // A refusal after some parts were built: free their native memory now, not at finalization.
+            foreach (var part in parts)
+                part.Dispose();
+            throw;
+        }
     }
 
     /// <summary>conv -> BatchNorm2d as one new convolution with bias.</summary>
@@ -225,13 +240,12 @@ public static class InferenceFolding
     private static Conv2d DecorrelationMap(BatchDecorrelation bd, string name)
     {
         string module = Describe(bd, name);
-        var sample = bd.state_dict()["running_wm"];
-        var map = nn.Conv2d(bd.Channels, bd.Channels, 1, groups: bd.Groups, bias: false, device: sample.device, dtype: sample.dtype);
         using (NewDisposeScope())
+            EstimatedWhitening(bd, module);
+        var runningWm = bd.state_dict()["running_wm"];
+        var map = nn.Conv2d(bd.Channels, bd.Channels, 1, groups: bd.Groups, bias: false, device: runningWm.device, dtype: runningWm.dtype);
         using (no_grad())
-        {
-            map.weight.copy_(EstimatedWhitening(bd, module).reshape(bd.Channels, bd.GroupSize, 1, 1));
-        }
+            map.weight.copy_(runningWm.view(bd.Channels, bd.GroupSize, 1, 1));
         RequireFinite(map, module);
         map.eval();
         return map;
@@ -372,14 +386,18 @@ public static class InferenceFolding
         }
     }
 
+    /// <summary>Throws, after disposing <paramref name="folded"/>, when any of its values is not finite.</summary>
     private static void RequireFinite(nn.Module folded, string description)
     {
+        using var scope = NewDisposeScope();
         foreach (var (key, tensor) in folded.state_dict())
         {
-            if (tensor.is_floating_point() && !tensor.isfinite().all().item<bool>())
-                throw new InvalidOperationException(
-                    $"Cannot fold {description}: the folded '{key}' is not finite; the module's parameters or running " +
-                    "statistics hold NaN or infinite values.");
+            if (!tensor.is_floating_point() || tensor.isfinite().all().item<bool>())
+                continue;
+            folded.Dispose();
+            throw new InvalidOperationException(
+                $"Cannot fold {description}: the folded '{key}' is not finite; the module's parameters or running " +
+                "statistics hold NaN or infinite values.");
         }
     }
 

@@ -25,7 +25,7 @@ public class FoldedWorkTests
 
     [Theory]
     [InlineData(typeof(FoldedChannelEquilibrium), "matmul")]
-    [InlineData(typeof(FoldedAdaptiveInstanceInverse), "var")]
+    [InlineData(typeof(FoldedAdaptiveInstanceInverse), "bmm")]
     [InlineData(typeof(FoldedChain), "call")]
     public void The_folded_forward_cannot_reach_covariance_or_Newton_code(Type folded, string expectedCall)
     {
@@ -44,8 +44,8 @@ public class FoldedWorkTests
 
         var reached = Reachable(forward).ToList();
 
-        Assert.Contains(reached, method => method.DeclaringType?.Name == "Whitening" && method.Name == "NewtonIterations");
-        Assert.Contains(reached, method => method.DeclaringType?.Name == "InstanceMoments");
+        Assert.Contains(reached, method => method.DeclaringType == Forbidden[0]);
+        Assert.Contains(reached, method => method.DeclaringType == Forbidden[1]);
     }
 
     [Fact]
