@@ -62,9 +62,10 @@ public sealed class AdaptiveInstanceInverse : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         LayerChecks.Input(input, nameof(AdaptiveInstanceInverse), Channels, running_scale.dtype, needsInstanceVariance: true);
         var x = input.contiguous();
-        var variance = InstanceMoments.Of(x, Channels, nameof(AdaptiveInstanceInverse)).Variance;
+        var blocks = Whitening.Blocks(x, Channels);
+        var variance = InstanceMoments.Of(blocks, x.shape[0], nameof(AdaptiveInstanceInverse), withScatter: false).Variance;
         var factor = Factor(variance, nameof(AdaptiveInstanceInverse));
-        return (x * factor.view(x.shape[0], Channels, 1, 1)).MoveToOuterDisposeScope();
+        return ChannelScale.Apply(blocks, factor).view(x.shape).MoveToOuterDisposeScope();
     }
 
     /// <summary>

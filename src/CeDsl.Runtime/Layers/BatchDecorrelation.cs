@@ -68,16 +68,20 @@ public sealed class BatchDecorrelation : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         LayerChecks.Input(input, nameof(BatchDecorrelation), Channels, running_wm.dtype, pooled: pool && training);
         var x = input.contiguous();
+        var blocks = Whitening.Blocks(x, Groups);
         if (!training)
         {
-            var evaluated = Whitening.Apply(running_wm, x);
+            var evaluated = Whitening.Apply(running_wm, blocks);
             LayerChecks.RequireFinite(evaluated.sum(), nameof(BatchDecorrelation), "the sum of the output");
-            return evaluated.MoveToOuterDisposeScope();
+            return evaluated.view(x.shape).MoveToOuterDisposeScope();
         }
 
-        var (mean, wm) = Whitening.TrainingStatistics(x, Groups, iterations, pool, eps, nameof(BatchDecorrelation));
+        InstanceMoments? moments = pool
+            ? null
+            : InstanceMoments.Of(blocks, x.shape[0], nameof(BatchDecorrelation), withScatter: true);
+        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, nameof(BatchDecorrelation));
         RunningAverage.Update(running_mean, mean, momentum);
         RunningAverage.Update(running_wm, wm, momentum);
-        return Whitening.Apply(wm, x).MoveToOuterDisposeScope();
+        return Whitening.Apply(wm, blocks).view(x.shape).MoveToOuterDisposeScope();
     }
 }

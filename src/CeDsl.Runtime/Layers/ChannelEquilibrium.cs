@@ -16,8 +16,10 @@ namespace CeDsl.Layers;
 /// Both branches are linear in X per sample, so the output is computed as ONE block-diagonal map
 /// per sample, M_n = lambda * wm + diag((1 - lambda) * y_n / s), applied in a single batched matmul.
 /// Errors: <see cref="ArgumentException"/> for a wrong rank, channel count or element type,
-/// H*W = 1, NaN or infinite values (detected in the per-instance covariance, which every mode
-/// computes); <see cref="InvalidOperationException"/> for evaluation before any training step.
+/// H*W = 1, NaN or infinite values (detected in the per-instance statistics, which every mode
+/// computes), and in training an input constant over H*W in every sample and channel (s = 0);
+/// <see cref="InvalidOperationException"/> for evaluation before any training step. A rejected
+/// call leaves the running statistics unchanged.
 /// </remarks>
 public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
 {
@@ -79,22 +81,25 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
         LayerChecks.Input(input, nameof(ChannelEquilibrium), Channels, running_wm.dtype,
             needsInstanceVariance: true, pooled: pool && training);
         var x = input.contiguous();
-        var moments = InstanceMoments.Of(x, Groups, nameof(ChannelEquilibrium));
+        var blocks = Whitening.Blocks(x, Groups);
+        // Evaluation and pooled training need only the instance variance of the unpooled input.
+        var moments = InstanceMoments.Of(blocks, x.shape[0], nameof(ChannelEquilibrium), withScatter: training && !pool);
         if (!training)
-            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium)), x).MoveToOuterDisposeScope();
+            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium)), blocks).view(x.shape)
+                .MoveToOuterDisposeScope();
 
-        var (mean, wm) = Whitening.TrainingStatistics(x, Groups, iterations, pool, eps, nameof(ChannelEquilibrium), moments);
+        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, nameof(ChannelEquilibrium));
         var factor = AR.Factor(moments.Variance, nameof(ChannelEquilibrium));
         RunningAverage.Update(running_mean, mean, momentum);
         RunningAverage.Update(running_wm, wm, momentum);
-        return Mix(wm, factor, x).MoveToOuterDisposeScope();
+        return Mix(wm, factor, blocks).view(x.shape).MoveToOuterDisposeScope();
     }
 
-    /// <summary>lambda * (wm @ X) + (1 - lambda) * factor * X, as one map per sample.</summary>
-    private Tensor Mix(Tensor wm, Tensor factor, Tensor x)
+    /// <summary>lambda * (wm @ X) + (1 - lambda) * factor * X, as one map per sample, on the (N*G, d, P) blocks.</summary>
+    private Tensor Mix(Tensor wm, Tensor factor, Tensor blocks)
     {
         var lambda = x_weight.sigmoid();
-        var perSample = ((1 - lambda) * factor).view(x.shape[0], Groups, GroupSize).diag_embed();
-        return Whitening.Apply(lambda * wm + perSample, x);
+        var perSample = ((1 - lambda) * factor).view(-1, Groups, GroupSize).diag_embed();
+        return Whitening.Apply(lambda * wm + perSample, blocks);
     }
 }

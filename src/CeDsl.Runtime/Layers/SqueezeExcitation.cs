@@ -44,11 +44,13 @@ public sealed class SqueezeExcitation : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         LayerChecks.Input(input, nameof(SqueezeExcitation), Channels, parameters().First().dtype);
+        var x = input.contiguous();
+        var blocks = Whitening.Blocks(x, Channels);
         // Sum, then divide the small result: the backward of a sum is a broadcast view, that of a
         // mean would materialize an activation-sized tensor.
-        var squeezed = input.sum([2, 3]) / (input.shape[2] * input.shape[3]);
+        var squeezed = blocks.sum(-1L).view(x.shape[0], Channels) / (x.shape[2] * x.shape[3]);
         LayerChecks.RequireFinite(squeezed, nameof(SqueezeExcitation), "the global average pool");
         var gate = fc.call(squeezed);
-        return (input * gate.view(input.shape[0], Channels, 1, 1)).MoveToOuterDisposeScope();
+        return ChannelScale.Apply(blocks, gate).view(x.shape).MoveToOuterDisposeScope();
     }
 }

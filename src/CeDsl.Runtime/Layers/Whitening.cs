@@ -6,32 +6,44 @@ namespace CeDsl.Layers;
 /// <summary>
 /// The batch-decorrelation (BD) math, shared by <see cref="ChannelEquilibrium"/> and
 /// <see cref="BatchDecorrelation"/>. Channels are grouped contiguously: for an (N, C, H, W)
-/// contiguous tensor, <c>view(N, G, d, H*W)</c> is the grouped layout without any copy, and the
-/// block-diagonal map applies as one batched matmul over (N, G).
+/// contiguous tensor, <c>view(N*G, d, H*W)</c> is the grouped layout without any copy, and the
+/// block-diagonal map applies as one batched matmul over the N*G blocks.
 /// </summary>
 internal static class Whitening
 {
     /// <summary>
+    /// The (N*G, d, H*W) view of a contiguous (N, C, H, W) input.
+    /// </summary>
+    /// <remarks>
+    /// Take it ONCE per forward and feed every use of the input that needs gradients from it: the
+    /// gradients of its users then accumulate in place in one buffer; separate views of the input
+    /// each deliver a view of their gradient, and autograd adds those out of place, allocating an
+    /// activation-sized tensor per addition.
+    /// </remarks>
+    internal static Tensor Blocks(Tensor input, long groups) =>
+        input.view(input.shape[0] * groups, input.shape[1] / groups, input.shape[2] * input.shape[3]);
+
+    /// <summary>
     /// Training statistics of BD for a contiguous input (N, C, H, W): the group means (G, d, 1) and
     /// the whitening matrices wm (G, d, d) after <paramref name="iterations"/> Newton steps, both
     /// differentiable. Sigma = eps*I + (1/M) * Xc Xc^T over the M = N*H*W columns of the group,
-    /// centred by the group mean. With <paramref name="pool"/> the covariance is that of the 2x2
-    /// max-pooled input but still divided by the unpooled M (the reference does so).
-    /// <paramref name="unpooled"/>: the input's moments when the caller has them already.
+    /// centred by the group mean. <paramref name="moments"/>: the input's moments with the scatter;
+    /// with <paramref name="pool"/> they are ignored and the covariance is that of the 2x2
+    /// max-pooled input, still divided by the unpooled M (the reference does so).
     /// </summary>
-    internal static (Tensor mean, Tensor wm) TrainingStatistics(Tensor input, int groups, int iterations, bool pool,
-        double eps, string module, InstanceMoments? unpooled = null)
+    internal static (Tensor mean, Tensor wm) TrainingStatistics(Tensor input, InstanceMoments? moments, int groups,
+        int iterations, bool pool, double eps, string module)
     {
-        long m = input.shape[0] * input.shape[2] * input.shape[3];
-        var moments = pool
-            ? InstanceMoments.Of(nn.functional.max_pool2d(input, 2, 2), groups, module)
-            : unpooled ?? InstanceMoments.Of(input, groups, module);
+        long n = input.shape[0], m = n * input.shape[2] * input.shape[3];
+        if (pool)
+            moments = InstanceMoments.Of(Blocks(nn.functional.max_pool2d(input, 2, 2), groups), n, module, withScatter: true);
+        var (instanceMean, _, instanceScatter, positions) = moments!.Value;
 
-        var mean = moments.Mean.mean([0]);
+        var mean = instanceMean.mean([0]);
         // Xc Xc^T = sum over n of the instance-centred Gram plus H*W times the scatter of the instance means.
-        var deviation = moments.Mean - mean;
+        var deviation = instanceMean - mean;
         var between = deviation.permute(1, 2, 0).matmul(deviation.permute(1, 0, 2));
-        var scatter = moments.Gram.sum(dim: 0) + moments.Positions * between;
+        var scatter = instanceScatter! + positions * between;
 
         var identity = eye(mean.shape[1], dtype: input.dtype, device: input.device);
         var sigma = identity * eps + scatter * (1.0 / m);
@@ -57,13 +69,16 @@ internal static class Whitening
     }
 
     /// <summary>
-    /// Applies a block-diagonal map to the UNCENTRED contiguous input: <paramref name="map"/> is
-    /// (G, d, d), shared by the batch, or (N, G, d, d), one per sample.
+    /// Applies a block-diagonal map to the UNCENTRED input given as its <see cref="Blocks"/> view
+    /// (N*G, d, P): <paramref name="map"/> is (G, d, d), shared by the batch, or (N, G, d, d), one
+    /// per sample. Returns (N*G, d, P).
     /// </summary>
-    internal static Tensor Apply(Tensor map, Tensor input)
+    internal static Tensor Apply(Tensor map, Tensor blocks)
     {
-        long n = input.shape[0];
-        long groups = map.shape[^3], groupSize = map.shape[^1];
-        return map.matmul(input.view(n, groups, groupSize, input.shape[2] * input.shape[3])).view(input.shape);
+        long groupSize = map.shape[^1];
+        var perBlock = map.dim() == 3
+            ? map.expand(blocks.shape[0] / map.shape[0], map.shape[0], groupSize, groupSize).reshape(-1, groupSize, groupSize)
+            : map.view(-1, groupSize, groupSize);
+        return perBlock.bmm(blocks);
     }
 }

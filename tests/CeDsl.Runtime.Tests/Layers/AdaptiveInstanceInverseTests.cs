@@ -44,6 +44,8 @@ public class AdaptiveInstanceInverseTests
         var output = aii.call(probe);
         var gate = ReferenceMath.Gate(ReferenceMath.InstanceVariance(probe), state);
         Assert.True(output.allclose((gate / expectedScale).view(4, 8, 1, 1) * probe, rtol: 1e-10, atol: 1e-12));
+        using (no_grad())
+            Assert.True(aii.call(probe).allclose(output, rtol: 1e-12, atol: 1e-14), "the no-gradient path must agree");
         Assert.Equal(expectedScale, state["running_scale"].item<double>(), 1e-15);
     }
 

@@ -144,6 +144,30 @@ public class ChannelEquilibriumTests
         Assert.True(ce.state_dict()["running_wm"].allclose(0.9 * eye(4, dtype: float64) + 0.1 * wm, rtol: 1e-10, atol: 1e-12));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Steps_leave_no_live_tensors_behind(bool pool)
+    {
+        using var ce = new ChannelEquilibrium(8, groupSize: 4, pool: pool);
+        var x = Input(7).to(float32).requires_grad_();
+        void Step()
+        {
+            // No dispose scope here: anything the module forgets to dispose stays alive and counts.
+            using var output = ce.call(x);
+            using var squared = output.square();
+            using var loss = squared.sum();
+            loss.backward();
+        }
+        Step();
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 3; i++)
+            Step();
+        ce.eval();
+        Step();
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
     [Fact]
     public void State_dict_has_the_reference_names_and_shapes()
     {

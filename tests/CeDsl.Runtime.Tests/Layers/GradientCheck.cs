@@ -14,9 +14,10 @@ internal static class GradientCheck
     public static void Verify(Func<Tensor> output, IReadOnlyList<(string name, Tensor tensor)> inputs,
         double step = 1e-6, double tolerance = 1e-6)
     {
-        Tensor weights;
-        using (var probe = no_grad())
-            { var shape = output().shape; weights = randn(shape, dtype: float64, generator: new Generator(7)); }
+        long[] shape;
+        using (no_grad())
+            shape = output().shape;
+        var weights = randn(shape, dtype: float64, generator: new Generator(7));
         double Loss()
         {
             using var noGrad = no_grad();

@@ -32,6 +32,8 @@ public class SqueezeExcitationTests
 
         se.eval();
         Assert.True(se.call(x).allclose(expected, rtol: 1e-12, atol: 1e-12));
+        using (no_grad())
+            Assert.True(se.call(x).allclose(expected, rtol: 1e-12, atol: 1e-12), "the no-gradient path must agree");
     }
 
     [Fact]
