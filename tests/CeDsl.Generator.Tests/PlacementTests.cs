@@ -86,4 +86,19 @@ public class PlacementTests
         Assert.Matches(@"x = bn1\.call\(x\);\s*x = ce1\.call\(x\);\s*x = relu\.call\(x\);", network);
         Assert.Matches(@"x = bn3\.call\(x\);\s*x = ce2\.call\(x\);\s*x = relu6\.call\(x\);", network);
     }
+
+    [Theory]
+    [InlineData("Explicit")]
+    [InlineData("None")]
+    public void CeInAContainerTakesNoIndexSoTheOtherKeysDoNotDependOnThePlacement(string placement)
+    {
+        var network = Generate($$"""
+            [Network(Input = "3x16x16", Classes = 10, CE = Placement.{{placement}})]
+            [Seq("features")] [Conv(3, Out = 16)] [Norm] [CE] [ReLU] [Conv(3, Out = 16)] [Norm] [ReLU]
+            public partial class Vgg;
+            """, "Vgg");
+        Assert.Matches(@"\(""2"", nn\.ReLU\(\)\)", network);
+        Assert.Matches(@"\(""3"", features_3\)", network);
+        Assert.Equal(placement == "Explicit", network.Contains("(\"ce\", new ChannelEquilibrium(16", StringComparison.Ordinal));
+    }
 }

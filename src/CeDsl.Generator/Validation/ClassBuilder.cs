@@ -78,7 +78,7 @@ internal sealed partial class ClassBuilder
 
     private void Run(EquatableArray<LayerSpec> layers)
     {
-        Shape? input = isNetwork ? ParseInput() : Shape.Map(Dim.Var(Dim.InChannels), Dim.Var(Dim.Height), Dim.Var(Dim.WidthSpatial));
+        var input = isNetwork ? ParseInput() : Shape.Map(Dim.Var(Dim.InChannels), Dim.Var(Dim.Height), Dim.Var(Dim.WidthSpatial));
         if (isNetwork && network!.Classes <= 0)
             Report(D.InvalidValue, classLocation, $"Classes of network '{type.Name}' must be positive (got {network.Classes})");
         if (isNetwork && (network!.CEGroupSize <= 0 || network.StemCEGroupSize <= 0 || network.CEReduction <= 0 || network.CEBlocks < 0))
@@ -101,7 +101,7 @@ internal sealed partial class ClassBuilder
         }
         if (result.HasErrors) return;
 
-        result.Plan = BuildPlan(output);
+        result.Plan = BuildPlan(input, output);
     }
 
     private Shape? ParseInput()
