@@ -37,7 +37,7 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor GroupSizeHalved = Warning("CEDSL006",
         "Group size does not divide the channels",
-        "Group size {0} of {1} does not divide its {2} channels; the halving rule uses group size {3} ({4} groups)");
+        "Group size {0} of {1} does not divide its {2} channels; the halving rule uses group size {3} ({4})");
 
     public static readonly DiagnosticDescriptor ReductionTooLarge = Error("CEDSL007",
         "Reduction larger than the channels",

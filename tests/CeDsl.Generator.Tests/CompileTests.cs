@@ -31,4 +31,18 @@ public class CompileTests
         [Head] [GlobalAvgPool] [Flatten] [Linear(16, Bias = false)] [Norm(Kind.BN, Name = "bn_head")] [Norm(Kind.LN, Name = "ln_head")] [Dropout(0.25)] [Linear]
         public partial class PlainNet;
         """);
+
+    [Fact]
+    public void LayersNamedLikeLocalsParametersAndKeywords() => AssertCompiles("""
+        [Block(Residual = Shortcut.Projection)]
+        [Conv(3, Stride = From.Parameter, Name = "x")] [Norm(Name = "input")] [ReLU(Name = "identity")]
+        [Conv(3, Name = "width")] [Norm(Name = "device")] [CE(GroupSize = 8, Name = "in")] [Add] [ReLU(Name = "stride")]
+        public partial class Awkward;
+
+        [Network(Input = "3x8x8", Classes = 2)]
+        [Conv(3, Out = 8, Name = "dtype")] [Norm(Name = "classes")] [ReLU(Name = "scope")]
+        [Stage(typeof(Awkward), Out = 8, Name = "placement")]
+        [Seq("downsample_0")] [Conv(1, Out = 16)] [Norm] [ReLU]
+        public partial class AwkwardNet;
+        """);
 }

@@ -133,6 +133,24 @@ public class DiagnosticTests
         """, "CEDSL007", "CE(", "Reduction ratio 32 of CE 'ce1' is larger than its 24 channels");
 
     [Fact]
+    public void CEDSL007_ReductionOfTheCeThePaperRulePutsInABlock() => Expect("""
+        [Block(Residual = Shortcut.Projection)]
+        [Conv(3, Stride = From.Parameter)] [Norm] [ReLU] [Conv(3)] [Norm] [Add] [ReLU]
+        public partial class B;
+
+        [Network(Input = "3x8x8", Classes = 2, CE = Placement.Paper, CEReduction = 8)]
+        [Stage(typeof(B), Out = 4)]
+        public partial class Net;
+        """, "CEDSL007", "Stage(", "Reduction ratio 8 of CE 'layer1.0.ce' is larger than its 4 channels");
+
+    [Fact]
+    public void CEDSL003_NegativeCeBlocks() => Expect("""
+        [Network(Input = "3x8x8", Classes = 2, CE = Placement.Paper, CEBlocks = -1)]
+        [Conv(3, Out = 8)] [Norm] [ReLU]
+        public partial class Net;
+        """, "CEDSL003", "Network(", "CEGroupSize, StemCEGroupSize and CEReduction of network 'Net' must be positive and CEBlocks not negative");
+
+    [Fact]
     public void CEDSL008_ReductionNotDividing() => Expect("""
         [Network(Input = "3x8x8", Classes = 2)]
         [Conv(3, Out = 24)] [Norm] [ReLU] [SE(R = 5)]

@@ -1,5 +1,9 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using System.Reflection;
 using System.Text;
+using TorchSharp;
 using CeDsl.Generator.Tests.Infrastructure;
 using Microsoft.CodeAnalysis;
 using Xunit.Abstractions;
@@ -14,6 +18,7 @@ namespace CeDsl.Generator.Tests;
 public class RandomizedTests(ITestOutputHelper output)
 {
     private const int Cases = 1200;
+    private const int Networks = 50;
 
     [Fact]
     public void EveryCaseCompilesOrCarriesADiagnostic()
@@ -58,6 +63,71 @@ public class RandomizedTests(ITestOutputHelper output)
         Assert.True(compiled > Cases / 5, $"only {compiled} cases compiled");
         Assert.True(withNetwork > Cases / 10, $"only {withNetwork} compiled cases had a network");
         Assert.True(diagnosed > Cases / 10, $"only {diagnosed} cases were diagnosed");
+    }
+
+    /// <summary>
+    /// The generated networks of the random cases that compile run: a forward pass in training and
+    /// in evaluation gives (N, classes), so the sizes the generator inferred are the ones TorchSharp computes.
+    /// </summary>
+    [Fact]
+    public void GeneratedNetworksRunWithTheInferredShapes()
+    {
+        var clock = Stopwatch.StartNew();
+        int ran = 0, degenerate = 0;
+        TimeSpan emitTime = default, runTime = default;
+        for (int seed = 0; seed < Cases && ran < Networks; seed++)
+        {
+            var source = new CaseWriter(new Random(seed)).Write(out bool hasNetwork);
+            if (!hasNetwork) continue;
+            var run = GeneratorHarness.Run(source);
+            if (run.Diagnostics.Any(d => d.Severity == DiagnosticSeverity.Error) || !run.HintNames.Contains("Demo.Net.g.cs")) continue;
+
+            // Random expansions can compound to networks of gigabytes; those only cost memory.
+            if (Regex.Matches(run.Source("Demo.Net.g.cs"), @"(?:inChannels: |nn\.Linear\()(\d+)").Any(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) > 128)) continue;
+
+            var t0 = clock.Elapsed;
+            using var image = new MemoryStream();
+            var emitted = run.Output.Emit(image);
+            Assert.True(emitted.Success, $"seed {seed}: {GeneratorRun.Format(emitted.Diagnostics)}");
+            var type = Assembly.Load(image.ToArray()).GetType("Demo.Net")!;
+            var constructor = type.GetConstructors().Single();
+            var shape = (IReadOnlyList<long>)type.GetProperty("InputShape")!.GetValue(null)!;
+            var classes = (long)(constructor.GetParameters().FirstOrDefault(p => p.Name == "classes")?.DefaultValue ?? -1L);
+
+            emitTime += clock.Elapsed - t0;
+            t0 = clock.Elapsed;
+            torch.manual_seed(seed);
+            using var network = (torch.nn.Module<torch.Tensor, torch.Tensor>)constructor.Invoke(constructor.GetParameters().Select(p => p.DefaultValue).ToArray());
+            using var input = torch.randn(2, shape[0], shape[1], shape[2]);
+            try
+            {
+                using (var output = network.call(input))
+                {
+                    Assert.Equal(2, output.dim());
+                    Assert.Equal(2, output.shape[0]);
+                    if (classes > 0) Assert.Equal(classes, output.shape[1]);
+                }
+                network.eval();
+                using (torch.no_grad())
+                using (var output = network.call(input))
+                    Assert.Equal(2, output.shape[0]);
+            }
+            catch (ArgumentException exception) when (exception.Message.Contains("constant over H*W", StringComparison.Ordinal) || exception.Message.Contains("NaN or infinite", StringComparison.Ordinal))
+            {
+                // Deep random stacks of CE/AII can zero or blow up their activations, which CE refuses; not a size problem.
+                degenerate++;
+                continue;
+            }
+            catch (Exception exception) when (exception is not Xunit.Sdk.XunitException)
+            {
+                Assert.Fail($"seed {seed}: {exception.GetType().Name}: {exception.Message}{Environment.NewLine}{source}");
+            }
+            ran++;
+            runTime += clock.Elapsed - t0;
+        }
+        output.WriteLine($"{ran} generated networks ran in {clock.Elapsed.TotalSeconds:F1} s (compiling and loading {emitTime.TotalSeconds:F1} s, running {runTime.TotalSeconds:F1} s) ({degenerate} more had a constant or non-finite CE input).");
+        Assert.True(ran == Networks, $"only {ran} networks ran");
+        Assert.True(degenerate < ran / 5, $"{degenerate} networks had degenerate CE inputs");
     }
 
     /// <summary>Writes one random case: a few blocks and usually a network using them.</summary>

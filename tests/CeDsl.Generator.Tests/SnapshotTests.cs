@@ -1,3 +1,4 @@
+using System.Globalization;
 using CeDsl.Generator.Tests.Infrastructure;
 
 namespace CeDsl.Generator.Tests;
@@ -31,4 +32,28 @@ public class SnapshotTests
     [Fact]
     public void VggWithCeBetweenEveryNormAndReLU() =>
         Snapshot.Match(Generate(Samples.SmallVgg).Source("Demo.SmallVgg.g.cs"), "Demo.SmallVgg");
+
+    [Fact]
+    public void OutputDoesNotDependOnTheCurrentCulture()
+    {
+        var invariant = Generate(Samples.SmallVgg).Source("Demo.SmallVgg.g.cs");
+        var commaCulture = (CultureInfo)CultureInfo.InvariantCulture.Clone();
+        commaCulture.NumberFormat.NumberDecimalSeparator = ",";
+        commaCulture.NumberFormat.NegativeSign = "\u2212";
+        var previous = CultureInfo.CurrentCulture;
+        try
+        {
+            CultureInfo.CurrentCulture = commaCulture;
+            Assert.Equal("0,5", 0.5.ToString());
+            var source = Generate(Samples.SmallVgg.Replace("[Dropout(0.5)]", "[Dropout(0.5)] [Norm(Kind.BN, Eps = 1e-3, Momentum = 0.01)]")).Source("Demo.SmallVgg.g.cs");
+            Assert.Contains("nn.Dropout(0.5)", source);
+            Assert.Contains("std: 0.01", source);
+            Assert.Contains("eps: 0.001, momentum: 0.01", source);
+            Assert.Equal(invariant, Generate(Samples.SmallVgg).Source("Demo.SmallVgg.g.cs"));
+        }
+        finally
+        {
+            CultureInfo.CurrentCulture = previous;
+        }
+    }
 }

@@ -15,6 +15,7 @@ namespace CeDsl.Generator.Validation;
 internal sealed partial class ClassBuilder
 {
     private const int FromParameter = -1;
+    private const string CeReduction = "ceReduction";
 
     private Dim strideProduct = Dim.Of(1);
     private readonly List<(BlockInstance Instance, BuildResult Block, string Path)> instances = new();
@@ -278,11 +279,6 @@ internal sealed partial class ClassBuilder
         {
             int.TryParse(step.PlacedGroupSize, NumberStyles.None, CultureInfo.InvariantCulture, out groupSize);
             int.TryParse(step.PlacedReduction, NumberStyles.None, CultureInfo.InvariantCulture, out reduction);
-            if (isNetwork && (groupSize <= 0 || reduction <= 0))
-            {
-                Report(D.InvalidValue, classLocation, $"CEGroupSize, StemCEGroupSize and CEReduction of network '{type.Name}' must be positive");
-                return null;
-            }
         }
         else
         {
@@ -304,15 +300,19 @@ internal sealed partial class ClassBuilder
             {
                 if (v[0] <= 0 || v[0] % groupSize == 0) return null;
                 int resolved = GroupSizeRule.Resolve(v[0], groupSize);
-                return DiagnosticInfo.Create(D.GroupSizeHalved, at, groupSize, what, v[0], resolved, v[0] / resolved);
+                long groups = v[0] / resolved;
+                return DiagnosticInfo.Create(D.GroupSizeHalved, at, groupSize, what, v[0], resolved, groups == 1 ? "1 group" : groups + " groups");
             });
         }
-        if (usesReduction && reduction > 0)
+        if (usesReduction)
         {
+            // A CE the paper's rule puts in a block takes its reduction from the constructor.
+            Dim reductionSize = step.PlacedReduction == "ceReduction" ? Dim.Var(CeReduction) : reduction;
             bool placed = spec.Placed;
-            AddCheck(step, new[] { x.C }, (v, what, at) =>
-                v[0] < reduction ? DiagnosticInfo.Create(D.ReductionTooLarge, at, reduction, what, v[0])
-                : v[0] % reduction != 0 && !placed ? DiagnosticInfo.Create(D.ReductionNotDividing, at, reduction, what, v[0], v[0] / reduction)
+            AddCheck(step, new[] { x.C, reductionSize }, (v, what, at) =>
+                v[1] <= 0 ? null
+                : v[0] < v[1] ? DiagnosticInfo.Create(D.ReductionTooLarge, at, v[1], what, v[0])
+                : v[0] % v[1] != 0 && !placed ? DiagnosticInfo.Create(D.ReductionNotDividing, at, v[1], what, v[0], v[0] / v[1])
                 : null);
         }
 
@@ -391,6 +391,7 @@ internal sealed partial class ClassBuilder
             [Dim.Stride] = instance.Stride,
             [Dim.Height] = x.H.Constant!.Value,
             [Dim.WidthSpatial] = x.W.Constant!.Value,
+            [CeReduction] = network!.CEReduction,
         };
         var prefix = step.Path!;
         if (instance.Index == 0 && instance.Stride != 1 && !built.UsesStride)

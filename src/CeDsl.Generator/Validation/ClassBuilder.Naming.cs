@@ -11,8 +11,8 @@ namespace CeDsl.Generator.Validation;
 /// <summary>
 /// Submodule names. Members of the class itself follow PyTorch's conventions (conv1, bn1, relu,
 /// maxpool, ce/ce1, fc, layer1, downsample); members of a container get the keys "0", "1", ...
-/// except for CE inserted by the paper's rule, named ce/ce1/... so that the baseline's keys do not
-/// shift. Stateless layers of the class itself share one module per kind and settings (torchvision's
+/// except CE, BD and AII, named ce/bd/aii (ce1, ce2, ... when several), so that the other keys do
+/// not depend on the placement. Stateless layers of the class itself share one module per kind and settings (torchvision's
 /// single relu).
 /// </summary>
 internal sealed partial class ClassBuilder
@@ -111,7 +111,7 @@ internal sealed partial class ClassBuilder
         foreach (var step in modules)
         {
             if (step.Spec.Name is not null || NumberedPrefix(step) is not { } prefix) continue;
-            if (step.Parent.Length != 0 && step.After is null) continue;
+            if (step.Parent.Length != 0 && !CeFamily.Contains(step.Kind)) continue;
             var key = (step.Parent, prefix);
             counts[key] = counts.TryGetValue(key, out var n) ? n + 1 : 1;
         }
@@ -138,13 +138,14 @@ internal sealed partial class ClassBuilder
             var parent = Container(step.Parent, step);
             if (parent is null) continue;
             string name;
-            if (step.Instance is not null || (step.Parent.Length != 0 && step.After is null))
+            if (step.Instance is not null || (step.Parent.Length != 0 && !CeFamily.Contains(step.Kind)))
             {
                 name = parent.NextIndex().ToString(CultureInfo.InvariantCulture);
             }
             else if (step.Parent.Length != 0)
             {
-                name = Numbered(step.Parent, "ce", alwaysNumber: false);
+                // CE, BD and AII in a container never take an index: the other keys stay the same whatever the placement.
+                name = Numbered(step.Parent, NumberedPrefix(step)!, alwaysNumber: false);
             }
             else if (step.Kind == LayerKind.Conv)
             {

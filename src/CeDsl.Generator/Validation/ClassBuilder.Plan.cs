@@ -8,7 +8,7 @@ namespace CeDsl.Generator.Validation;
 /// <summary>From the named, inferred steps to the <see cref="ClassPlan"/> the emitter writes.</summary>
 internal sealed partial class ClassBuilder
 {
-    private ClassPlan? BuildPlan(Shape output)
+    private ClassPlan? BuildPlan(Shape input, Shape output)
     {
         if (blockFailed) return null;
         var forward = BuildForward();
@@ -24,7 +24,6 @@ internal sealed partial class ClassBuilder
         NetworkSignature? networkSignature = null;
         if (isNetwork)
         {
-            var input = ParseInput()!;
             networkSignature = new NetworkSignature(input.C.Constant!.Value, input.H.Constant!.Value, input.W.Constant!.Value, network!.Classes, usesClasses);
         }
         else

@@ -78,9 +78,11 @@ internal sealed partial class ClassBuilder
 
     private void Run(EquatableArray<LayerSpec> layers)
     {
-        Shape? input = isNetwork ? ParseInput() : Shape.Map(Dim.Var(Dim.InChannels), Dim.Var(Dim.Height), Dim.Var(Dim.WidthSpatial));
+        var input = isNetwork ? ParseInput() : Shape.Map(Dim.Var(Dim.InChannels), Dim.Var(Dim.Height), Dim.Var(Dim.WidthSpatial));
         if (isNetwork && network!.Classes <= 0)
             Report(D.InvalidValue, classLocation, $"Classes of network '{type.Name}' must be positive (got {network.Classes})");
+        if (isNetwork && (network!.CEGroupSize <= 0 || network.StemCEGroupSize <= 0 || network.CEReduction <= 0 || network.CEBlocks < 0))
+            Report(D.InvalidValue, classLocation, $"CEGroupSize, StemCEGroupSize and CEReduction of network '{type.Name}' must be positive and CEBlocks not negative");
 
         BuildStructure(layers);
         CheckCeNeighbours();
@@ -99,7 +101,7 @@ internal sealed partial class ClassBuilder
         }
         if (result.HasErrors) return;
 
-        result.Plan = BuildPlan(output);
+        result.Plan = BuildPlan(input, output);
     }
 
     private Shape? ParseInput()
@@ -141,7 +143,7 @@ internal sealed partial class ClassBuilder
     {
         int chain = 0;
         string container = "";
-        bool inStem = false, seenStage = false, seenHead = false, seenAdd = false;
+        bool inStem = false, seenStage = false, seenHead = false;
         int stageCount = 0, branchCount = 0, blockCount = 0;
         Group? group = null;
         var branchNames = new HashSet<string>(System.StringComparer.Ordinal);
@@ -255,7 +257,6 @@ internal sealed partial class ClassBuilder
                     if (!NotInGroup(spec)) break;
                     if (!steps.Exists(s => s.IsModule))
                         Report(D.InvalidStructure, spec.Location, "the block's main path before [Add] is empty");
-                    seenAdd = true;
                     chain++;
                     Add(spec);
                     break;
@@ -286,7 +287,6 @@ internal sealed partial class ClassBuilder
 
         if (group is not null)
             Report(D.InvalidStructure, group.Marker.Location, $"[{group.Marker.Kind}] is not closed by a [Concat]");
-        _ = seenAdd;
 
         if (isNetwork && !seenHead && !steps.Exists(s => s.Kind == LayerKind.Linear))
         {

@@ -39,10 +39,16 @@ public sealed class HeadAttribute : SectionAttribute
     public HeadAttribute() : base(null) { }
 }
 
-/// <summary>Puts the following layers into the named container (torchvision's <c>features</c>, <c>classifier</c>, <c>conv</c>).</summary>
+/// <summary>
+/// Puts the following layers into the named container (torchvision's <c>features</c>,
+/// <c>classifier</c>, <c>conv</c>), or, without a name, back among the class's own members.
+/// </summary>
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
 public sealed class SeqAttribute : SectionAttribute
 {
+    /// <summary>Puts the following layers among the class's own members (named like PyTorch attributes).</summary>
+    public SeqAttribute() : base(null) { }
+
     /// <summary>Puts the following layers into the container <paramref name="name"/>.</summary>
     public SeqAttribute(string name) : base(name) { }
 }

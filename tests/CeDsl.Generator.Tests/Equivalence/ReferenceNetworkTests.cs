@@ -63,4 +63,26 @@ public class ReferenceNetworkTests
         using var output = network.call(input);
         Assert.Equal(new long[] { 2, 1000 }, output.shape);
     }
+
+    [Fact]
+    public void ShuffleNetV2HasTorchvisionsParameterCountAndKeys()
+    {
+        using var network = new RefShuffleNetV2();
+        Assert.Equal(2_278_604, Parameters(network));
+        var keys = network.state_dict().Keys.ToHashSet();
+        foreach (var key in new[]
+        {
+            "conv1.0.weight", "conv1.1.running_mean", "stage2.0.branch1.0.weight", "stage2.0.branch1.3.bias", "stage2.0.branch2.6.weight",
+            "stage2.1.branch2.0.weight", "stage3.7.branch2.4.running_var", "stage4.3.branch2.5.weight", "conv5.0.weight", "conv5.1.num_batches_tracked", "fc.weight",
+        })
+        {
+            Assert.Contains(key, keys);
+        }
+        Assert.DoesNotContain("stage2.1.branch1.0.weight", keys);
+
+        using var input = torch.randn(2, 3, 224, 224);
+        network.eval();
+        using var output = network.call(input);
+        Assert.Equal(new long[] { 2, 1000 }, output.shape);
+    }
 }

@@ -59,3 +59,27 @@ public partial class RefInvertedResidual6;
 [Head] [GlobalAvgPool] [Flatten]
 [Seq("classifier")] [Dropout(0.2)] [Linear(InitStd = 0.01)]
 public partial class RefMobileNetV2;
+
+/// <summary>ShuffleNetV2's downsampling unit (torchvision's InvertedResidual with stride 2).</summary>
+[Block(Init = Init.Default)]
+[Branch("branch1")] [Conv(3, Depthwise = true, Stride = From.Parameter)] [Norm] [Conv(1)] [Norm] [ReLU]
+[Branch("branch2")] [Conv(1)] [Norm] [ReLU] [Conv(3, Depthwise = true, Stride = From.Parameter)] [Norm] [Conv(1)] [Norm] [ReLU]
+[Concat] [Shuffle(2)]
+public partial class RefShuffleDownUnit;
+
+/// <summary>ShuffleNetV2's basic unit (stride 1, channel split).</summary>
+[Block(Init = Init.Default)]
+[Split] [Branch("branch2")] [Conv(1)] [Norm] [ReLU] [Conv(3, Depthwise = true)] [Norm] [Conv(1)] [Norm] [ReLU]
+[Concat] [Shuffle(2)]
+public partial class RefShuffleUnit;
+
+/// <summary>torchvision's ShuffleNetV2 1.0x, with its key names.</summary>
+[Network(Input = "3x224x224", Classes = 1000, Init = Init.Default)]
+[Stem(Name = "conv1")] [Conv(3, Out = 24, Stride = 2)] [Norm] [ReLU]
+[Seq] [MaxPool(3, Stride = 2, Padding = 1)]
+[Stage(typeof(RefShuffleUnit), First = typeof(RefShuffleDownUnit), Blocks = 4, Out = 58, Stride = 2, Name = "stage2")]
+[Stage(typeof(RefShuffleUnit), First = typeof(RefShuffleDownUnit), Blocks = 8, Out = 116, Stride = 2, Name = "stage3")]
+[Stage(typeof(RefShuffleUnit), First = typeof(RefShuffleDownUnit), Blocks = 4, Out = 232, Stride = 2, Name = "stage4")]
+[Seq("conv5")] [Conv(1, Out = 1024)] [Norm] [ReLU]
+[Head] [GlobalAvgPool] [Flatten] [Linear]
+public partial class RefShuffleNetV2;
