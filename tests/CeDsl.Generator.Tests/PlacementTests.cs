@@ -87,6 +87,21 @@ public class PlacementTests
         Assert.Matches(@"x = bn3\.call\(x\);\s*x = ce2\.call\(x\);\s*x = relu6\.call\(x\);", network);
     }
 
+    [Fact]
+    public void CeInOwnLayersFalseKeepsThePaperRuleToTheBlocks()
+    {
+        var declarations = Samples.BasicBlock + """
+            [Network(Input = "3x16x16", Classes = 10, CE = Placement.Paper, CEInOwnLayers = false)]
+            [Stem] [Conv(3, Out = 16)] [Norm] [ReLU]
+            [Stage(typeof(BasicBlock), Out = 16)]
+            public partial class Net;
+            """;
+        var network = Generate(declarations, "Net");
+        Assert.DoesNotContain("ChannelEquilibrium", network);
+        Assert.Contains("placement: Placement.Paper", network);
+        Assert.Contains("new ChannelEquilibrium(width", Generate(declarations, "BasicBlock"));
+    }
+
     [Theory]
     [InlineData("Explicit")]
     [InlineData("None")]

@@ -114,6 +114,7 @@ internal sealed record NetworkDeclaration(
     int StemCEGroupSize,
     int CEReduction,
     int CEBlocks,
+    bool CEInOwnLayers,
     InitKind Init,
     EquatableArray<LayerSpec> Layers,
     EquatableArray<string> MemberNames,

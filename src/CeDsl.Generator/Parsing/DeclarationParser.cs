@@ -44,6 +44,7 @@ internal static class DeclarationParser
             Named(attribute, "StemCEGroupSize", 64),
             Named(attribute, "CEReduction", 4),
             Named(attribute, "CEBlocks", 0),
+            Named(attribute, "CEInOwnLayers", true),
             (InitKind)Named(attribute, "Init", 0),
             layers,
             MemberNames(symbol),

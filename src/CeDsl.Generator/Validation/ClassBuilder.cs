@@ -398,7 +398,7 @@ internal sealed partial class ClassBuilder
                 case PlacementKind.None:
                     foreach (var step in explicitCe) step.Dropped = true;
                     break;
-                case PlacementKind.Paper when explicitCe.Count == 0:
+                case PlacementKind.Paper when explicitCe.Count == 0 && network.CEInOwnLayers:
                     for (int i = steps.Count - 1; i >= 0; i--)
                     {
                         var step = steps[i];

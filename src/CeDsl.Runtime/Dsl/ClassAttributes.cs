@@ -64,6 +64,14 @@ public sealed class NetworkAttribute : Attribute
     /// </summary>
     public int CEBlocks { get; set; }
 
+    /// <summary>
+    /// Whether <see cref="Placement.Paper"/> also puts CE in the network's own layers (stem, plain
+    /// sequences, head), after every normalization directly followed by an activation. Default
+    /// true (the reference ResNet's stem CE, VGG); false keeps CE to the blocks (for example
+    /// MobileNetV2, whose paper placement names only the inverted residuals).
+    /// </summary>
+    public bool CEInOwnLayers { get; set; } = true;
+
     /// <summary>How the network's own layers are initialized. Default <see cref="CeDsl.Init.TorchVision"/>.</summary>
     public Init Init { get; set; }
 }

@@ -61,7 +61,8 @@ public enum Placement
     /// activation, per chain (the main path, counting the activation after the residual addition,
     /// or each branch). In the network's own layers (stem, plain sequences, head), a CE after every
     /// normalization directly followed by an activation, unless the network declares CE layers of
-    /// its own. Blocks beyond <see cref="NetworkAttribute.CEBlocks"/> get none.
+    /// its own or sets <see cref="NetworkAttribute.CEInOwnLayers"/> to false. Blocks beyond
+    /// <see cref="NetworkAttribute.CEBlocks"/> get none.
     /// </summary>
     Paper,
 }
