@@ -127,6 +127,8 @@ def main():
         framework="PyTorch eager", torch=torch.__version__, threads=torch.get_num_threads(),
         dtype="float32", device="cpu", warmup=args.warmup, runs=args.runs, statistic="median",
         machine=dict(processor=platform.processor() or platform.machine(), cpus=os.cpu_count(), python=platform.python_version()),
+        # glibc malloc settings: they decide whether activation-sized buffers are page-faulted afresh on every call.
+        allocator_env={k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"},
         # 1/5/15-minute load averages: other processes on a shared 2-core machine inflate every number.
         load_average_before=load_before, load_average_after=os.getloadavg(),
         results=results,
