@@ -7,14 +7,15 @@ Deterministic: fixed seeds, CPU, float64; running it again rewrites byte-identic
 See README.md in this folder for the tensor names.
 """
 import hashlib
-import json
 import os
-import struct
 import sys
 
 import torch
 
 from ce_reference import AdaptiveInstanceInverse, BatchDecorrelation, ChannelEquilibrium
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import make_safetensors_fixture as safetensors  # noqa: E402  the one writer and reader of the fixtures
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STEPS = 3
@@ -32,43 +33,6 @@ MODULES = {
     "BatchDecorrelation": BatchDecorrelation,
     "AdaptiveInstanceInverse": AdaptiveInstanceInverse,
 }
-
-# ---------------------------------------------------------------- safetensors
-_DTYPES = {torch.float64: ("F64", "d"), torch.float32: ("F32", "f"), torch.int64: ("I64", "q")}
-
-
-def safetensors_bytes(tensors, metadata):
-    """8-byte LE header length, JSON header (space-padded to a multiple of 8), raw LE data."""
-    header = {"__metadata__": dict(metadata)}
-    chunks, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        dtype, fmt = _DTYPES[t.dtype]
-        values = t.reshape(-1).tolist()
-        data = struct.pack(f"<{len(values)}{fmt}", *values)
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
-
-
-def read_safetensors(blob):
-    """Reader used only to check the writer round-trips."""
-    (length,) = struct.unpack_from("<Q", blob, 0)
-    header = json.loads(blob[8:8 + length].decode("utf-8"))
-    metadata = header.pop("__metadata__", {})
-    base = 8 + length
-    tensors = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        torch_dtype, fmt = next((k, v[1]) for k, v in _DTYPES.items() if v[0] == info["dtype"])
-        count = (end - begin) // struct.calcsize(fmt)
-        values = struct.unpack_from(f"<{count}{fmt}", blob, base + begin)
-        tensors[name] = torch.tensor(values, dtype=torch_dtype).reshape(info["shape"])
-    return tensors, metadata
-
 
 # ---------------------------------------------------------------- fixture content
 def bn_like_batch(shape, generator, mixing, gamma, beta):
@@ -160,20 +124,22 @@ def main(argv):
     total = 0
     for name, kind, kwargs, shape, seed in CONFIGS:
         tensors, metadata = build_fixture(kind, kwargs, shape, seed)
-        blob = safetensors_bytes(tensors, metadata)
-        back, back_metadata = read_safetensors(blob)
+        path = os.path.join(HERE, f"{name}.safetensors")
+        target = path + ".new" if check else path
+        safetensors.save(target, tensors, metadata)
+        _, back_metadata, back = safetensors.load(target)
         assert back_metadata == metadata and back.keys() == tensors.keys()
         assert all(torch.equal(back[k], tensors[k]) for k in tensors), name
-        path = os.path.join(HERE, f"{name}.safetensors")
-        digest = hashlib.sha256(blob).hexdigest()[:16]
+        with open(target, "rb") as f:
+            blob = f.read()
         if check:
+            os.remove(target)
             with open(path, "rb") as f:
                 same = f.read() == blob
             status |= 0 if same else 1
             print(f"{'same' if same else 'DIFFERENT':9} {name}.safetensors")
         else:
-            with open(path, "wb") as f:
-                f.write(blob)
+            digest = hashlib.sha256(blob).hexdigest()[:16]
             print(f"{len(blob):8d} bytes  sha256 {digest}  {name}.safetensors  ({len(tensors)} tensors)")
         total += len(blob)
     print(f"{total} bytes in all")
