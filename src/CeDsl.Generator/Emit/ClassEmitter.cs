@@ -243,12 +243,14 @@ internal sealed class ClassEmitter
         var network = plan.Network!;
         var parameters = new List<string>();
         if (network.UsesClasses) parameters.Add($"long classes = {network.Classes}");
+        if (network.UsesInputChannels) parameters.Add($"long inChannels = {network.InputChannels}");
         parameters.Add("Device? device = null");
         parameters.Add("ScalarType? dtype = null");
         foreach (var parameter in parameters) constructorNames.Add(parameter.Split(' ')[1]);
 
         writer.Line($"/// <summary>Creates the network for {network.InputChannels}x{network.InputHeight}x{network.InputWidth} inputs: {Xml(string.Join(" → ", plan.Layout))}.</summary>");
         if (network.UsesClasses) writer.Line("/// <param name=\"classes\">The number of classes (the last linear layer's outputs).</param>");
+        if (network.UsesInputChannels) writer.Line($"/// <param name=\"inChannels\">The input's channels (declared: {network.InputChannels}).</param>");
         WriteDeviceParameterDocs();
         writer.Line($"public {plan.Type.Name}({string.Join(", ", parameters)})");
         using (writer.Indent()) writer.Line($": base(nameof({plan.Type.Name}))");

@@ -32,8 +32,11 @@ internal sealed record BlockSignature(
     string? ShapeCheckCondition,
     Dim ResidualChannels);
 
-/// <summary>What a network's constructor takes.</summary>
-internal sealed record NetworkSignature(long InputChannels, long InputHeight, long InputWidth, int Classes, bool UsesClasses);
+/// <summary>
+/// What a network's constructor takes: <c>classes</c> when the last linear layer has the network's
+/// classes, <c>inChannels</c> when only convolutions read the input's channels.
+/// </summary>
+internal sealed record NetworkSignature(long InputChannels, long InputHeight, long InputWidth, int Classes, bool UsesClasses, bool UsesInputChannels);
 
 /// <summary>
 /// A node of the module tree: a leaf layer or a Sequential container. At the root, the name is

@@ -24,6 +24,11 @@ internal sealed partial class ClassBuilder
     private Dim residualChannels = Dim.Of(0);
     private bool usesClasses;
 
+    // Network convolutions that read the declared input directly: they take the constructor's
+    // inChannels unless another layer also depends on the input's channel count.
+    private readonly List<Step> inputConvolutions = new();
+    private bool inputChannelsFixed;
+
     private static string Size(Shape shape) => shape.Flat ? shape.C + " features" : $"{shape.C}x{shape.H}x{shape.W}";
 
     private static string Describe(Step step, string? prefix) =>
@@ -53,6 +58,8 @@ internal sealed partial class ClassBuilder
         {
             var step = steps[i];
             if (step.Dropped) continue;
+            if (isNetwork && ReferenceEquals(current, input) && step.Kind is LayerKind.Split or LayerKind.Shuffle or LayerKind.Concat or LayerKind.Add)
+                inputChannelsFixed = true;
             switch (step.Kind)
             {
                 case LayerKind.Split:
@@ -110,6 +117,11 @@ internal sealed partial class ClassBuilder
                     break;
 
                 default:
+                    if (isNetwork && ReferenceEquals(current, input) && !inputChannelsFixed)
+                    {
+                        if (step.Kind == LayerKind.Conv && !step.Spec.Depthwise && step.Spec.Groups == 1 && step.Spec.In == 0) inputConvolutions.Add(step);
+                        else if (step.Kind is not (LayerKind.ReLU or LayerKind.ReLU6 or LayerKind.Dropout)) inputChannelsFixed = true;
+                    }
                     var next = InferLayer(step, current);
                     if (next is null) return null;
                     current = next;

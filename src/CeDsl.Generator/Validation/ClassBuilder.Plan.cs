@@ -14,6 +14,13 @@ internal sealed partial class ClassBuilder
         var forward = BuildForward();
         if (forward is null) return null;
 
+        bool usesInputChannels = isNetwork && inputConvolutions.Count > 0 && !inputChannelsFixed;
+        if (usesInputChannels)
+        {
+            foreach (var step in inputConvolutions)
+                if (step.Leaf is { } leaf) step.Leaf = leaf with { In = Dim.Var(Dim.InChannels) };
+        }
+
         var members = new List<MemberPlan>();
         foreach (var child in root.Children)
         {
@@ -24,7 +31,7 @@ internal sealed partial class ClassBuilder
         NetworkSignature? networkSignature = null;
         if (isNetwork)
         {
-            networkSignature = new NetworkSignature(input.C.Constant!.Value, input.H.Constant!.Value, input.W.Constant!.Value, network!.Classes, usesClasses);
+            networkSignature = new NetworkSignature(input.C.Constant!.Value, input.H.Constant!.Value, input.W.Constant!.Value, network!.Classes, usesClasses, usesInputChannels);
         }
         else
         {

@@ -24,12 +24,13 @@ namespace Demo
 
         /// <summary>Creates the network for 3x32x32 inputs: conv1 → bn1 → ce1 → relu → layer1 → layer2 → layer3 → avgpool → flatten → fc.</summary>
         /// <param name="classes">The number of classes (the last linear layer's outputs).</param>
+        /// <param name="inChannels">The input's channels (declared: 3).</param>
         /// <param name="device">The device of the parameters and buffers (default: the default device).</param>
         /// <param name="dtype">The element type of the parameters and buffers (default: float32).</param>
-        public CifarResNet(long classes = 10, Device? device = null, ScalarType? dtype = null)
+        public CifarResNet(long classes = 10, long inChannels = 3, Device? device = null, ScalarType? dtype = null)
             : base(nameof(CifarResNet))
         {
-            conv1 = nn.Conv2d(3, 16, 3, padding: 1, bias: false, device: device, dtype: dtype);
+            conv1 = nn.Conv2d(inChannels, 16, 3, padding: 1, bias: false, device: device, dtype: dtype);
             nn.init.kaiming_normal_(conv1.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
             bn1 = nn.BatchNorm2d(16, device: device, dtype: dtype);
             nn.init.ones_(bn1.weight);

@@ -18,12 +18,13 @@ namespace Demo
 
         /// <summary>Creates the network for 3x32x32 inputs: features → avgpool → flatten → classifier.</summary>
         /// <param name="classes">The number of classes (the last linear layer's outputs).</param>
+        /// <param name="inChannels">The input's channels (declared: 3).</param>
         /// <param name="device">The device of the parameters and buffers (default: the default device).</param>
         /// <param name="dtype">The element type of the parameters and buffers (default: float32).</param>
-        public SmallVgg(long classes = 10, Device? device = null, ScalarType? dtype = null)
+        public SmallVgg(long classes = 10, long inChannels = 3, Device? device = null, ScalarType? dtype = null)
             : base(nameof(SmallVgg))
         {
-            var features_0 = nn.Conv2d(3, 32, 3, padding: 1, device: device, dtype: dtype);
+            var features_0 = nn.Conv2d(inChannels, 32, 3, padding: 1, device: device, dtype: dtype);
             nn.init.kaiming_normal_(features_0.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
             nn.init.zeros_(features_0.bias);
             var features_1 = nn.BatchNorm2d(32, device: device, dtype: dtype);
