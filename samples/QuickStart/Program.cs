@@ -1,4 +1,5 @@
 using CeDsl.Data;
+using CeDsl.Networks;
 using CeDsl.Training;
 using QuickStart;
 using TorchSharp;
@@ -39,6 +40,10 @@ var normalization = Normalization.Of(data.Train);
 var trained = Evaluator.Evaluate(model, data.Test, normalization);
 var reloaded = Evaluator.Evaluate(restored, data.Test, normalization);
 Console.WriteLine($"test accuracy: trained {trained.Accuracy:P1}, reloaded {reloaded.Accuracy:P1}");
+
+// The paper's networks come ready-made in CeDsl.Networks, by type or by name.
+using var zooModel = Zoo.Create("ce-resnet20", inChannels: 1);
+Console.WriteLine($"model zoo: {Zoo.Names.Count()} networks; ce-resnet20 for 1-channel images: {zooModel.parameters().Sum(p => p.numel()):N0} parameters");
 return trained.Accuracy == reloaded.Accuracy ? 0 : 1;
 
 static IEnumerable<string> CeLayers(torch.nn.Module model) =>

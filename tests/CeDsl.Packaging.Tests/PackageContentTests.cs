@@ -67,6 +67,31 @@ public sealed class PackageContentTests(PackagedSample packaged)
     }
 
     [Fact]
+    public void CeDsl_Networks_package_holds_the_zoo_and_depends_on_CeDsl_with_its_generator_and_build_logic()
+    {
+        using var package = ZipFile.OpenRead(packaged.PackagePath("CeDsl.Networks"));
+        var entries = package.Entries.Select(e => e.FullName).ToHashSet();
+
+        Assert.Contains("lib/net10.0/CeDsl.Networks.dll", entries);
+        Assert.Contains("lib/net10.0/CeDsl.Networks.xml", entries);
+        Assert.Contains("README.md", entries);
+        Assert.Contains("LICENSE", entries);
+        // The generator that built the zoo is CeDsl's; this package does not ship it again.
+        Assert.DoesNotContain(entries, e => e.StartsWith("analyzers/", StringComparison.Ordinal) || e.Contains("CeDsl.Generator", StringComparison.Ordinal)
+            || e.Contains("CeDsl.Runtime", StringComparison.Ordinal) || e.StartsWith("build", StringComparison.Ordinal));
+
+        var metadata = Nuspec(package);
+        Assert.Equal("CeDsl.Networks", Value(metadata, "id"));
+        Assert.Equal("MIT", Value(metadata, "license"));
+        Assert.Equal("README.md", Value(metadata, "readme"));
+        var dependency = Assert.Single(metadata.Descendants(), e => e.Name.LocalName == "dependency");
+        Assert.Equal("CeDsl", dependency.Attribute("id")?.Value);
+        Assert.Equal(packaged.Version, dependency.Attribute("version")?.Value);
+        // Nothing excluded: a project that references only CeDsl.Networks still gets the generator and the native-library step.
+        Assert.Null(dependency.Attribute("exclude"));
+    }
+
+    [Fact]
     public void Generated_files_carry_the_auto_generated_header_nullable_context_and_xml_docs()
     {
         var sample = packaged.Sample;

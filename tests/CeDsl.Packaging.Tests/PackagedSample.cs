@@ -31,8 +31,7 @@ public sealed class PackagedSample : IDisposable
         WorkDirectory = Directory.CreateTempSubdirectory("cedsl-packaging-").FullName;
         Feed = Path.Combine(WorkDirectory, "feed");
 
-        PackageIds = File.Exists(Path.Combine(Repository, "src/CeDsl.Networks/CeDsl.Networks.csproj"))
-            ? ["CeDsl", "CeDsl.Networks"] : ["CeDsl"];
+        PackageIds = ["CeDsl", "CeDsl.Networks"];
         var packs = new List<CommandResult>();
         foreach (string project in PackageIds.Select(id => id == "CeDsl" ? "src/CeDsl.Runtime/CeDsl.Runtime.csproj" : $"src/{id}/{id}.csproj"))
         {
@@ -97,7 +96,7 @@ public sealed class PackagedSample : IDisposable
         var projectXml = XDocument.Load(project);
         var references = projectXml.Descendants("PackageReference")
             .Where(e => PackageIds.Contains((string?)e.Attribute("Include"))).ToList();
-        Assert.Contains(references, e => (string?)e.Attribute("Include") == "CeDsl");
+        Assert.Equal(PackageIds, references.Select(e => (string?)e.Attribute("Include")));
         foreach (var reference in references)
         {
             Assert.True(RepositoryVersion == (string?)reference.Attribute("Version"),

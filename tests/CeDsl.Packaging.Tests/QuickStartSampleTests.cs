@@ -18,6 +18,7 @@ public sealed partial class QuickStartSampleTests(PackagedSample packaged)
         // Restored from the feed, not from a project reference or an older cached package.
         string assets = File.ReadAllText(Path.Combine(packaged.Sample.Directory, "obj", "project.assets.json"));
         Assert.Contains($"\"CeDsl/{packaged.Version}\"", assets);
+        Assert.Contains($"\"CeDsl.Networks/{packaged.Version}\"", assets);
         Assert.DoesNotContain("\"type\": \"project\"", assets);
     }
 
@@ -38,6 +39,8 @@ public sealed partial class QuickStartSampleTests(PackagedSample packaged)
         var accuracies = ReloadLine().Match(run.Output);
         Assert.True(accuracies.Success, run.Describe());
         Assert.Equal(accuracies.Groups["trained"].Value, accuracies.Groups["reloaded"].Value);
+        // The zoo network from the CeDsl.Networks package was created.
+        Assert.Matches(@"model zoo: \d+ networks; ce-resnet20 for 1-channel images: [\d,]+ parameters", run.Output);
 
         // The file is a safetensors CeDsl checkpoint holding the network with CE where the paper puts it.
         var header = SafetensorsHeader(checkpoint);
