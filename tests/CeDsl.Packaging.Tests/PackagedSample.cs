@@ -115,9 +115,12 @@ public sealed class PackagedSample : IDisposable
             ? configured : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
         foreach (string id in PackageIds)
         {
-            string unpacked = Path.Combine(globalPackages, id.ToLowerInvariant(), Version.ToLowerInvariant());
+            string versions = Path.Combine(globalPackages, id.ToLowerInvariant());
+            string unpacked = Path.Combine(versions, Version.ToLowerInvariant());
             if (Directory.Exists(unpacked))
                 Directory.Delete(unpacked, recursive: true);
+            if (Directory.Exists(versions) && !Directory.EnumerateFileSystemEntries(versions).Any())
+                Directory.Delete(versions);
         }
     }
 
