@@ -32,13 +32,20 @@ public sealed class PackagedSample : IDisposable
         Feed = Path.Combine(WorkDirectory, "feed");
 
         PackageIds = ["CeDsl", "CeDsl.Networks"];
-        var packs = new List<CommandResult>();
-        foreach (string project in PackageIds.Select(id => id == "CeDsl" ? "src/CeDsl.Runtime/CeDsl.Runtime.csproj" : $"src/{id}/{id}.csproj"))
+        try
         {
-            packs.Add(DotNet.Run(Repository, CommandTimeout, "pack", Path.Combine(Repository, project), "-c", "Release",
-                "-o", Feed, "--artifacts-path", Path.Combine(WorkDirectory, "pack-artifacts"), $"-p:Version={Version}").EnsureSuccess());
+            // --artifacts-path: the build output goes to the work directory, not to the repository's bin/obj.
+            foreach (string project in new[] { "src/CeDsl.Runtime/CeDsl.Runtime.csproj", "src/CeDsl.Networks/CeDsl.Networks.csproj" })
+            {
+                DotNet.Run(Repository, CommandTimeout, "pack", Path.Combine(Repository, project), "-c", "Release",
+                    "-o", Feed, "--artifacts-path", Path.Combine(WorkDirectory, "pack-artifacts"), $"-p:Version={Version}").EnsureSuccess();
+            }
         }
-        PackResults = packs;
+        catch
+        {
+            Directory.Delete(WorkDirectory, recursive: true);
+            throw;
+        }
         _sample = new Lazy<BuiltSample>(() =>
         {
             string directory = CopySample("sample");
@@ -64,9 +71,6 @@ public sealed class PackagedSample : IDisposable
 
     /// <summary>The ids of the packages packed.</summary>
     public IReadOnlyList<string> PackageIds { get; }
-
-    /// <summary>The pack commands, one per package.</summary>
-    public IReadOnlyList<CommandResult> PackResults { get; }
 
     /// <summary>The sample, unchanged, built from the packed packages (on first use).</summary>
     public BuiltSample Sample => _sample.Value;
