@@ -45,6 +45,25 @@ public sealed class PackageContentTests(PackagedSample packaged)
     }
 
     [Fact]
+    public void CeDsl_package_readme_example_is_the_sample_s_compiled_code()
+    {
+        using var package = ZipFile.OpenRead(packaged.PackagePath("CeDsl"));
+        string readme = Read(package, "README.md");
+        int start = readme.IndexOf("```csharp\n", StringComparison.Ordinal);
+        Assert.True(start >= 0, "the package readme has no C# example");
+        start += "```csharp\n".Length;
+        var example = readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)].Split('\n')
+            .Where(l => l.Length > 0 && !l.StartsWith("//", StringComparison.Ordinal)).ToList();
+        // The sample's code up to TinyResNet, without comments and its namespace: the example cannot drift from what the sample test compiles.
+        var sample = File.ReadAllLines(Path.Combine(packaged.SampleSource, "Networks.cs"))
+            .Where(l => l.Length > 0 && !l.StartsWith("//", StringComparison.Ordinal) && !l.StartsWith("namespace ", StringComparison.Ordinal))
+            .ToList();
+        int end = sample.IndexOf("public partial class TinyResNet;");
+        Assert.True(end >= 0, "samples/QuickStart/Networks.cs declares no TinyResNet");
+        Assert.Equal(sample[..(end + 1)], example);
+    }
+
+    [Fact]
     public void CeDsl_nuspec_has_the_metadata_and_depends_on_TorchSharp_only()
     {
         using var package = ZipFile.OpenRead(packaged.PackagePath("CeDsl"));
