@@ -24,6 +24,13 @@ public partial class PreBottleneck;
 [SelectConv(1, Expand = 4, K = 3, Name = "brc_3")]
 public partial class SelectivePreBottleneck;
 
+/// <summary>The selective bottleneck in pruning-only mode: K = 0 everywhere (dealloc, no realloc).</summary>
+[Block(Residual = Shortcut.IdentityIfSameShape)]
+[SelectConv(1, K = 0, Name = "brc_1")]
+[SelectConv(3, K = 0, Name = "brc_2")]
+[SelectConv(1, Expand = 4, K = 0, Name = "brc_3")]
+public partial class PruningPreBottleneck;
+
 /// <summary>Pre-activation ResNet-29 (bottlenecks) for 32x32 inputs.</summary>
 [Network(Input = "3x32x32", Classes = 10)]
 [Conv(3, Out = 16, Name = "conv0")]
@@ -45,3 +52,14 @@ public partial class PreResNet29;
 [Stage(typeof(SelectivePreBottleneck), Blocks = 3, Out = 64, Name = "block3")]
 [Head] [Norm(Name = "norm_last")] [ReLU(Name = "relu_last")] [GlobalAvgPool] [Flatten] [Linear(Name = "classifier")]
 public partial class SelectivePreResNet29;
+
+/// <summary>Pre-activation ResNet-29 with selective convolutions in pruning-only mode (K = 0): channels are released, never re-used.</summary>
+[Network(Input = "3x32x32", Classes = 10)]
+[Conv(3, Out = 16, Name = "conv0")]
+[Stage(typeof(PruningPreBottleneck), Blocks = 3, Out = 16, Name = "block1")]
+[AvgPool(2, Name = "trans1")]
+[Stage(typeof(PruningPreBottleneck), Blocks = 3, Out = 32, Name = "block2")]
+[AvgPool(2, Name = "trans2")]
+[Stage(typeof(PruningPreBottleneck), Blocks = 3, Out = 64, Name = "block3")]
+[Head] [Norm(Name = "norm_last")] [ReLU(Name = "relu_last")] [GlobalAvgPool] [Flatten] [Linear(Name = "classifier")]
+public partial class PruningPreResNet29;
