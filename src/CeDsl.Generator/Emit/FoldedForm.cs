@@ -95,15 +95,16 @@ internal sealed class FoldedForm
                 removed.Add(block.Path);
                 if (convLeaf.Groups != Dim.Of(1))
                 {
-                    var outputs = convLeaf.Out.ToCSharp();
-                    groups = $"InferenceFolding.DecorrelatedGroups({outputs}, {groups}, GroupSizeRule.Resolve({outputs}, {bd.GroupSize}))";
+                    groups = $"InferenceFolding.DecorrelatedGroups({convLeaf.Out.ToCSharp()}, {groups}, {bd.GroupSize})";
                 }
             }
             else
             {
+                // running_wm as a bias-free 1x1 convolution with one group per BD group: the grouping
+                // DecorrelatedGroups gives for an identity map with C groups, C / d.
                 var channels = bd.In.ToCSharp();
                 var map = bd with { Kind = LayerKind.Conv, Out = bd.In, Kernel = 1, Stride = Dim.Of(1), Padding = 0, Bias = false };
-                replaced[block.Path] = ("Conv2d", ClassEmitter.Convolution(map, $"{channels} / GroupSizeRule.Resolve({channels}, {bd.GroupSize})"));
+                replaced[block.Path] = ("Conv2d", ClassEmitter.Convolution(map, $"InferenceFolding.DecorrelatedGroups({channels}, {channels}, {bd.GroupSize})"));
             }
         }
         replaced[conv.Path] = ("Conv2d", ClassEmitter.Convolution(convLeaf with { Bias = convLeaf.Bias || batchNorm }, groups));

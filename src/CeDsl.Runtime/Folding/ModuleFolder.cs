@@ -53,23 +53,34 @@ public sealed class ModuleFolder
     /// <summary>
     /// Folds the chain <paramref name="conv"/> -> <paramref name="norm"/> -> <paramref name="block"/> with
     /// <see cref="InferenceFolding.Chain"/> and loads the results into the folded module at the same
-    /// paths (the convolution, a kept norm, what remains of the block). Nothing happens when the
-    /// convolution exists in neither module (a member the constructor's arguments leave out), and a
-    /// block that exists in neither is treated as absent.
+    /// paths: the convolution, the norm when it is kept, the block when something remains of it.
+    /// Nothing happens when the convolution exists in neither module (a member the constructor's
+    /// arguments leave out); the block is absent when the trained module has none.
     /// </summary>
     public void Chain(string conv, string? norm = null, string? block = null)
     {
         if (!Exists(conv))
             return;
-        var blockModule = block is not null && Exists(block) ? Trained<nn.Module<Tensor, Tensor>>(block) : null;
+        var blockModule = block is not null && trained.ContainsKey(block) ? Trained<nn.Module<Tensor, Tensor>>(block) : null;
         var names = new ChainNames(Name(conv), norm is null ? "norm" : Name(norm), block is null ? "block" : Name(block));
         using var chain = InferenceFolding.Chain(
             Trained<Conv2d>(conv), norm is null ? null : Trained<nn.Module<Tensor, Tensor>>(norm), blockModule, names);
         Load(conv, chain.Conv);
-        if (chain.Norm is not null)
-            Load(norm!, chain.Norm);
-        if (chain.Block is not null)
-            Load(block!, chain.Block);
+        LoadPart(norm, chain.Norm);
+        LoadPart(block, chain.Block);
+    }
+
+    /// <summary>Loads what remains of a chain's norm or block, which the folded module must hold exactly when it remains.</summary>
+    private void LoadPart(string? path, nn.Module? part)
+    {
+        if (path is null)
+            return;
+        if (part is not null)
+            Load(path, part);
+        else if (folded.ContainsKey(path))
+            throw new InvalidOperationException(
+                $"Cannot fold {Name(path)}: it folds into the convolution, but the folded module has a '{path}'; " +
+                "the folded module must be built with the same constructor arguments as the trained one.");
     }
 
     /// <summary>
