@@ -148,7 +148,7 @@ internal sealed class ClassEmitter
             + ", " + DeviceArguments + ")";
     }
 
-    internal static string Factory(LeafPlan leaf)
+    private static string Factory(LeafPlan leaf)
     {
         string Opt(bool include, string text) => include ? ", " + text : "";
         string Norm(string name, string channels) =>

@@ -24,7 +24,7 @@ internal sealed class FoldedForm
     private readonly Dictionary<string, (string Type, string Factory)> replaced = new(System.StringComparer.Ordinal);
     private readonly HashSet<string> removed = new(System.StringComparer.Ordinal);
     private readonly Dictionary<string, (MemberPlan Norm, MemberPlan? Block)> chains = new(System.StringComparer.Ordinal);
-    private readonly Dictionary<string, MemberPlan> convOfNorm = new(System.StringComparer.Ordinal);
+    private readonly HashSet<string> chainNorms = new(System.StringComparer.Ordinal);
 
     private FoldedForm(ClassPlan plan)
     {
@@ -82,7 +82,7 @@ internal sealed class FoldedForm
     private void AddChain(MemberPlan conv, MemberPlan norm, MemberPlan? block)
     {
         chains[conv.Path] = (norm, block);
-        convOfNorm[norm.Path] = conv;
+        chainNorms.Add(norm.Path);
         bool batchNorm = norm.Leaf!.Norm == NormKind.BN;
         if (batchNorm) removed.Add(norm.Path);
 
@@ -95,7 +95,9 @@ internal sealed class FoldedForm
                 removed.Add(block.Path);
                 if (convLeaf.Groups != Dim.Of(1))
                 {
-                    groups = $"InferenceFolding.DecorrelatedGroups({convLeaf.Out.ToCSharp()}, {groups}, {bd.GroupSize})";
+                    var decorrelated = $"InferenceFolding.DecorrelatedGroups({convLeaf.Out.ToCSharp()}, {groups}, {bd.GroupSize})";
+                    // A BD that only some placements create changes the grouping only where it exists.
+                    groups = block.Condition is { } condition ? $"{condition} ? {decorrelated} : {groups}" : decorrelated;
                 }
             }
             else
@@ -147,7 +149,7 @@ internal sealed class FoldedForm
             Steps.Add(new FoldStep(FoldStepKind.Chain, member.Path, chain.Norm.Path, chain.Block?.Path));
             return;
         }
-        if (convOfNorm.ContainsKey(member.Path) || chains.Values.Any(c => c.Block?.Path == member.Path)) return;
+        if (chainNorms.Contains(member.Path) || chains.Values.Any(c => c.Block?.Path == member.Path)) return;
         switch (leaf.Kind)
         {
             case LayerKind.CE:

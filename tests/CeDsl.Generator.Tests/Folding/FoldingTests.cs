@@ -192,6 +192,29 @@ public class FoldingTests
         Assert.IsType<FoldedAdaptiveInstanceInverse>(keptModules["features.aii2"]);
     }
 
+    [Theory]
+    [InlineData(Placement.None)]
+    [InlineData(Placement.Explicit)]
+    public void ABlockFoldsWithEveryPlacement(Placement placement)
+    {
+        // BD after the depthwise norm exists only with Explicit: the folded convolution's grouping follows it.
+        manual_seed(10);
+        using var block = new FoldBdInvertedResidual(16, 16, placement: placement);
+        block.train();
+        using (no_grad())
+            block.call(randn(4, 16, 8, 8)).Dispose();
+        block.eval();
+        using var folded = block.Fold();
+        var depthwise = (Conv2d)folded.named_modules().Single(m => m.name == "conv.1.0").module;
+        Assert.Equal(placement == Placement.None ? 32 : 4, depthwise.groups);
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var input = randn(4, 16, 8, 8);
+        double error = RelativeError(folded.call(input), block.call(input));
+        Assert.True(error <= 1e-4, $"relative error {error:E2}");
+    }
+
     [Fact]
     public void TrainingModeIsRefusedNamingTheModuleAndTheOriginalStaysUnchanged()
     {
