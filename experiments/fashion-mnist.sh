@@ -21,11 +21,11 @@ train() { # name model seed [options...]
     tail -1 "$OUT/$name.log"
 }
 
-analyze() { # name [options...]
-    local name=$1; shift
-    if [[ -f $OUT/$name/analysis/channels.csv ]]; then return; fi
-    $CEDSL analyze --checkpoint "$OUT/$name/checkpoint.safetensors" --out "$OUT/$name/analysis" $DATA --limit-test 1000 "$@" > "$OUT/$name/analysis.log" 2>&1 \
-        || { cat "$OUT/$name/analysis.log"; exit 1; }
+analyze() { # name output-directory [options...]
+    local name=$1 dir=$2; shift 2
+    if [[ -f $OUT/$name/$dir/channels.csv ]]; then return; fi
+    $CEDSL analyze --checkpoint "$OUT/$name/checkpoint.safetensors" --out "$OUT/$name/$dir" $DATA --limit-test 1000 "$@" > "$OUT/$name/$dir.log" 2>&1 \
+        || { cat "$OUT/$name/$dir.log"; exit 1; }
 }
 
 variants() {
@@ -45,7 +45,7 @@ weight_decay() {
     for model in resnet20 ce-resnet20; do
         train "$model-s1" "$model" 1
         for run in "$model-s1" "$model-wd0.001" "$model-wd0.005" "$model-wd0.01"; do
-            analyze "$run" --ratios 0 --repeats 1
+            analyze "$run" analysis --ratios 0 --repeats 1
         done
     done
 }
@@ -53,7 +53,7 @@ weight_decay() {
 ablation() {
     for model in resnet20 ce-resnet20; do
         train "$model-s1" "$model" 1
-        analyze "$model-s1" --ratios "0|0.1|0.2|0.3|0.4|0.5|0.6|0.7|0.8" --repeats 2 --ablate first
+        analyze "$model-s1" ablation --ratios "0|0.1|0.2|0.3|0.4|0.5|0.6|0.7|0.8" --repeats 2 --ablate first
     done
 }
 

@@ -44,7 +44,7 @@ echo
 # Cumulative random ablation of the first normalization layers: mean test accuracy per ratio.
 echo "| ablated ratio | BN accuracy % | CE accuracy % |"
 echo "|---:|---:|---:|"
-bn=$OUT/resnet20-s1/analysis/ablation.csv; ce=$OUT/ce-resnet20-s1/analysis/ablation.csv
+bn=$OUT/resnet20-s1/ablation/ablation.csv; ce=$OUT/ce-resnet20-s1/ablation/ablation.csv
 if [[ -f $bn && -f $ce ]]; then
     join -t, <(awk -F, 'NR > 1 { printf "%s,%.1f ± %.1f\n", $7, 100 * $10, 100 * $11 }' "$bn" | sort) \
              <(awk -F, 'NR > 1 { printf "%s,%.1f ± %.1f\n", $7, 100 * $10, 100 * $11 }' "$ce" | sort) \
