@@ -6,7 +6,7 @@ namespace CeDsl.Networks;
 /// <param name="Name">The factory name, e.g. <c>ce-resnet50</c>.</param>
 /// <param name="Type">The generated class, e.g. <see cref="CeResNet50"/>.</param>
 /// <param name="Family">The architecture without variant, e.g. <c>resnet50</c>.</param>
-/// <param name="Variant">What sits between the norms and the activations: <c>bn</c> (the baseline), <c>se</c>, <c>ce</c>, <c>bd</c>, <c>aii</c>, or <c>gn</c>/<c>in</c>/<c>ln</c> with or without <c>+ce</c>.</param>
+/// <param name="Variant">What sits between the norms and the activations: <c>bn</c> (the baseline), <c>se</c>, <c>ce</c>, <c>bd</c>, <c>aii</c>, or <c>gn</c>/<c>in</c>/<c>ln</c> with or without <c>+ce</c>; <c>sconv</c>: selective convolutions; <c>prune</c>: selective convolutions that only release channels (K = 0).</param>
 /// <param name="InputShape">The declared input (C, H, W).</param>
 /// <param name="Classes">The declared number of classes.</param>
 public sealed record ZooEntry(string Name, Type Type, string Family, string Variant, IReadOnlyList<long> InputShape, int Classes)
@@ -90,6 +90,9 @@ public static class Zoo
         Entry("resnet18-cifar", "bn", Cifar, 10, (c, i, d, t) => new ResNet18Cifar(c, i, d, t)),
         Entry("resnet18-cifar", "se", Cifar, 10, (c, i, d, t) => new SeResNet18Cifar(c, i, d, t)),
         Entry("resnet18-cifar", "ce", Cifar, 10, (c, i, d, t) => new CeResNet18Cifar(c, i, d, t)),
+        Entry("preresnet29", "bn", Cifar, 10, (c, i, d, t) => new PreResNet29(c, i, d, t)),
+        Entry("preresnet29", "sconv", Cifar, 10, (c, i, d, t) => new SelectivePreResNet29(c, i, d, t)),
+        Entry("preresnet29", "prune", Cifar, 10, (c, i, d, t) => new PruningPreResNet29(c, i, d, t)),
     ];
 
     /// <summary>The factory names.</summary>

@@ -65,6 +65,18 @@ public class DiagnosticTests
         public partial class B;
         """, "CEDSL003", "Conv(0)", "Kernel of Conv must be positive (got 0)");
 
+    [Theory]
+    [InlineData("Gamma = 1.5", "Gamma of SelectConv must be in [0, 1) (got 1.5)")]
+    [InlineData("K = -1", "K of SelectConv must not be negative (got -1; 0 prunes only)")]
+    [InlineData("NMax = -2", "NMax of SelectConv must not be negative (got -2; 0 means no cap)")]
+    [InlineData("Dropout = 1.0", "Dropout of SelectConv must be in [0, 1) (got 1)")]
+    [InlineData("Stride = 0", "Stride of SelectConv must be positive or From.Parameter (got 0)")]
+    public void CEDSL003_SelectConvHyperParameters(string setting, string message) => Expect($$"""
+        [Block]
+        [SelectConv(1)] [SelectConv(3, {{setting}})]
+        public partial class B;
+        """, "CEDSL003", "SelectConv(3", message);
+
     [Fact]
     public void CEDSL003_NegativeStageWidth() => Expect("""
         [Block]

@@ -125,7 +125,7 @@ public class ZooTests
         var names = Zoo.Names.ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
         Assert.All(names, n => Assert.Matches("^[a-z0-9.-]+$", n));
-        Assert.Equal(37, names.Count);
+        Assert.Equal(40, names.Count);
     }
 
     [Fact]
@@ -149,5 +149,23 @@ public class ZooTests
     {
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => Zoo.Create("resnet20", classes: 0));
         Assert.Contains("resnet20", error.Message);
+    }
+
+    [Fact]
+    public void SelectiveResNetHasTheReleasedUnitsAndTheBaselinesOtherKeys()
+    {
+        using var plain = Zoo.Create("preresnet29", inChannels: 1);
+        using var selective = Zoo.Create("sconv-preresnet29", inChannels: 1);
+        var layers = selective.named_modules().Where(m => m.module is CeDsl.Selective.SelectiveConv2d).Select(m => m.name).ToList();
+        Assert.Equal(27, layers.Count);
+        Assert.Contains("block2.0.brc_2", layers);
+        var keys = selective.state_dict().Keys.ToHashSet();
+        Assert.Contains("block1.0.brc_1.is_open", keys);
+        Assert.Contains("block1.0.brc_1._ind_ptr", keys); // K = 3
+        Assert.DoesNotContain("block1.0.brc_2._ind_ptr", keys); // K = 0 prunes only
+        var plainKeys = plain.state_dict().Keys.Where(k => !k.EndsWith("relu", StringComparison.Ordinal)).ToHashSet();
+        Assert.Subset(keys, plainKeys);
+        // The selective units hold the same BN and conv parameters as BN-ReLU-conv.
+        Assert.Equal(Parameters(plain), selective.named_parameters().Where(p => !p.name.EndsWith("_bias", StringComparison.Ordinal)).Sum(p => p.parameter.numel()));
     }
 }

@@ -43,6 +43,7 @@ internal sealed class ClassEmitter
         writer.Line("using CeDsl;");
         writer.Line("using CeDsl.Folding;");
         writer.Line("using CeDsl.Layers;");
+        if (plan.Members.Any(UsesSelectiveConvolution)) writer.Line("using CeDsl.Selective;");
         writer.Line("using TorchSharp;");
         writer.Line("using TorchSharp.Modules;");
         writer.Line("using static TorchSharp.torch;");
@@ -108,9 +109,13 @@ internal sealed class ClassEmitter
     private string Factory(MemberPlan member, LeafPlan leaf) =>
         folded && foldedForm.TryGetReplacement(member, out _, out var factory) ? factory : Factory(leaf);
 
+    private static bool UsesSelectiveConvolution(MemberPlan member) =>
+        member.Leaf?.Kind == LayerKind.SelectConv || member.Children.Any(UsesSelectiveConvolution);
+
     private static string TypeName(LeafPlan leaf) => leaf.Kind switch
     {
         LayerKind.Conv => "Conv2d",
+        LayerKind.SelectConv => "SelectiveConv2d",
         LayerKind.Norm => leaf.Norm switch
         {
             NormKind.BN => leaf.Flat ? "BatchNorm1d" : "BatchNorm2d",
@@ -158,6 +163,15 @@ internal sealed class ClassEmitter
         {
             case LayerKind.Conv:
                 return Convolution(leaf, leaf.Groups.ToCSharp());
+            case LayerKind.SelectConv:
+                return $"new SelectiveConv2d({leaf.In.ToCSharp()}, {leaf.Out.ToCSharp()}, {leaf.Kernel}"
+                    + Opt(leaf.Stride != Dim.Of(1), "stride: " + leaf.Stride.ToCSharp())
+                    + Opt(leaf.Padding != leaf.Kernel / 2, "padding: " + leaf.Padding)
+                    + Opt(leaf.P != 0, "dropout: " + Literals.Double(leaf.P))
+                    + Opt(leaf.Gamma != 0.001, "gamma: " + Literals.Double(leaf.Gamma))
+                    + Opt(leaf.K != 3, "k: " + leaf.K)
+                    + Opt(leaf.NMax != 0, "nMax: " + leaf.NMax)
+                    + ", " + DeviceArguments + ")";
             case LayerKind.Norm:
                 var channels = leaf.In.ToCSharp();
                 return leaf.Norm switch

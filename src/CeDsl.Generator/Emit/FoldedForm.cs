@@ -164,6 +164,7 @@ internal sealed class FoldedForm
             case LayerKind.BD:
             case LayerKind.SE:
             case LayerKind.Linear:
+            case LayerKind.SelectConv:
                 Steps.Add(new FoldStep(FoldStepKind.Copy, member.Path));
                 break;
         }

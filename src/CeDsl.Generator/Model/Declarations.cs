@@ -4,6 +4,7 @@ namespace CeDsl.Generator.Model;
 internal enum LayerKind
 {
     Conv,
+    SelectConv,
     Norm,
     CE,
     BD,
@@ -76,6 +77,9 @@ internal sealed record LayerSpec(LayerKind Kind, LocationInfo? Location, string?
     public double P { get; init; } = 0.5;
     public double InitStd { get; init; }
     public int Size { get; init; } = 1;
+    public double Gamma { get; init; } = 0.001;
+    public int K { get; init; } = 3;
+    public int NMax { get; init; }
 
     /// <summary>Set for <see cref="LayerKind.Stage"/>.</summary>
     public StageSpec? Stage { get; init; }

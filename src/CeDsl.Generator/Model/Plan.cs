@@ -68,6 +68,9 @@ internal sealed record LeafPlan(LayerKind Kind)
     public double InitStd { get; init; }
     public int Size { get; init; } = 1;
     public bool UsesClasses { get; init; }
+    public double Gamma { get; init; }
+    public int K { get; init; }
+    public int NMax { get; init; }
 
     /// <summary>For block instances: the block type and its constructor arguments (before device and dtype).</summary>
     public string? BlockType { get; init; }

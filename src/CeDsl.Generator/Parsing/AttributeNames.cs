@@ -14,6 +14,7 @@ internal static class AttributeNames
     public static readonly IReadOnlyDictionary<string, LayerKind> Layers = new Dictionary<string, LayerKind>
     {
         ["ConvAttribute"] = LayerKind.Conv,
+        ["SelectConvAttribute"] = LayerKind.SelectConv,
         ["NormAttribute"] = LayerKind.Norm,
         ["CEAttribute"] = LayerKind.CE,
         ["BDAttribute"] = LayerKind.BD,

@@ -163,6 +163,20 @@ internal static class DeclarationParser
                     In = Named(data, "In", 0),
                     Bias = Named(data, "Bias", false),
                 };
+            case LayerKind.SelectConv:
+                return spec with
+                {
+                    Kernel = Positional(positional, 0, 0),
+                    Stride = Named(data, "Stride", 1),
+                    Padding = Named(data, "Padding", -1),
+                    Out = Named(data, "Out", 0),
+                    Expand = Named(data, "Expand", 0),
+                    ExpandInput = Named(data, "ExpandInput", 0),
+                    Gamma = Named(data, "Gamma", 0.001),
+                    K = Named(data, "K", 3),
+                    NMax = Named(data, "NMax", 0),
+                    P = Named(data, "Dropout", 0.0),
+                };
             case LayerKind.Norm:
                 return spec with
                 {

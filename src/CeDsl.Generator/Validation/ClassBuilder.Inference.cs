@@ -160,7 +160,9 @@ internal sealed partial class ClassBuilder
         var spec = step.Spec;
         switch (step.Kind)
         {
-            case LayerKind.Conv: return InferConv(step, x);
+            case LayerKind.Conv:
+            case LayerKind.SelectConv:
+                return InferConv(step, x);
             case LayerKind.Norm: return InferNorm(step, x);
             case LayerKind.CE:
             case LayerKind.BD:
@@ -200,18 +202,27 @@ internal sealed partial class ClassBuilder
     private Shape? InferConv(Step step, Shape x)
     {
         var spec = step.Spec;
-        if (x.Flat) return Structure(step, "[Conv] needs a feature map (N, C, H, W), but the input is flattened");
+        bool selective = step.Kind == LayerKind.SelectConv;
+        var what = selective ? "SelectConv" : "Conv";
+        if (x.Flat) return Structure(step, $"[{what}] needs a feature map (N, C, H, W), but the input is flattened");
         bool valid = true;
-        if (spec.Kernel <= 0) valid = Invalid(step, $"Kernel of Conv must be positive (got {spec.Kernel})");
-        if (spec.Stride == 0 || spec.Stride < FromParameter) valid = Invalid(step, $"Stride of Conv must be positive or From.Parameter (got {spec.Stride})");
-        if (spec.Padding < -1) valid = Invalid(step, $"Padding of Conv must not be negative (got {spec.Padding})");
+        if (spec.Kernel <= 0) valid = Invalid(step, $"Kernel of {what} must be positive (got {spec.Kernel})");
+        if (spec.Stride == 0 || spec.Stride < FromParameter) valid = Invalid(step, $"Stride of {what} must be positive or From.Parameter (got {spec.Stride})");
+        if (spec.Padding < -1) valid = Invalid(step, $"Padding of {what} must not be negative (got {spec.Padding})");
         if (spec.Groups <= 0) valid = Invalid(step, $"Groups of Conv must be positive (got {spec.Groups})");
         if (spec.Out < 0 || spec.Expand < 0 || spec.ExpandInput < 0 || spec.In < 0)
-            valid = Invalid(step, "Out, Expand, ExpandInput and In of Conv must not be negative");
+            valid = Invalid(step, $"Out, Expand, ExpandInput and In of {what} must not be negative");
         if ((spec.Out > 0 ? 1 : 0) + (spec.Expand > 0 ? 1 : 0) + (spec.ExpandInput > 0 ? 1 : 0) > 1)
-            valid = Invalid(step, "Conv takes at most one of Out, Expand and ExpandInput");
+            valid = Invalid(step, $"{what} takes at most one of Out, Expand and ExpandInput");
         if (spec.Depthwise && spec.Groups != 1)
             valid = Invalid(step, "a Depthwise Conv has one group per input channel; do not set Groups");
+        if (selective)
+        {
+            if (!(spec.Gamma >= 0 && spec.Gamma < 1)) valid = Invalid(step, $"Gamma of SelectConv must be in [0, 1) (got {spec.Gamma.ToString(CultureInfo.InvariantCulture)})");
+            if (spec.K < 0) valid = Invalid(step, $"K of SelectConv must not be negative (got {spec.K}; 0 prunes only)");
+            if (spec.NMax < 0) valid = Invalid(step, $"NMax of SelectConv must not be negative (got {spec.NMax}; 0 means no cap)");
+            if (!(spec.P >= 0 && spec.P < 1)) valid = Invalid(step, $"Dropout of SelectConv must be in [0, 1) (got {spec.P.ToString(CultureInfo.InvariantCulture)})");
+        }
         if (isNetwork && spec.Expand > 0)
         {
             Report(D.InvalidStructure, spec.Location, "Expand multiplies a block's width; a network's own convolution states Out");
@@ -255,7 +266,11 @@ internal sealed partial class ClassBuilder
             : DiagnosticInfo.Create(D.SpatialCollapse, at, what, $"the {spec.Kernel}x{spec.Kernel} kernel (padding {padding}) does not fit its {v[0]}x{v[1]} input"));
 
         if (!step.Shared)
-            step.Leaf = new LeafPlan(LayerKind.Conv) { In = x.C, Out = output, Kernel = spec.Kernel, Stride = stride, Padding = padding, Groups = groups, Bias = spec.Bias };
+        {
+            step.Leaf = selective
+                ? new LeafPlan(LayerKind.SelectConv) { In = x.C, Out = output, Kernel = spec.Kernel, Stride = stride, Padding = padding, Gamma = spec.Gamma, K = spec.K, NMax = spec.NMax, P = spec.P }
+                : new LeafPlan(LayerKind.Conv) { In = x.C, Out = output, Kernel = spec.Kernel, Stride = stride, Padding = padding, Groups = groups, Bias = spec.Bias };
+        }
         strideProduct *= stride;
         return Shape.Map(output, h, w);
     }

@@ -151,6 +151,10 @@ internal sealed partial class ClassBuilder
             {
                 name = Numbered("", "conv", alwaysNumber: true);
             }
+            else if (step.Kind == LayerKind.SelectConv)
+            {
+                name = Numbered("", "sconv", alwaysNumber: true);
+            }
             else if (step.Kind == LayerKind.Norm)
             {
                 name = Numbered("", "bn", alwaysNumber: true);

@@ -206,3 +206,46 @@ public sealed class DropoutAttribute : LayerAttribute
     /// <summary>The probability of zeroing an element, in [0, 1). Default 0.5.</summary>
     public double P { get; set; } = 0.5;
 }
+
+/// <summary>
+/// A selective convolution (<c>CeDsl.Selective.SelectiveConv2d</c>, Jeong &amp; Shin, ICML 2019): the
+/// pre-activation unit BN -&gt; ReLU -&gt; gate -&gt; convolution whose input channels training can release
+/// (dealloc) and re-use as shifted copies of important channels (realloc). It holds its own
+/// normalization, so it replaces <c>[Norm] [ReLU] [Conv(k)]</c>, not a convolution after them.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
+public sealed class SelectConvAttribute : LayerAttribute
+{
+    /// <summary>A square selective convolution of size <paramref name="kernel"/>.</summary>
+    public SelectConvAttribute(int kernel) => Kernel = kernel;
+
+    /// <summary>The kernel size.</summary>
+    public int Kernel { get; }
+
+    /// <summary>The stride, or <see cref="From.Parameter"/> for the block's stride. Default 1.</summary>
+    public int Stride { get; set; } = 1;
+
+    /// <summary>Zero padding on each side. Default (-1): <c>Kernel / 2</c>.</summary>
+    public int Padding { get; set; } = -1;
+
+    /// <summary>Output channels as a number (0: not given; then as <see cref="ConvAttribute"/>).</summary>
+    public int Out { get; set; }
+
+    /// <summary>Output channels as the block's width times this factor (0: not given).</summary>
+    public int Expand { get; set; }
+
+    /// <summary>Output channels as the input channels times this factor (0: not given).</summary>
+    public int ExpandInput { get; set; }
+
+    /// <summary>dealloc's threshold: the joint normalized damage released channels may do to any output, in [0, 1). Default 0.001.</summary>
+    public double Gamma { get; set; } = 0.001;
+
+    /// <summary>realloc copies from the top K channels; 0 prunes only (no copies, no shifts). Default 3.</summary>
+    public int K { get; set; } = 3;
+
+    /// <summary>A channel with more than this many copies is no longer copied; 0: no cap. Default 0.</summary>
+    public int NMax { get; set; }
+
+    /// <summary>Dropout rate after the ReLU, in [0, 1). Default 0.</summary>
+    public double Dropout { get; set; }
+}

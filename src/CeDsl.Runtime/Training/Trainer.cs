@@ -175,6 +175,8 @@ public sealed class Trainer : IDisposable
             _epoch.Images / _epoch.Seconds, _epoch.Seconds);
         Position = new TrainingPosition(epochNumber, 0, Position.GlobalStep);
         _epoch = default;
+        foreach (var hook in Options.EpochHooks)
+            hook.AfterEpoch(_model, epochNumber, Options.Epochs);
         if (Options.MetricsCsvPath is { } csv)
             MetricsCsv.Append(csv, metrics);
         if (Options.CheckpointPath is { } checkpoint && (epochNumber % Options.CheckpointEveryEpochs == 0 || IsFinished))

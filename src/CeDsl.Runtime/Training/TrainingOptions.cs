@@ -62,6 +62,9 @@ public sealed record TrainingOptions
     /// <summary>Evaluate on the test set after every epoch (when the trainer has one).</summary>
     public bool EvaluateEveryEpoch { get; init; } = true;
 
+    /// <summary>Work done at the end of every epoch, after the evaluation, before the checkpoint.</summary>
+    public IReadOnlyList<IEpochHook> EpochHooks { get; init; } = [];
+
     /// <summary>The schedule in force: <see cref="Schedule"/> or a cosine over <see cref="Epochs"/>.</summary>
     public LearningRateSchedule EffectiveSchedule => Schedule ?? LearningRateSchedule.Cosine(Epochs);
 

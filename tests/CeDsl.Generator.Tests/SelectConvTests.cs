@@ -1,0 +1,58 @@
+using CeDsl.Generator.Tests.Infrastructure;
+
+namespace CeDsl.Generator.Tests;
+
+/// <summary>[SelectConv] becomes a SelectiveConv2d with the declared hyper-parameters.</summary>
+public class SelectConvTests
+{
+    private static string Generate(string declarations, string type)
+    {
+        var run = GeneratorHarness.Run(Samples.Usings + declarations);
+        Assert.Empty(run.Diagnostics);
+        Assert.Empty(run.CompilerProblems());
+        return run.Source($"Demo.{type}.g.cs");
+    }
+
+    private const string Block = """
+        [Block(Residual = Shortcut.IdentityIfSameShape)]
+        [SelectConv(1)] [SelectConv(3, K = 0, Stride = From.Parameter, Gamma = 0.01)] [SelectConv(1, Expand = 4, NMax = 32, Dropout = 0.1)]
+        public partial class Unit;
+        """;
+
+    [Fact]
+    public void EachAttributeIsOneSelectiveConvolution()
+    {
+        var source = Generate(Block, "Unit");
+        Assert.Contains("using CeDsl.Selective;", source);
+        Assert.Contains("private readonly SelectiveConv2d sconv1;", source);
+        Assert.Contains("sconv1 = new SelectiveConv2d(inChannels, width, 1, device: device, dtype: dtype);", source);
+        Assert.Contains("sconv2 = new SelectiveConv2d(width, width, 3, stride: stride, gamma: 0.01, k: 0, device: device, dtype: dtype);", source);
+        Assert.Contains("sconv3 = new SelectiveConv2d(width, width * 4, 1, dropout: 0.1, nMax: 32, device: device, dtype: dtype);", source);
+        // The unit initializes itself (as the released code): no Kaiming initialization is emitted for it.
+        Assert.DoesNotContain("kaiming_normal_(sconv", source);
+    }
+
+    [Fact]
+    public void OnlyFilesThatUseItImportTheSelectiveNamespace()
+    {
+        var source = Generate("""
+            [Block] [Conv(3)] [Norm] [ReLU]
+            public partial class Plain;
+            """, "Plain");
+        Assert.DoesNotContain("CeDsl.Selective", source);
+    }
+
+    [Fact]
+    public void StagesOfSelectiveBlocksCompileInANetwork()
+    {
+        var source = Generate(Block + """
+
+            [Network(Input = "1x32x32", Classes = 10)]
+            [Conv(3, Out = 16)]
+            [Stage(typeof(Unit), Blocks = 2, Out = 16)]
+            [Stage(typeof(Unit), Blocks = 2, Out = 32, Stride = 2)]
+            public partial class Net;
+            """, "Net");
+        Assert.Contains("new Unit(inChannels: 64, width: 32, stride: 2", source);
+    }
+}
