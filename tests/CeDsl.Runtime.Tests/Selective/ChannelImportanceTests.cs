@@ -52,8 +52,8 @@ public class ChannelImportanceTests(ITestOutputHelper output)
         for (int o = 0; o < outputs; o++)
             for (int i = 0; i < inputs; i++)
             {
-                Assert.Equal(expected[o, i], actual[o * inputs + i], 6);
-                Assert.Equal(expectedNormalized[o, i], actualNormalized[o * inputs + i], 6);
+                Assert.Equal(expected[o, i], actual[o * inputs + i], 1e-6);
+                Assert.Equal(expectedNormalized[o, i], actualNormalized[o * inputs + i], 1e-6);
             }
         Assert.All(new[] { 1, 4 }, closed => Assert.Equal(0.0, actual[2 * inputs + closed]));
     }
@@ -116,7 +116,7 @@ public class ChannelImportanceTests(ITestOutputHelper output)
             {
                 bool sameGroup = o / 3 == i / 2;
                 double expected = sameGroup ? kernelSums[o * 2 + i % 2] * ExpectedRelu(g[i], b[i]) : 0;
-                Assert.Equal(expected, ecdm[o * 4 + i], 5);
+                Assert.Equal(expected, ecdm[o * 4 + i], 1e-5);
             }
     }
 
