@@ -53,7 +53,7 @@ weight_decay() {
 ablation() {
     for model in resnet20 ce-resnet20; do
         train "$model-s1" "$model" 1
-        analyze "$model-s1" ablation --ratios "0|0.1|0.2|0.3|0.4|0.5|0.6|0.7|0.8" --repeats 2 --ablate first
+        analyze "$model-s1" ablation --ratios 0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 --repeats 2 --ablate first
     done
 }
 
