@@ -49,7 +49,7 @@ internal sealed class TrainCommand
         Description = "Network of the zoo (see README: resnet20, ce-resnet20, se-resnet20, bd-resnet20, aii-resnet20, vgg16-bn, ...)",
         DefaultValueFactory = _ => "ce-resnet20",
     };
-    private readonly Option<int> _epochs = new("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 3 };
+    private readonly Option<int> _epochs = new("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 5 };
     private readonly Option<int> _batch = new("--batch") { Description = "Training images per step", DefaultValueFactory = _ => 128 };
     private readonly Option<double> _learningRate = new("--lr") { Description = "Base learning rate of SGD", DefaultValueFactory = _ => 0.1 };
     private readonly Option<double> _momentum = new("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
