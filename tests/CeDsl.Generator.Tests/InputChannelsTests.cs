@@ -10,7 +10,7 @@ public class InputChannelsTests
         var run = GeneratorHarness.Run(Samples.Usings + network);
         Assert.Empty(run.Diagnostics);
         Assert.Empty(run.CompilerProblems());
-        return run.Source("Demo.Net.g.cs");
+        return run.TrainedSource("Demo.Net.g.cs");
     }
 
     [Fact]

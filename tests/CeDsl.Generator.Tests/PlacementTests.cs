@@ -11,7 +11,7 @@ public class PlacementTests
         var run = GeneratorHarness.Run(Samples.Usings + declarations);
         Assert.Empty(run.Diagnostics);
         Assert.Empty(run.CompilerProblems());
-        return run.Source($"Demo.{type}.g.cs");
+        return run.TrainedSource($"Demo.{type}.g.cs");
     }
 
     private const string Blocks = """

@@ -9,16 +9,23 @@ namespace CeDsl.Generator.Emit;
 internal sealed class ClassEmitter
 {
     private readonly ClassPlan plan;
+    private readonly FoldedForm foldedForm;
     private readonly IndentedWriter writer = new();
-    private readonly HashSet<string> fieldNames;
-    private readonly HashSet<string> constructorNames = new(StringComparer.Ordinal);
-    private readonly HashSet<string> forwardNames = new(StringComparer.Ordinal) { "input", "x", "scope", "identity" };
+    private HashSet<string> constructorNames = new(StringComparer.Ordinal);
+    private HashSet<string> forwardNames = new(StringComparer.Ordinal);
+
+    /// <summary>True while the nested Folded class is written: members, types and factories are the folded form's.</summary>
+    private bool folded;
 
     private ClassEmitter(ClassPlan plan)
     {
         this.plan = plan;
-        fieldNames = new HashSet<string>(plan.Members.Select(m => m.Name), StringComparer.Ordinal);
+        foldedForm = FoldedForm.Of(plan);
     }
+
+    private IReadOnlyList<MemberPlan> Members => folded ? foldedForm.Members : plan.Members;
+
+    private string ClassName => folded ? "Folded" : plan.Type.Name;
 
     public static string HintName(ClassPlan plan) => plan.Type.FullName + ".g.cs";
 
@@ -34,6 +41,7 @@ internal sealed class ClassEmitter
         writer.Line("#nullable enable");
         writer.Line();
         writer.Line("using CeDsl;");
+        writer.Line("using CeDsl.Folding;");
         writer.Line("using CeDsl.Layers;");
         writer.Line("using TorchSharp;");
         writer.Line("using TorchSharp.Modules;");
@@ -41,14 +49,9 @@ internal sealed class ClassEmitter
         writer.Line();
 
         IDisposable? ns = plan.Type.Namespace.Length > 0 ? writer.Block("namespace " + plan.Type.Namespace) : null;
-        using (writer.Block($"partial class {plan.Type.Name} : nn.Module<Tensor, Tensor>"))
+        using (writer.Block($"partial class {plan.Type.Name} : nn.Module<Tensor, Tensor>, IFoldable"))
         {
-            WriteFields();
-            writer.Line();
-            if (Block is not null) WriteBlockConstructor();
-            else WriteNetworkConstructor();
-            writer.Line();
-            WriteForward();
+            WriteClassBody();
             if (plan.UsesShuffle)
             {
                 writer.Line();
@@ -60,23 +63,50 @@ internal sealed class ClassEmitter
                 writer.Line("/// <summary>The input shape (channels, height, width) the network was declared for.</summary>");
                 writer.Line($"public static global::System.Collections.Generic.IReadOnlyList<long> InputShape {{ get; }} = new long[] {{ {network.InputChannels}, {network.InputHeight}, {network.InputWidth} }};");
             }
+            writer.Line();
+            WriteFold();
+            writer.Line();
+            folded = true;
+            WriteFoldedClass();
         }
         ns?.Dispose();
         return writer.ToString();
+    }
+
+    /// <summary>Fields, constructor and forward of the class being written (the trained or the folded one).</summary>
+    private void WriteClassBody()
+    {
+        constructorNames = new HashSet<string>(StringComparer.Ordinal);
+        forwardNames = new HashSet<string>(StringComparer.Ordinal) { "input", "x", "scope", "identity" };
+        WriteFields();
+        writer.Line();
+        if (Block is not null) WriteBlockConstructor();
+        else WriteNetworkConstructor();
+        writer.Line();
+        WriteForward();
     }
 
     // ------------------------------------------------------------------ fields
 
     private void WriteFields()
     {
-        foreach (var member in plan.Members)
+        foreach (var member in Members)
         {
-            var type = member.Leaf is { } leaf ? TypeName(leaf) : "Sequential";
+            var type = member.Leaf is { } leaf ? TypeName(member, leaf) : "Sequential";
             var nullable = member.Condition is null ? "" : "?";
             writer.Line($"private readonly {type}{nullable} {Literals.Identifier(member.Name)};");
         }
         if (UseResidualField) writer.Line("private readonly bool useResidual;");
+        if (!folded) writer.Line($"private readonly global::System.Func<Device?, ScalarType?, Folded> {CreateFolded};");
     }
+
+    private const string CreateFolded = "createFolded";
+
+    private string TypeName(MemberPlan member, LeafPlan leaf) =>
+        folded && foldedForm.TryGetReplacement(member, out var type, out _) ? type : TypeName(leaf);
+
+    private string Factory(MemberPlan member, LeafPlan leaf) =>
+        folded && foldedForm.TryGetReplacement(member, out _, out var factory) ? factory : Factory(leaf);
 
     private static string TypeName(LeafPlan leaf) => leaf.Kind switch
     {
@@ -104,9 +134,21 @@ internal sealed class ClassEmitter
         _ => throw new InvalidOperationException("no module type for " + leaf.Kind),
     };
 
-    private const string DeviceArguments = "device: device, dtype: dtype";
+    internal const string DeviceArguments = "device: device, dtype: dtype";
 
-    private static string Factory(LeafPlan leaf)
+    /// <summary>A Conv2d factory with <paramref name="groups"/> as the group count expression.</summary>
+    internal static string Convolution(LeafPlan leaf, string groups)
+    {
+        string Opt(bool include, string text) => include ? ", " + text : "";
+        return $"nn.Conv2d({leaf.In.ToCSharp()}, {leaf.Out.ToCSharp()}, {leaf.Kernel}"
+            + Opt(leaf.Stride != Dim.Of(1), "stride: " + leaf.Stride.ToCSharp())
+            + Opt(leaf.Padding != 0, "padding: " + leaf.Padding)
+            + Opt(groups != "1", "groups: " + groups)
+            + Opt(!leaf.Bias, "bias: false")
+            + ", " + DeviceArguments + ")";
+    }
+
+    internal static string Factory(LeafPlan leaf)
     {
         string Opt(bool include, string text) => include ? ", " + text : "";
         string Norm(string name, string channels) =>
@@ -115,12 +157,7 @@ internal sealed class ClassEmitter
         switch (leaf.Kind)
         {
             case LayerKind.Conv:
-                return $"nn.Conv2d({leaf.In.ToCSharp()}, {leaf.Out.ToCSharp()}, {leaf.Kernel}"
-                    + Opt(leaf.Stride != Dim.Of(1), "stride: " + leaf.Stride.ToCSharp())
-                    + Opt(leaf.Padding != 0, "padding: " + leaf.Padding)
-                    + Opt(leaf.Groups != Dim.Of(1), "groups: " + leaf.Groups.ToCSharp())
-                    + Opt(!leaf.Bias, "bias: false")
-                    + ", " + DeviceArguments + ")";
+                return Convolution(leaf, leaf.Groups.ToCSharp());
             case LayerKind.Norm:
                 var channels = leaf.In.ToCSharp();
                 return leaf.Norm switch
@@ -165,6 +202,7 @@ internal sealed class ClassEmitter
     /// <summary>The initialization statements for the module in <paramref name="variable"/>.</summary>
     private IEnumerable<string> Initialization(LeafPlan leaf, string variable)
     {
+        if (folded) yield break;
         if (leaf.Kind == LayerKind.Linear && leaf.InitStd > 0)
         {
             yield return $"nn.init.normal_({variable}.weight, std: {Literals.Double(leaf.InitStd)});";
@@ -187,22 +225,59 @@ internal sealed class ClassEmitter
 
     // ------------------------------------------------------------------ constructors
 
-    private void WriteBlockConstructor()
+    /// <summary>The constructor's parameters (the trained and the folded class take the same).</summary>
+    private List<string> ConstructorParameters()
     {
-        var block = Block!;
-        var parameters = new List<string> { "long inChannels", "long width" };
-        if (block.UsesStride) parameters.Add("long stride = 1");
-        if (block.HasPlacement) parameters.Add("Placement placement = Placement.Explicit");
-        if (block.HasRuleSites)
+        var parameters = new List<string>();
+        if (Block is { } block)
         {
-            parameters.Add("int ceGroupSize = 16");
-            parameters.Add("int ceReduction = 4");
+            parameters.Add("long inChannels");
+            parameters.Add("long width");
+            if (block.UsesStride) parameters.Add("long stride = 1");
+            if (block.HasPlacement) parameters.Add("Placement placement = Placement.Explicit");
+            if (block.HasRuleSites)
+            {
+                parameters.Add("int ceGroupSize = 16");
+                parameters.Add("int ceReduction = 4");
+            }
+        }
+        else
+        {
+            var network = plan.Network!;
+            if (network.UsesClasses) parameters.Add($"long classes = {network.Classes}");
+            if (network.UsesInputChannels) parameters.Add($"long inChannels = {network.InputChannels}");
         }
         parameters.Add("Device? device = null");
         parameters.Add("ScalarType? dtype = null");
-        foreach (var parameter in parameters) constructorNames.Add(parameter.Split(' ')[1]);
+        return parameters;
+    }
 
-        writer.Line($"/// <summary>Creates the block: {Xml(string.Join(" → ", plan.Layout))}.</summary>");
+    private static string ParameterName(string parameter) => parameter.Split(' ')[1];
+
+    private void WriteConstructorHeader(List<string> parameters)
+    {
+        foreach (var parameter in parameters) constructorNames.Add(ParameterName(parameter));
+        writer.Line($"public {ClassName}({string.Join(", ", parameters)})");
+        using (writer.Indent()) writer.Line(folded ? $": base(nameof({plan.Type.Name}) + \".\" + nameof(Folded))" : $": base(nameof({plan.Type.Name}))");
+    }
+
+    private void WriteConstructorEnd(List<string> parameters)
+    {
+        if (!folded)
+        {
+            var arguments = parameters.Take(parameters.Count - 2).Select(ParameterName).Concat(new[] { "foldedDevice", "foldedDtype" });
+            writer.Line($"{Field(CreateFolded, constructorNames)} = (foldedDevice, foldedDtype) => new Folded({string.Join(", ", arguments)});");
+        }
+        writer.Line("RegisterComponents();");
+    }
+
+    private void WriteBlockConstructor()
+    {
+        var block = Block!;
+        var parameters = ConstructorParameters();
+        writer.Line(folded
+            ? $"/// <summary>Creates the folded block with initial parameters, for instance to load a saved folded state dict into: {Xml(string.Join(" → ", FoldedLayout()))}.</summary>"
+            : $"/// <summary>Creates the block: {Xml(string.Join(" → ", plan.Layout))}.</summary>");
         writer.Line("/// <param name=\"inChannels\">The input channels.</param>");
         writer.Line($"/// <param name=\"width\">The stage's width (its Out); the block gives <c>{Xml(block.OutputChannels.ToCSharp())}</c> output channels.</param>");
         if (block.UsesStride) writer.Line("/// <param name=\"stride\">The stride of the layers declared with <c>Stride = From.Parameter</c>.</param>");
@@ -218,8 +293,7 @@ internal sealed class ClassEmitter
             writer.Line("/// <param name=\"ceReduction\">The reduction ratio of the CE the paper's rule inserts.</param>");
         }
         WriteDeviceParameterDocs();
-        writer.Line($"public {plan.Type.Name}({string.Join(", ", parameters)})");
-        using (writer.Indent()) writer.Line($": base(nameof({plan.Type.Name}))");
+        WriteConstructorHeader(parameters);
         using (writer.Block())
         {
             if (block.ShapeCheckCondition is { } check)
@@ -234,32 +308,32 @@ internal sealed class ClassEmitter
             }
             WriteMembers();
             if (UseResidualField) writer.Line($"{Field("useResidual", constructorNames)} = {block.ResidualCondition};");
-            writer.Line("RegisterComponents();");
+            WriteConstructorEnd(parameters);
         }
     }
 
     private void WriteNetworkConstructor()
     {
         var network = plan.Network!;
-        var parameters = new List<string>();
-        if (network.UsesClasses) parameters.Add($"long classes = {network.Classes}");
-        if (network.UsesInputChannels) parameters.Add($"long inChannels = {network.InputChannels}");
-        parameters.Add("Device? device = null");
-        parameters.Add("ScalarType? dtype = null");
-        foreach (var parameter in parameters) constructorNames.Add(parameter.Split(' ')[1]);
-
-        writer.Line($"/// <summary>Creates the network for {network.InputChannels}x{network.InputHeight}x{network.InputWidth} inputs: {Xml(string.Join(" → ", plan.Layout))}.</summary>");
+        var parameters = ConstructorParameters();
+        var inputs = $"{network.InputChannels}x{network.InputHeight}x{network.InputWidth}";
+        writer.Line(folded
+            ? $"/// <summary>Creates the folded network for {inputs} inputs with initial parameters, for instance to load a saved folded state dict into: {Xml(string.Join(" → ", FoldedLayout()))}.</summary>"
+            : $"/// <summary>Creates the network for {inputs} inputs: {Xml(string.Join(" → ", plan.Layout))}.</summary>");
         if (network.UsesClasses) writer.Line("/// <param name=\"classes\">The number of classes (the last linear layer's outputs).</param>");
         if (network.UsesInputChannels) writer.Line($"/// <param name=\"inChannels\">The input's channels (declared: {network.InputChannels}).</param>");
         WriteDeviceParameterDocs();
-        writer.Line($"public {plan.Type.Name}({string.Join(", ", parameters)})");
-        using (writer.Indent()) writer.Line($": base(nameof({plan.Type.Name}))");
+        WriteConstructorHeader(parameters);
         using (writer.Block())
         {
             WriteMembers();
-            writer.Line("RegisterComponents();");
+            WriteConstructorEnd(parameters);
         }
     }
+
+    /// <summary>The layout of the folded forward: the plan's without the folded-away members.</summary>
+    private IEnumerable<string> FoldedLayout() =>
+        plan.Layout.Where(step => !foldedForm.IsRemoved(step.Trim('(', ')')));
 
     private void WriteDeviceParameterDocs()
     {
@@ -288,9 +362,9 @@ internal sealed class ClassEmitter
                 Collect(child);
             }
         }
-        foreach (var member in plan.Members) Collect(member);
+        foreach (var member in Members) Collect(member);
 
-        foreach (var member in plan.Members)
+        foreach (var member in Members)
         {
             var field = Field(member.Name, constructorNames);
             if (member.Leaf is { } leaf)
@@ -298,11 +372,11 @@ internal sealed class ClassEmitter
                 if (member.Condition is { } condition)
                 {
                     writer.Line($"if ({condition})");
-                    using (writer.Indent()) writer.Line($"{field} = {Factory(leaf)};");
+                    using (writer.Indent()) writer.Line($"{field} = {Factory(member, leaf)};");
                 }
                 else
                 {
-                    writer.Line($"{field} = {Factory(leaf)};");
+                    writer.Line($"{field} = {Factory(member, leaf)};");
                     foreach (var statement in Initialization(leaf, field)) writer.Line(statement);
                 }
                 continue;
@@ -331,10 +405,10 @@ internal sealed class ClassEmitter
                 var init = Initialization(leaf, LocalName(child)).ToList();
                 if (init.Count == 0 || child.Condition is not null)
                 {
-                    entries.Add((child, Factory(leaf)));
+                    entries.Add((child, Factory(child, leaf)));
                     continue;
                 }
-                writer.Line($"var {LocalName(child)} = {Factory(leaf)};");
+                writer.Line($"var {LocalName(child)} = {Factory(child, leaf)};");
                 foreach (var statement in init) writer.Line(statement);
                 entries.Add((child, LocalName(child)));
             }
@@ -410,6 +484,7 @@ internal sealed class ClassEmitter
 
             foreach (var op in plan.Forward)
             {
+                if (folded && op.Kind == OpKind.Call && foldedForm.IsRemoved(op.Target)) continue;
                 switch (op.Kind)
                 {
                     case OpKind.Call:
@@ -481,6 +556,77 @@ internal sealed class ClassEmitter
             default:
                 set($"{current}.add(input)");
                 break;
+        }
+    }
+
+    // ------------------------------------------------------------------ folding
+
+    private string Kind => Block is not null ? "block" : "network";
+
+    private void WriteFold()
+    {
+        writer.Line("/// <summary>");
+        writer.Line($"/// Folds this trained {Kind} for inference: returns a new <see cref=\"Folded\"/> module, in evaluation mode, whose outputs");
+        writer.Line("/// equal this one's evaluation-mode outputs, with each conv → BatchNorm one convolution, BD folded into it, and CE and AII");
+        writer.Line("/// folded into <see cref=\"FoldedChannelEquilibrium\"/> and <see cref=\"FoldedAdaptiveInstanceInverse\"/> (no covariance,");
+        writer.Line("/// no Newton iteration at inference). This module is not modified; it must be in evaluation mode, with trained running statistics.");
+        writer.Line("/// </summary>");
+        writer.Line("/// <exception cref=\"global::System.InvalidOperationException\">A module is in training mode, or its running statistics were never");
+        writer.Line("/// estimated; the message names it (for example <c>layer1.0.bn1</c>).</exception>");
+        using (writer.Block("public Folded Fold()"))
+        {
+            writer.Line("var sample = global::System.Linq.Enumerable.First(parameters());");
+            writer.Line($"var folded = {CreateFolded}(sample.device, sample.dtype);");
+            using (writer.Block("try"))
+                writer.Line("folded.FoldFrom(this);");
+            using (writer.Block("catch"))
+            {
+                writer.Line("folded.Dispose();");
+                writer.Line("throw;");
+            }
+            writer.Line("folded.eval();");
+            writer.Line("return folded;");
+        }
+        writer.Line();
+        writer.Line("nn.Module<Tensor, Tensor> IFoldable.Fold() => Fold();");
+    }
+
+    private void WriteFoldedClass()
+    {
+        writer.Line("/// <summary>");
+        writer.Line($"/// The inference-only form of <see cref=\"{plan.Type.Name}\"/>, made by <see cref=\"Fold\"/>: the same submodules and state-dict");
+        writer.Line("/// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms.");
+        writer.Line("/// </summary>");
+        using (writer.Block("public sealed class Folded : nn.Module<Tensor, Tensor>"))
+        {
+            WriteClassBody();
+            writer.Line();
+            WriteFoldFrom();
+        }
+    }
+
+    private void WriteFoldFrom()
+    {
+        writer.Line("/// <summary>");
+        writer.Line("/// Sets this module's parameters to the folding of <paramref name=\"trained\"/>, which must have been built with the same");
+        writer.Line($"/// constructor arguments and be in evaluation mode (<see cref=\"{plan.Type.Name}.Fold\"/> calls it on a new module).");
+        writer.Line("/// </summary>");
+        writer.Line($"/// <param name=\"trained\">The trained {Kind}; it is not modified.</param>");
+        writer.Line("/// <param name=\"name\">Its name in its network (empty for the root), to name the offending module in errors.</param>");
+        using (writer.Block($"public void FoldFrom({plan.Type.Name} trained, string name = \"\")"))
+        {
+            writer.Line("var folder = new ModuleFolder(trained, this, name);");
+            foreach (var step in foldedForm.Steps)
+            {
+                var path = Literals.String(step.Path);
+                writer.Line(step.Kind switch
+                {
+                    FoldStepKind.Chain => $"folder.Chain({string.Join(", ", new[] { step.Path, step.Norm, step.Block }.Where(p => p is not null).Select(p => Literals.String(p!)))});",
+                    FoldStepKind.Copy => $"folder.Copy({path});",
+                    FoldStepKind.Block => $"folder.Block({path});",
+                    _ => $"folder.Folded<{step.BlockType}.Folded>({path}).FoldFrom(folder.Trained<{step.BlockType}>({path}), folder.Name({path}));",
+                });
+            }
         }
     }
 

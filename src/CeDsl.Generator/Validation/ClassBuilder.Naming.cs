@@ -21,7 +21,7 @@ internal sealed partial class ClassBuilder
     private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal)
     {
         "torch", "nn", "TorchSharp", "CeDsl", "System", "global",
-        "InputShape", "ChannelShuffle", "useResidual", "forward", "call",
+        "InputShape", "ChannelShuffle", "useResidual", "forward", "call", "Fold", "Folded", "FoldFrom", "createFolded",
         "name", "training", "handle", "train", "eval", "to", "cpu", "cuda", "apply", "zero_grad",
         "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children",
         "modules", "named_modules", "state_dict", "load_state_dict", "load", "save", "register_module",

@@ -176,16 +176,18 @@ public static class InferenceFolding
     /// <paramref name="groupSize"/> output channels is folded into it: every new group must hold whole
     /// map groups and whole convolution groups, so it spans lcm(outChannels / convGroups, groupSize)
     /// output channels. Equal to <paramref name="convGroups"/> when each map group lies inside one
-    /// convolution group (always for an ungrouped convolution).
+    /// convolution group (always for an ungrouped convolution). <paramref name="groupSize"/> may be a
+    /// BD layer's requested group size: it is resolved with <see cref="GroupSizeRule"/> (halved until
+    /// it divides <paramref name="outChannels"/>), as the layer does.
     /// </summary>
     public static long DecorrelatedGroups(long outChannels, long convGroups, int groupSize)
     {
         if (outChannels <= 0 || convGroups <= 0 || outChannels % convGroups != 0)
             throw new ArgumentOutOfRangeException(nameof(convGroups), convGroups,
                 $"The group count must be positive and divide the output channel count {outChannels}.");
-        if (groupSize <= 0 || outChannels % groupSize != 0)
-            throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize,
-                $"The group size must be positive and divide the output channel count {outChannels}.");
+        if (groupSize <= 0)
+            throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, "The group size must be positive.");
+        groupSize = GroupSizeRule.Resolve(outChannels, groupSize);
         long perGroup = outChannels / convGroups;
         long span = perGroup / GreatestCommonDivisor(perGroup, groupSize) * groupSize;
         return outChannels / span;

@@ -55,6 +55,13 @@ internal sealed record GeneratorRun(GeneratorDriver Driver, GeneratorDriverRunRe
     public string Source(string hintName) =>
         Result.Results.SelectMany(r => r.GeneratedSources).Single(s => s.HintName == hintName).SourceText.ToString();
 
+    /// <summary>The generated source of the trained class only: up to the documentation of its Fold method, without the nested Folded class.</summary>
+    public string TrainedSource(string hintName)
+    {
+        var source = Source(hintName);
+        return source.Substring(0, source.IndexOf("/// Folds this trained", StringComparison.Ordinal));
+    }
+
     public IEnumerable<string> HintNames => Result.Results.SelectMany(r => r.GeneratedSources).Select(s => s.HintName);
 
     /// <summary>Compiler diagnostics of the user source plus the generated source (warnings and errors).</summary>

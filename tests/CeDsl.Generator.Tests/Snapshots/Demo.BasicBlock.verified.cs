@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,7 +10,7 @@ using static TorchSharp.torch;
 
 namespace Demo
 {
-    partial class BasicBlock : nn.Module<Tensor, Tensor>
+    partial class BasicBlock : nn.Module<Tensor, Tensor>, IFoldable
     {
         private readonly Conv2d conv1;
         private readonly BatchNorm2d bn1;
@@ -18,6 +19,7 @@ namespace Demo
         private readonly BatchNorm2d bn2;
         private readonly ChannelEquilibrium? ce;
         private readonly Sequential? downsample;
+        private readonly global::System.Func<Device?, ScalarType?, Folded> createFolded;
 
         /// <summary>Creates the block: conv1 → bn1 → relu → conv2 → bn2 → (ce) → + input, or downsample(input) when the shape changes → relu.</summary>
         /// <param name="inChannels">The input channels.</param>
@@ -53,6 +55,7 @@ namespace Demo
                 nn.init.zeros_(downsample_1.bias);
                 downsample = nn.Sequential(("0", downsample_0), ("1", downsample_1));
             }
+            createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
         }
 
@@ -71,6 +74,99 @@ namespace Demo
             x = x.add(identity);
             x = relu.call(x);
             return x.MoveToOuterDisposeScope();
+        }
+
+        /// <summary>
+        /// Folds this trained block for inference: returns a new <see cref="Folded"/> module, in evaluation mode, whose outputs
+        /// equal this one's evaluation-mode outputs, with each conv → BatchNorm one convolution, BD folded into it, and CE and AII
+        /// folded into <see cref="FoldedChannelEquilibrium"/> and <see cref="FoldedAdaptiveInstanceInverse"/> (no covariance,
+        /// no Newton iteration at inference). This module is not modified; it must be in evaluation mode, with trained running statistics.
+        /// </summary>
+        /// <exception cref="global::System.InvalidOperationException">A module is in training mode, or its running statistics were never
+        /// estimated; the message names it (for example <c>layer1.0.bn1</c>).</exception>
+        public Folded Fold()
+        {
+            var sample = global::System.Linq.Enumerable.First(parameters());
+            var folded = createFolded(sample.device, sample.dtype);
+            try
+            {
+                folded.FoldFrom(this);
+            }
+            catch
+            {
+                folded.Dispose();
+                throw;
+            }
+            folded.eval();
+            return folded;
+        }
+
+        nn.Module<Tensor, Tensor> IFoldable.Fold() => Fold();
+
+        /// <summary>
+        /// The inference-only form of <see cref="BasicBlock"/>, made by <see cref="Fold"/>: the same submodules and state-dict
+        /// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms.
+        /// </summary>
+        public sealed class Folded : nn.Module<Tensor, Tensor>
+        {
+            private readonly Conv2d conv1;
+            private readonly ReLU relu;
+            private readonly Conv2d conv2;
+            private readonly FoldedChannelEquilibrium? ce;
+            private readonly Sequential? downsample;
+
+            /// <summary>Creates the folded block with initial parameters, for instance to load a saved folded state dict into: conv1 → relu → conv2 → (ce) → + input, or downsample(input) when the shape changes → relu.</summary>
+            /// <param name="inChannels">The input channels.</param>
+            /// <param name="width">The stage's width (its Out); the block gives <c>width</c> output channels.</param>
+            /// <param name="stride">The stride of the layers declared with <c>Stride = From.Parameter</c>.</param>
+            /// <param name="placement">Explicit or None: no CE; Paper: CE where the paper's rule puts it.</param>
+            /// <param name="ceGroupSize">The group size of the CE the paper's rule inserts.</param>
+            /// <param name="ceReduction">The reduction ratio of the CE the paper's rule inserts.</param>
+            /// <param name="device">The device of the parameters and buffers (default: the default device).</param>
+            /// <param name="dtype">The element type of the parameters and buffers (default: float32).</param>
+            public Folded(long inChannels, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4, Device? device = null, ScalarType? dtype = null)
+                : base(nameof(BasicBlock) + "." + nameof(Folded))
+            {
+                conv1 = nn.Conv2d(inChannels, width, 3, stride: stride, padding: 1, device: device, dtype: dtype);
+                relu = nn.ReLU();
+                conv2 = nn.Conv2d(width, width, 3, padding: 1, device: device, dtype: dtype);
+                if (placement == Placement.Paper)
+                    ce = new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype);
+                if (stride != 1 || inChannels != width)
+                {
+                    downsample = nn.Sequential(("0", nn.Conv2d(inChannels, width, 1, stride: stride, device: device, dtype: dtype)));
+                }
+                RegisterComponents();
+            }
+
+            /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
+            /// <param name="input">The input batch.</param>
+            public override Tensor forward(Tensor input)
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = conv1.call(input);
+                x = relu.call(x);
+                x = conv2.call(x);
+                if (ce is not null) x = ce.call(x);
+                var identity = downsample is null ? input : downsample.call(input);
+                x = x.add(identity);
+                x = relu.call(x);
+                return x.MoveToOuterDisposeScope();
+            }
+
+            /// <summary>
+            /// Sets this module's parameters to the folding of <paramref name="trained"/>, which must have been built with the same
+            /// constructor arguments and be in evaluation mode (<see cref="BasicBlock.Fold"/> calls it on a new module).
+            /// </summary>
+            /// <param name="trained">The trained block; it is not modified.</param>
+            /// <param name="name">Its name in its network (empty for the root), to name the offending module in errors.</param>
+            public void FoldFrom(BasicBlock trained, string name = "")
+            {
+                var folder = new ModuleFolder(trained, this, name);
+                folder.Chain("conv1", "bn1");
+                folder.Chain("conv2", "bn2", "ce");
+                folder.Chain("downsample.0", "downsample.1");
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,7 +10,7 @@ using static TorchSharp.torch;
 
 namespace Demo
 {
-    partial class CifarResNet : nn.Module<Tensor, Tensor>
+    partial class CifarResNet : nn.Module<Tensor, Tensor>, IFoldable
     {
         private readonly Conv2d conv1;
         private readonly BatchNorm2d bn1;
@@ -21,6 +22,7 @@ namespace Demo
         private readonly AdaptiveAvgPool2d avgpool;
         private readonly Flatten flatten;
         private readonly Linear fc;
+        private readonly global::System.Func<Device?, ScalarType?, Folded> createFolded;
 
         /// <summary>Creates the network for 3x32x32 inputs: conv1 → bn1 → ce1 → relu → layer1 → layer2 → layer3 → avgpool → flatten → fc.</summary>
         /// <param name="classes">The number of classes (the last linear layer's outputs).</param>
@@ -49,6 +51,7 @@ namespace Demo
             avgpool = nn.AdaptiveAvgPool2d(new long[] { 1, 1 });
             flatten = nn.Flatten();
             fc = nn.Linear(64, classes, device: device, dtype: dtype);
+            createFolded = (foldedDevice, foldedDtype) => new Folded(classes, inChannels, foldedDevice, foldedDtype);
             RegisterComponents();
         }
 
@@ -72,5 +75,111 @@ namespace Demo
 
         /// <summary>The input shape (channels, height, width) the network was declared for.</summary>
         public static global::System.Collections.Generic.IReadOnlyList<long> InputShape { get; } = new long[] { 3, 32, 32 };
+
+        /// <summary>
+        /// Folds this trained network for inference: returns a new <see cref="Folded"/> module, in evaluation mode, whose outputs
+        /// equal this one's evaluation-mode outputs, with each conv → BatchNorm one convolution, BD folded into it, and CE and AII
+        /// folded into <see cref="FoldedChannelEquilibrium"/> and <see cref="FoldedAdaptiveInstanceInverse"/> (no covariance,
+        /// no Newton iteration at inference). This module is not modified; it must be in evaluation mode, with trained running statistics.
+        /// </summary>
+        /// <exception cref="global::System.InvalidOperationException">A module is in training mode, or its running statistics were never
+        /// estimated; the message names it (for example <c>layer1.0.bn1</c>).</exception>
+        public Folded Fold()
+        {
+            var sample = global::System.Linq.Enumerable.First(parameters());
+            var folded = createFolded(sample.device, sample.dtype);
+            try
+            {
+                folded.FoldFrom(this);
+            }
+            catch
+            {
+                folded.Dispose();
+                throw;
+            }
+            folded.eval();
+            return folded;
+        }
+
+        nn.Module<Tensor, Tensor> IFoldable.Fold() => Fold();
+
+        /// <summary>
+        /// The inference-only form of <see cref="CifarResNet"/>, made by <see cref="Fold"/>: the same submodules and state-dict
+        /// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms.
+        /// </summary>
+        public sealed class Folded : nn.Module<Tensor, Tensor>
+        {
+            private readonly Conv2d conv1;
+            private readonly FoldedChannelEquilibrium ce1;
+            private readonly ReLU relu;
+            private readonly Sequential layer1;
+            private readonly Sequential layer2;
+            private readonly Sequential layer3;
+            private readonly AdaptiveAvgPool2d avgpool;
+            private readonly Flatten flatten;
+            private readonly Linear fc;
+
+            /// <summary>Creates the folded network for 3x32x32 inputs with initial parameters, for instance to load a saved folded state dict into: conv1 → ce1 → relu → layer1 → layer2 → layer3 → avgpool → flatten → fc.</summary>
+            /// <param name="classes">The number of classes (the last linear layer's outputs).</param>
+            /// <param name="inChannels">The input's channels (declared: 3).</param>
+            /// <param name="device">The device of the parameters and buffers (default: the default device).</param>
+            /// <param name="dtype">The element type of the parameters and buffers (default: float32).</param>
+            public Folded(long classes = 10, long inChannels = 3, Device? device = null, ScalarType? dtype = null)
+                : base(nameof(CifarResNet) + "." + nameof(Folded))
+            {
+                conv1 = nn.Conv2d(inChannels, 16, 3, padding: 1, device: device, dtype: dtype);
+                ce1 = new FoldedChannelEquilibrium(16, groupSize: 64, reduction: 4, device: device, dtype: dtype);
+                relu = nn.ReLU();
+                layer1 = nn.Sequential(
+                    ("0", new BasicBlock.Folded(inChannels: 16, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4, device: device, dtype: dtype)),
+                    ("1", new BasicBlock.Folded(inChannels: 16, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4, device: device, dtype: dtype)));
+                layer2 = nn.Sequential(
+                    ("0", new BasicBlock.Folded(inChannels: 16, width: 32, stride: 2, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4, device: device, dtype: dtype)),
+                    ("1", new BasicBlock.Folded(inChannels: 32, width: 32, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4, device: device, dtype: dtype)));
+                layer3 = nn.Sequential(
+                    ("0", new BasicBlock.Folded(inChannels: 32, width: 64, stride: 2, placement: Placement.None, device: device, dtype: dtype)),
+                    ("1", new BasicBlock.Folded(inChannels: 64, width: 64, stride: 1, placement: Placement.None, device: device, dtype: dtype)));
+                avgpool = nn.AdaptiveAvgPool2d(new long[] { 1, 1 });
+                flatten = nn.Flatten();
+                fc = nn.Linear(64, classes, device: device, dtype: dtype);
+                RegisterComponents();
+            }
+
+            /// <summary>Computes the class scores (N, classes) of <paramref name="input"/> (N, C, H, W).</summary>
+            /// <param name="input">The input batch.</param>
+            public override Tensor forward(Tensor input)
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = conv1.call(input);
+                x = ce1.call(x);
+                x = relu.call(x);
+                x = layer1.call(x);
+                x = layer2.call(x);
+                x = layer3.call(x);
+                x = avgpool.call(x);
+                x = flatten.call(x);
+                x = fc.call(x);
+                return x.MoveToOuterDisposeScope();
+            }
+
+            /// <summary>
+            /// Sets this module's parameters to the folding of <paramref name="trained"/>, which must have been built with the same
+            /// constructor arguments and be in evaluation mode (<see cref="CifarResNet.Fold"/> calls it on a new module).
+            /// </summary>
+            /// <param name="trained">The trained network; it is not modified.</param>
+            /// <param name="name">Its name in its network (empty for the root), to name the offending module in errors.</param>
+            public void FoldFrom(CifarResNet trained, string name = "")
+            {
+                var folder = new ModuleFolder(trained, this, name);
+                folder.Chain("conv1", "bn1", "ce1");
+                folder.Folded<BasicBlock.Folded>("layer1.0").FoldFrom(folder.Trained<BasicBlock>("layer1.0"), folder.Name("layer1.0"));
+                folder.Folded<BasicBlock.Folded>("layer1.1").FoldFrom(folder.Trained<BasicBlock>("layer1.1"), folder.Name("layer1.1"));
+                folder.Folded<BasicBlock.Folded>("layer2.0").FoldFrom(folder.Trained<BasicBlock>("layer2.0"), folder.Name("layer2.0"));
+                folder.Folded<BasicBlock.Folded>("layer2.1").FoldFrom(folder.Trained<BasicBlock>("layer2.1"), folder.Name("layer2.1"));
+                folder.Folded<BasicBlock.Folded>("layer3.0").FoldFrom(folder.Trained<BasicBlock>("layer3.0"), folder.Name("layer3.0"));
+                folder.Folded<BasicBlock.Folded>("layer3.1").FoldFrom(folder.Trained<BasicBlock>("layer3.1"), folder.Name("layer3.1"));
+                folder.Copy("fc");
+            }
+        }
     }
 }

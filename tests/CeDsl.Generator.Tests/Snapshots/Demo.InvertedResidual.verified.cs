@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,10 +10,11 @@ using static TorchSharp.torch;
 
 namespace Demo
 {
-    partial class InvertedResidual : nn.Module<Tensor, Tensor>
+    partial class InvertedResidual : nn.Module<Tensor, Tensor>, IFoldable
     {
         private readonly Sequential conv;
         private readonly bool useResidual;
+        private readonly global::System.Func<Device?, ScalarType?, Folded> createFolded;
 
         /// <summary>Creates the block: conv → + input when the shape is kept.</summary>
         /// <param name="inChannels">The input channels.</param>
@@ -57,6 +59,7 @@ namespace Demo
                 ("2", conv_2),
                 ("3", conv_3));
             useResidual = stride == 1 && inChannels == width;
+            createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
         }
 
@@ -69,6 +72,96 @@ namespace Demo
             if (useResidual)
                 x = x.add(input);
             return x.MoveToOuterDisposeScope();
+        }
+
+        /// <summary>
+        /// Folds this trained block for inference: returns a new <see cref="Folded"/> module, in evaluation mode, whose outputs
+        /// equal this one's evaluation-mode outputs, with each conv → BatchNorm one convolution, BD folded into it, and CE and AII
+        /// folded into <see cref="FoldedChannelEquilibrium"/> and <see cref="FoldedAdaptiveInstanceInverse"/> (no covariance,
+        /// no Newton iteration at inference). This module is not modified; it must be in evaluation mode, with trained running statistics.
+        /// </summary>
+        /// <exception cref="global::System.InvalidOperationException">A module is in training mode, or its running statistics were never
+        /// estimated; the message names it (for example <c>layer1.0.bn1</c>).</exception>
+        public Folded Fold()
+        {
+            var sample = global::System.Linq.Enumerable.First(parameters());
+            var folded = createFolded(sample.device, sample.dtype);
+            try
+            {
+                folded.FoldFrom(this);
+            }
+            catch
+            {
+                folded.Dispose();
+                throw;
+            }
+            folded.eval();
+            return folded;
+        }
+
+        nn.Module<Tensor, Tensor> IFoldable.Fold() => Fold();
+
+        /// <summary>
+        /// The inference-only form of <see cref="InvertedResidual"/>, made by <see cref="Fold"/>: the same submodules and state-dict
+        /// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms.
+        /// </summary>
+        public sealed class Folded : nn.Module<Tensor, Tensor>
+        {
+            private readonly Sequential conv;
+            private readonly bool useResidual;
+
+            /// <summary>Creates the folded block with initial parameters, for instance to load a saved folded state dict into: conv → + input when the shape is kept.</summary>
+            /// <param name="inChannels">The input channels.</param>
+            /// <param name="width">The stage's width (its Out); the block gives <c>width</c> output channels.</param>
+            /// <param name="stride">The stride of the layers declared with <c>Stride = From.Parameter</c>.</param>
+            /// <param name="placement">Explicit or None: no CE; Paper: CE where the paper's rule puts it.</param>
+            /// <param name="ceGroupSize">The group size of the CE the paper's rule inserts.</param>
+            /// <param name="ceReduction">The reduction ratio of the CE the paper's rule inserts.</param>
+            /// <param name="device">The device of the parameters and buffers (default: the default device).</param>
+            /// <param name="dtype">The element type of the parameters and buffers (default: float32).</param>
+            public Folded(long inChannels, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4, Device? device = null, ScalarType? dtype = null)
+                : base(nameof(InvertedResidual) + "." + nameof(Folded))
+            {
+                var conv_0 = nn.Sequential(
+                    ("0", nn.Conv2d(inChannels, inChannels * 6, 1, device: device, dtype: dtype)),
+                    ("2", nn.ReLU6()));
+                var conv_1 = nn.Sequential();
+                conv_1.append("0", nn.Conv2d(inChannels * 6, inChannels * 6, 3, stride: stride, padding: 1, groups: inChannels * 6, device: device, dtype: dtype));
+                if (placement == Placement.Paper)
+                    conv_1.append("ce", new FoldedChannelEquilibrium(inChannels * 6, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                conv_1.append("2", nn.ReLU6());
+                conv = nn.Sequential(
+                    ("0", conv_0),
+                    ("1", conv_1),
+                    ("2", nn.Conv2d(inChannels * 6, width, 1, device: device, dtype: dtype)));
+                useResidual = stride == 1 && inChannels == width;
+                RegisterComponents();
+            }
+
+            /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
+            /// <param name="input">The input batch.</param>
+            public override Tensor forward(Tensor input)
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = conv.call(input);
+                if (useResidual)
+                    x = x.add(input);
+                return x.MoveToOuterDisposeScope();
+            }
+
+            /// <summary>
+            /// Sets this module's parameters to the folding of <paramref name="trained"/>, which must have been built with the same
+            /// constructor arguments and be in evaluation mode (<see cref="InvertedResidual.Fold"/> calls it on a new module).
+            /// </summary>
+            /// <param name="trained">The trained block; it is not modified.</param>
+            /// <param name="name">Its name in its network (empty for the root), to name the offending module in errors.</param>
+            public void FoldFrom(InvertedResidual trained, string name = "")
+            {
+                var folder = new ModuleFolder(trained, this, name);
+                folder.Chain("conv.0.0", "conv.0.1");
+                folder.Chain("conv.1.0", "conv.1.1", "conv.1.ce");
+                folder.Chain("conv.2", "conv.3");
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,9 +10,10 @@ using static TorchSharp.torch;
 
 namespace Demo
 {
-    partial class ShuffleUnit : nn.Module<Tensor, Tensor>
+    partial class ShuffleUnit : nn.Module<Tensor, Tensor>, IFoldable
     {
         private readonly Sequential branch2;
+        private readonly global::System.Func<Device?, ScalarType?, Folded> createFolded;
 
         /// <summary>Creates the block: channel split → branch2 → concat → channel shuffle.</summary>
         /// <param name="inChannels">The input channels.</param>
@@ -50,6 +52,7 @@ namespace Demo
             if (placement == Placement.Paper)
                 branch2.append("ce", new ChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
             branch2.append("7", nn.ReLU());
+            createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
         }
 
@@ -71,6 +74,92 @@ namespace Demo
         {
             long n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
             return x.view(n, groups, c / groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w);
+        }
+
+        /// <summary>
+        /// Folds this trained block for inference: returns a new <see cref="Folded"/> module, in evaluation mode, whose outputs
+        /// equal this one's evaluation-mode outputs, with each conv → BatchNorm one convolution, BD folded into it, and CE and AII
+        /// folded into <see cref="FoldedChannelEquilibrium"/> and <see cref="FoldedAdaptiveInstanceInverse"/> (no covariance,
+        /// no Newton iteration at inference). This module is not modified; it must be in evaluation mode, with trained running statistics.
+        /// </summary>
+        /// <exception cref="global::System.InvalidOperationException">A module is in training mode, or its running statistics were never
+        /// estimated; the message names it (for example <c>layer1.0.bn1</c>).</exception>
+        public Folded Fold()
+        {
+            var sample = global::System.Linq.Enumerable.First(parameters());
+            var folded = createFolded(sample.device, sample.dtype);
+            try
+            {
+                folded.FoldFrom(this);
+            }
+            catch
+            {
+                folded.Dispose();
+                throw;
+            }
+            folded.eval();
+            return folded;
+        }
+
+        nn.Module<Tensor, Tensor> IFoldable.Fold() => Fold();
+
+        /// <summary>
+        /// The inference-only form of <see cref="ShuffleUnit"/>, made by <see cref="Fold"/>: the same submodules and state-dict
+        /// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms.
+        /// </summary>
+        public sealed class Folded : nn.Module<Tensor, Tensor>
+        {
+            private readonly Sequential branch2;
+
+            /// <summary>Creates the folded block with initial parameters, for instance to load a saved folded state dict into: channel split → branch2 → concat → channel shuffle.</summary>
+            /// <param name="inChannels">The input channels.</param>
+            /// <param name="width">The stage's width (its Out); the block gives <c>inChannels / 2 + width</c> output channels.</param>
+            /// <param name="placement">Explicit or None: no CE; Paper: CE where the paper's rule puts it.</param>
+            /// <param name="ceGroupSize">The group size of the CE the paper's rule inserts.</param>
+            /// <param name="ceReduction">The reduction ratio of the CE the paper's rule inserts.</param>
+            /// <param name="device">The device of the parameters and buffers (default: the default device).</param>
+            /// <param name="dtype">The element type of the parameters and buffers (default: float32).</param>
+            public Folded(long inChannels, long width, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4, Device? device = null, ScalarType? dtype = null)
+                : base(nameof(ShuffleUnit) + "." + nameof(Folded))
+            {
+                branch2 = nn.Sequential();
+                branch2.append("0", nn.Conv2d(inChannels / 2, width, 1, device: device, dtype: dtype));
+                branch2.append("2", nn.ReLU());
+                branch2.append("3", nn.Conv2d(width, width, 3, padding: 1, groups: width, device: device, dtype: dtype));
+                branch2.append("5", nn.Conv2d(width, width, 1, device: device, dtype: dtype));
+                if (placement == Placement.Paper)
+                    branch2.append("ce", new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                branch2.append("7", nn.ReLU());
+                RegisterComponents();
+            }
+
+            /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
+            /// <param name="input">The input batch.</param>
+            public override Tensor forward(Tensor input)
+            {
+                using var scope = torch.NewDisposeScope();
+                var halves = input.chunk(2, 1);
+                var bypass = halves[0];
+                var x = halves[1];
+                x = branch2.call(x);
+                x = torch.cat(new[] { bypass, x }, 1);
+                x = ChannelShuffle(x, 2);
+                return x.MoveToOuterDisposeScope();
+            }
+
+            /// <summary>
+            /// Sets this module's parameters to the folding of <paramref name="trained"/>, which must have been built with the same
+            /// constructor arguments and be in evaluation mode (<see cref="ShuffleUnit.Fold"/> calls it on a new module).
+            /// </summary>
+            /// <param name="trained">The trained block; it is not modified.</param>
+            /// <param name="name">Its name in its network (empty for the root), to name the offending module in errors.</param>
+            public void FoldFrom(ShuffleUnit trained, string name = "")
+            {
+                var folder = new ModuleFolder(trained, this, name);
+                folder.Chain("branch2.0", "branch2.1");
+                folder.Chain("branch2.3", "branch2.4");
+                folder.Chain("branch2.5", "branch2.6", "branch2.ce");
+            }
         }
     }
 }

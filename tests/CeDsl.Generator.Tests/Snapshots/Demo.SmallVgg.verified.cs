@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,12 +10,13 @@ using static TorchSharp.torch;
 
 namespace Demo
 {
-    partial class SmallVgg : nn.Module<Tensor, Tensor>
+    partial class SmallVgg : nn.Module<Tensor, Tensor>, IFoldable
     {
         private readonly Sequential features;
         private readonly AdaptiveAvgPool2d avgpool;
         private readonly Flatten flatten;
         private readonly Sequential classifier;
+        private readonly global::System.Func<Device?, ScalarType?, Folded> createFolded;
 
         /// <summary>Creates the network for 3x32x32 inputs: features → avgpool → flatten → classifier.</summary>
         /// <param name="classes">The number of classes (the last linear layer's outputs).</param>
@@ -60,6 +62,7 @@ namespace Demo
                 ("1", nn.ReLU()),
                 ("2", nn.Dropout(0.5)),
                 ("3", classifier_3));
+            createFolded = (foldedDevice, foldedDtype) => new Folded(classes, inChannels, foldedDevice, foldedDtype);
             RegisterComponents();
         }
 
@@ -77,5 +80,98 @@ namespace Demo
 
         /// <summary>The input shape (channels, height, width) the network was declared for.</summary>
         public static global::System.Collections.Generic.IReadOnlyList<long> InputShape { get; } = new long[] { 3, 32, 32 };
+
+        /// <summary>
+        /// Folds this trained network for inference: returns a new <see cref="Folded"/> module, in evaluation mode, whose outputs
+        /// equal this one's evaluation-mode outputs, with each conv → BatchNorm one convolution, BD folded into it, and CE and AII
+        /// folded into <see cref="FoldedChannelEquilibrium"/> and <see cref="FoldedAdaptiveInstanceInverse"/> (no covariance,
+        /// no Newton iteration at inference). This module is not modified; it must be in evaluation mode, with trained running statistics.
+        /// </summary>
+        /// <exception cref="global::System.InvalidOperationException">A module is in training mode, or its running statistics were never
+        /// estimated; the message names it (for example <c>layer1.0.bn1</c>).</exception>
+        public Folded Fold()
+        {
+            var sample = global::System.Linq.Enumerable.First(parameters());
+            var folded = createFolded(sample.device, sample.dtype);
+            try
+            {
+                folded.FoldFrom(this);
+            }
+            catch
+            {
+                folded.Dispose();
+                throw;
+            }
+            folded.eval();
+            return folded;
+        }
+
+        nn.Module<Tensor, Tensor> IFoldable.Fold() => Fold();
+
+        /// <summary>
+        /// The inference-only form of <see cref="SmallVgg"/>, made by <see cref="Fold"/>: the same submodules and state-dict
+        /// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms.
+        /// </summary>
+        public sealed class Folded : nn.Module<Tensor, Tensor>
+        {
+            private readonly Sequential features;
+            private readonly AdaptiveAvgPool2d avgpool;
+            private readonly Flatten flatten;
+            private readonly Sequential classifier;
+
+            /// <summary>Creates the folded network for 3x32x32 inputs with initial parameters, for instance to load a saved folded state dict into: features → avgpool → flatten → classifier.</summary>
+            /// <param name="classes">The number of classes (the last linear layer's outputs).</param>
+            /// <param name="inChannels">The input's channels (declared: 3).</param>
+            /// <param name="device">The device of the parameters and buffers (default: the default device).</param>
+            /// <param name="dtype">The element type of the parameters and buffers (default: float32).</param>
+            public Folded(long classes = 10, long inChannels = 3, Device? device = null, ScalarType? dtype = null)
+                : base(nameof(SmallVgg) + "." + nameof(Folded))
+            {
+                features = nn.Sequential(
+                    ("0", nn.Conv2d(inChannels, 32, 3, padding: 1, device: device, dtype: dtype)),
+                    ("ce1", new FoldedChannelEquilibrium(32, groupSize: 16, reduction: 4, device: device, dtype: dtype)),
+                    ("2", nn.ReLU()),
+                    ("3", nn.MaxPool2d(2)),
+                    ("4", nn.Conv2d(32, 64, 3, padding: 1, device: device, dtype: dtype)),
+                    ("ce2", new FoldedChannelEquilibrium(64, groupSize: 16, reduction: 4, device: device, dtype: dtype)),
+                    ("6", nn.ReLU()),
+                    ("7", nn.MaxPool2d(2)));
+                avgpool = nn.AdaptiveAvgPool2d(new long[] { 1, 1 });
+                flatten = nn.Flatten();
+                classifier = nn.Sequential(
+                    ("0", nn.Linear(64, 128, device: device, dtype: dtype)),
+                    ("1", nn.ReLU()),
+                    ("2", nn.Dropout(0.5)),
+                    ("3", nn.Linear(128, classes, device: device, dtype: dtype)));
+                RegisterComponents();
+            }
+
+            /// <summary>Computes the class scores (N, classes) of <paramref name="input"/> (N, C, H, W).</summary>
+            /// <param name="input">The input batch.</param>
+            public override Tensor forward(Tensor input)
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = features.call(input);
+                x = avgpool.call(x);
+                x = flatten.call(x);
+                x = classifier.call(x);
+                return x.MoveToOuterDisposeScope();
+            }
+
+            /// <summary>
+            /// Sets this module's parameters to the folding of <paramref name="trained"/>, which must have been built with the same
+            /// constructor arguments and be in evaluation mode (<see cref="SmallVgg.Fold"/> calls it on a new module).
+            /// </summary>
+            /// <param name="trained">The trained network; it is not modified.</param>
+            /// <param name="name">Its name in its network (empty for the root), to name the offending module in errors.</param>
+            public void FoldFrom(SmallVgg trained, string name = "")
+            {
+                var folder = new ModuleFolder(trained, this, name);
+                folder.Chain("features.0", "features.1", "features.ce1");
+                folder.Chain("features.4", "features.5", "features.ce2");
+                folder.Copy("classifier.0");
+                folder.Copy("classifier.3");
+            }
+        }
     }
 }
