@@ -11,6 +11,7 @@ internal static class Cli
         TrainCommand.Create(),
         EvalCommand.Create(),
         AnalyzeCommand.Create(),
+        FoldCommand.Create(),
         BenchCommand.Create(),
         SummaryCommand.Create(),
         DemoCommand.Create(),

@@ -111,6 +111,35 @@ public sealed class EndToEndTests(TrainedRun run)
     }
 
     [Fact]
+    public void Fold_writes_a_folded_checkpoint_that_eval_scores_like_the_trained_one()
+    {
+        string folded = Path.Combine(run.Root, "folded.safetensors");
+        var fold = CliRun.Succeeds("fold", "--checkpoint", run.Checkpoint, "--out", folded, "--embedded", "--limit-test", "50");
+
+        Assert.Contains("checked on 50 test images", fold.Output);
+        Assert.Contains("same prediction for 50 (100.00%)", fold.Output);
+        var info = Checkpoint.ReadInfo(folded);
+        Assert.Equal("ce-resnet20/folded", info.Architecture);
+        Assert.Null(info.Training);
+        Assert.DoesNotContain(info.ModelTensors, t => t.Name.EndsWith("bn1.running_mean", StringComparison.Ordinal));
+
+        var trained = CliRun.Succeeds("eval", "--checkpoint", run.Checkpoint, "--embedded", "--limit-test", "50");
+        var inference = CliRun.Succeeds("eval", "--checkpoint", folded, "--embedded", "--limit-test", "50");
+        Assert.Contains("model: ce-resnet20 (folded)", inference.Output);
+        var (trainedLoss, trainedAccuracy) = LossAndAccuracy(trained.Output);
+        var (foldedLoss, foldedAccuracy) = LossAndAccuracy(inference.Output);
+        Assert.Equal(trainedAccuracy, foldedAccuracy);
+        Assert.Equal(trainedLoss, foldedLoss, 1e-3);
+
+        var again = CliRun.Run("fold", "--checkpoint", folded, "--out", Path.Combine(run.Root, "twice.safetensors"), "--embedded");
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("is already folded", again.Error);
+        var analyze = CliRun.Run("analyze", "--checkpoint", folded, "--out", Path.Combine(run.Root, "folded-analysis"), "--embedded");
+        Assert.Equal(1, analyze.ExitCode);
+        Assert.Contains("is folded, so its BatchNorm layers are gone", analyze.Error);
+    }
+
+    [Fact]
     public void Summary_prints_the_layers_and_the_parameter_count_of_a_network()
     {
         var result = CliRun.Succeeds("summary", "--model", "resnet20", "--input", "1x32x32");
@@ -136,6 +165,14 @@ public sealed class EndToEndTests(TrainedRun run)
             Assert.Equal(4000 / evalMs, evalRate, 0.1 + evalRate * 1e-3);
             Assert.Equal(4000 / trainMs, trainRate, 0.1 + trainRate * 1e-3);
         }
+    }
+
+    /// <summary>The loss and the "accuracy ... (n of N images)" part of eval's result line.</summary>
+    private static (double Loss, string Accuracy) LossAndAccuracy(string output)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(output, @"test loss (\d+\.\d+), (accuracy .* images\))");
+        Assert.True(match.Success, output);
+        return (double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), match.Groups[2].Value);
     }
 
     private static EpochMetrics WithoutTiming(EpochMetrics m) => m with { ImagesPerSecond = 0, Seconds = 0 };

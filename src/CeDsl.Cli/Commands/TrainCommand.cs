@@ -282,29 +282,25 @@ internal sealed class TrainCommand
         IProgress<TrainingStep>? stepObserver, CancellationToken cancellation)
     {
         AnsiConsole.Progress()
-            .AutoClear(false)
-            .HideCompleted(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .Start(context =>
             {
                 while (trainer.Position.Epoch < stopAt)
                 {
-                    int epoch = trainer.Position.Epoch + 1;
-                    var task = context.AddTask(Invariant($"epoch {epoch}/{trainer.Options.Epochs}"), maxValue: trainer.BatchesPerEpoch);
+                    var task = context.AddTask(Invariant($"epoch {trainer.Position.Epoch + 1}/{trainer.Options.Epochs}"), maxValue: trainer.BatchesPerEpoch);
                     task.Value = trainer.Position.BatchInEpoch;
                     trainer.StepProgress = new StepReporter(step =>
                     {
                         stepObserver?.Report(step);
                         task.Value = step.Batch;
                         task.Description = Invariant(
-                            $"epoch {step.Epoch}/{step.Epochs}  loss {step.EpochLoss:F4}  acc {Percent(step.EpochAccuracy, 1)}  {step.ImagesPerSecond:F0} img/s");
+                            $"epoch {step.Epoch}/{step.Epochs} loss {step.EpochLoss:F3} acc {Percent(step.EpochAccuracy, 1)} {step.ImagesPerSecond:F0} img/s");
                     });
-                    task.Description += "  evaluating...";
                     var metrics = trainer.TrainEpoch(cancellation);
                     completed.Add(metrics);
-                    task.Description = Markup.Escape(EpochLine(metrics, trainer.Options.Epochs));
                     task.StopTask();
+                    AnsiConsole.WriteLine(EpochLine(metrics, trainer.Options.Epochs));
                 }
             });
     }
