@@ -135,6 +135,11 @@ internal sealed class TrainCommand
             if (milestones.Length == 0 || milestones.Any(m => m <= 0) || milestones.Zip(milestones.Skip(1)).Any(p => p.First >= p.Second))
                 r.AddError("--milestones must be positive, increasing epochs.");
         });
+        _seed.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+                r.AddError("--seed must not be negative.");
+        });
         _pauseAfter.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int?>() is <= 0)
