@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Globalization;
+using CeDsl.Analysis;
+using CeDsl.Cli.Plotting;
+using CeDsl.Data;
+
+using static CeDsl.Cli.Formatting;
+
+namespace CeDsl.Cli.Commands;
+
+/// <summary>
+/// <c>cedsl analyze</c>: per-layer inhibited-channel statistics (gamma &lt; 0.1, beta &lt;= 0, the
+/// sparsity of post-ReLU values &lt; 1e-3) and the cumulative random channel-ablation curve of a
+/// trained checkpoint on the test images, as CSV files and PNG plots.
+/// </summary>
+internal sealed class AnalyzeCommand
+{
+    public const string StatisticsCsv = "channels.csv";
+    public const string StatisticsPng = "channels.png";
+    public const string AblationCsv = "ablation.csv";
+    public const string AblationPng = "ablation.png";
+
+    private readonly DataOptions _data = new(withTrain: false);
+    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train (not a folded one)", Required = true, HelpName = "file" };
+    private readonly Option<string> _out = new("--out") { Description = $"Directory for {StatisticsCsv}, {StatisticsPng}, {AblationCsv}, {AblationPng}", Required = true, HelpName = "dir" };
+    private readonly Option<double[]> _ratios = new("--ratios")
+    {
+        Description = "Ablation ratios: fractions of each ablated layer's channels zeroed",
+        DefaultValueFactory = _ => [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        AllowMultipleArgumentsPerToken = true,
+    };
+    private readonly Option<int> _repeats = new("--repeats") { Description = "Random channel orders per ratio (mean and s.d. are plotted)", DefaultValueFactory = _ => 3 };
+    private readonly Option<string> _layers = new("--ablate")
+    {
+        Description = "Which normalization layers to ablate: first (the first one of the stem and of every block, the paper's \"first normalization layers\") or all",
+        DefaultValueFactory = _ => "first",
+    };
+    private readonly Option<int> _seed = new("--seed") { Description = "Seed of the random channel orders", DefaultValueFactory = _ => 1 };
+
+    public static Command Create() => new AnalyzeCommand().Build();
+
+    private Command Build()
+    {
+        var command = new Command("analyze", "Inhibited-channel statistics per layer and the cumulative random channel-ablation curve of a checkpoint (CSV and PNG).")
+        {
+            _checkpoint, _out, _ratios, _repeats, _layers, _seed,
+        };
+        _data.AddTo(command);
+        _layers.AcceptOnlyFromAmong("first", "all");
+        _ratios.Validators.Add(r =>
+        {
+            var ratios = r.GetValueOrDefault<double[]>() ?? [];
+            if (ratios.Length == 0 || ratios.Any(x => !(x >= 0 && x <= 1)))
+                r.AddError("--ratios must be numbers in [0, 1].");
+        });
+        _repeats.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() <= 0)
+                r.AddError("--repeats must be positive.");
+        });
+        CommandAction.Set(command, Run);
+        return command;
+    }
+
+    private int Run(ParseResult parse, CommandOutput output)
+    {
+        var text = output.Output;
+        string checkpoint = parse.GetValue(_checkpoint)!, outDirectory = parse.GetValue(_out)!;
+        using var model = LoadedModel.Load(checkpoint);
+        if (model.IsFolded)
+            throw new UserException($"--checkpoint: '{checkpoint}' is folded, so its BatchNorm layers are gone; analyze the checkpoint cedsl train wrote.");
+        using var data = _data.Load(parse, text);
+        text.WriteLine($"model: {model.Description} from {checkpoint}");
+
+        var probes = ProbePoints.Discover(model.Network);
+        using var loader = new BatchLoader(data.Test, new BatchOptions { BatchSize = 500, Normalization = model.Normalization, PadTo = model.PadTo });
+        var statistics = ChannelStatistics.Measure(model.Network, probes, loader) with { Model = model.Entry.Name };
+
+        var targets = parse.GetValue(_layers) == "all" ? probes : FirstOfEachModule(probes);
+        var ablationOptions = new ChannelAblationOptions { Ratios = parse.GetValue(_ratios)!, Repeats = parse.GetValue(_repeats), Seed = (ulong)parse.GetValue(_seed) };
+        text.WriteLine(Invariant($"ablating {targets.Count} of {probes.Count} normalization layers ({string.Join(", ", targets.Select(t => t.Normalization))}): {ablationOptions.Ratios.Count} ratios x {ablationOptions.Repeats} repeats on {data.Test.Count:N0} images"));
+        var curve = ChannelAblation.Run(model.Network, targets, loader, ablationOptions) with { Model = model.Entry.Name };
+
+        Directory.CreateDirectory(outDirectory);
+        AnalysisCsv.WriteStatistics(Path.Combine(outDirectory, StatisticsCsv), [statistics]);
+        AnalysisPlots.SaveInhibitedChannels(Path.Combine(outDirectory, StatisticsPng), statistics);
+        AnalysisCsv.WriteAblation(Path.Combine(outDirectory, AblationCsv), [curve]);
+        AnalysisPlots.SaveAblationCurves(Path.Combine(outDirectory, AblationPng), [curve]);
+
+        text.WriteLine(Invariant($"inhibited channels over {statistics.Layers.Count} layers ({statistics.Channels:N0} channels): gamma < {statistics.Options.GammaThreshold}: {Percent(statistics.GammaBelowRatio, 1)}, beta <= 0: {Percent(statistics.BetaNonPositiveRatio, 1)}, both: {Percent(statistics.InhibitedRatio, 1)}, sparsity (post-ReLU < {statistics.Options.ActivationThreshold}): {Percent(statistics.SparsityRatio, 1)}"));
+        text.WriteLine("ablation ratio  channels  accuracy (mean ± s.d.)");
+        foreach (var point in curve.Points)
+            text.WriteLine(Invariant($"{point.Ratio,14:F2}  {point.AblatedChannels,8}  {Percent(point.Mean),7} ± {Percent(point.StandardDeviation)}"));
+        text.WriteLine($"wrote {string.Join(", ", new[] { StatisticsCsv, StatisticsPng, AblationCsv, AblationPng }.Select(f => Path.Combine(outDirectory, f)))}");
+        return 0;
+    }
+
+    /// <summary>
+    /// Under each parent module, the first probe point followed by a rectifier: the stem's and every
+    /// block's first normalization layer (not a shortcut's, which has no rectifier).
+    /// </summary>
+    internal static IReadOnlyList<ProbePoint> FirstOfEachModule(IReadOnlyList<ProbePoint> probes) =>
+        [.. probes.Where(p => p.Rectifier != Rectifier.None).GroupBy(p => Parent(p.Normalization)).Select(g => g.First())];
+
+    private static string Parent(string name) => name.Contains('.') ? name[..name.LastIndexOf('.')] : "";
+
+}

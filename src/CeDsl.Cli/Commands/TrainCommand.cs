@@ -1,0 +1,351 @@
+using System.CommandLine;
+using System.Globalization;
+using CeDsl.Data;
+using CeDsl.Training;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+using static CeDsl.Cli.Formatting;
+
+namespace CeDsl.Cli.Commands;
+
+/// <summary>The recipe and files of a <c>cedsl train</c> run.</summary>
+internal sealed record TrainSettings(string Model, int Epochs, int BatchSize, double LearningRate, double Momentum, double WeightDecay,
+    string Schedule, int[]? Milestones, double Warmup, double LabelSmoothing, int Seed, bool Augment, string OutDirectory, string? Resume,
+    bool Force, int? PauseAfter)
+{
+    public string CheckpointPath => Path.Combine(OutDirectory, TrainCommand.CheckpointFile);
+
+    public string MetricsPath => Path.Combine(OutDirectory, TrainCommand.MetricsFile);
+
+    public LearningRateSchedule BuildSchedule()
+    {
+        var schedule = Schedule == "step"
+            ? LearningRateSchedule.Step(Milestones ?? DefaultMilestones(Epochs))
+            : LearningRateSchedule.Cosine(Epochs);
+        return Warmup > 0 ? schedule.WithLinearWarmup(Warmup) : schedule;
+    }
+
+    /// <summary>Decay by 10 at half and three quarters of the epochs (at least epoch 1, increasing).</summary>
+    private static int[] DefaultMilestones(int epochs) =>
+        [.. new[] { epochs / 2, epochs * 3 / 4 }.Select(m => Math.Max(m, 1)).Distinct()];
+}
+
+/// <summary>
+/// <c>cedsl train</c>: trains a zoo network on Fashion-MNIST with SGD, a live progress bar (one line
+/// per epoch when the output is not a terminal), per-epoch metrics CSV, an atomic checkpoint after
+/// every epoch, and <c>--resume</c> that continues exactly.
+/// </summary>
+internal sealed class TrainCommand
+{
+    public const string CheckpointFile = "checkpoint.safetensors";
+    public const string MetricsFile = "metrics.csv";
+
+    private readonly DataOptions _data = new(withTrain: true);
+
+    private readonly Option<string> _model = new("--model")
+    {
+        Description = "Network of the zoo (see README: resnet20, ce-resnet20, se-resnet20, bd-resnet20, aii-resnet20, vgg16-bn, ...)",
+        DefaultValueFactory = _ => "ce-resnet20",
+    };
+    private readonly Option<int> _epochs = new("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 5 };
+    private readonly Option<int> _batch = new("--batch") { Description = "Training images per step", DefaultValueFactory = _ => 128 };
+    private readonly Option<double> _learningRate = new("--lr") { Description = "Base learning rate of SGD", DefaultValueFactory = _ => 0.1 };
+    private readonly Option<double> _momentum = new("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
+    private readonly Option<double> _weightDecay = new("--weight-decay") { Description = "L2 weight decay of every parameter", DefaultValueFactory = _ => 1e-4 };
+    private readonly Option<string> _schedule = new("--schedule")
+    {
+        Description = "Learning-rate schedule: cosine (per step) or step (x0.1 at each milestone epoch)",
+        DefaultValueFactory = _ => "cosine",
+    };
+    private readonly Option<int[]?> _milestones = new("--milestones")
+    {
+        Description = "Epochs at which the step schedule decays [default: half and three quarters of --epochs]",
+        AllowMultipleArgumentsPerToken = true,
+    };
+    private readonly Option<double> _warmup = new("--warmup") { Description = "Epochs of linear learning-rate warm-up (fractions allowed)", DefaultValueFactory = _ => 0 };
+    private readonly Option<double> _labelSmoothing = new("--label-smoothing") { Description = "Label smoothing of the training loss", DefaultValueFactory = _ => 0.1 };
+    private readonly Option<int> _seed = new("--seed") { Description = "Seed of the initialisation, shuffle and augmentation", DefaultValueFactory = _ => 1 };
+    private readonly Option<bool> _augment = new("--augment") { Description = "Random 2-pixel crop and horizontal flip [default: on]" };
+    private readonly Option<bool> _noAugment = new("--no-augment") { Description = "Train on the images as they are" };
+    private readonly Option<string?> _out = new("--out") { Description = "Run directory for checkpoint.safetensors and metrics.csv [default: runs/<model>]", HelpName = "dir" };
+    private readonly Option<string?> _resume = new("--resume")
+    {
+        Description = "Continue exactly from this checkpoint (give the same recipe options as the run that wrote it)",
+        HelpName = "checkpoint",
+    };
+    private readonly Option<bool> _force = new("--force") { Description = "Start over even if the run directory holds a checkpoint" };
+    private readonly Option<int?> _pauseAfter = new("--pause-after")
+    {
+        Description = "Stop after this many epochs of this invocation (the checkpoint is written; continue with --resume)",
+        HelpName = "epochs",
+    };
+
+    private readonly IProgress<TrainingStep>? _stepObserver;
+
+    private TrainCommand(IProgress<TrainingStep>? stepObserver) => _stepObserver = stepObserver;
+
+    /// <summary>The command; <paramref name="stepObserver"/> sees every training step (tests measure memory with it).</summary>
+    public static Command Create(IProgress<TrainingStep>? stepObserver = null) => new TrainCommand(stepObserver).Build();
+
+    private Command Build()
+    {
+        var command = new Command("train", "Train a network of the zoo on Fashion-MNIST (SGD, cosine or step schedule, label smoothing, checkpoints).")
+        {
+            _model, _epochs, _batch, _learningRate, _momentum, _weightDecay, _schedule, _milestones,
+            _warmup, _labelSmoothing, _seed, _augment, _noAugment, _out, _resume, _force, _pauseAfter,
+        };
+        _data.AddTo(command);
+        _schedule.AcceptOnlyFromAmong("cosine", "step");
+        Positive(_epochs);
+        _batch.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 2)
+                r.AddError("--batch must be at least 2 (batch normalization needs batch statistics).");
+        });
+        _learningRate.Validators.Add(r =>
+        {
+            if (!(r.GetValueOrDefault<double>() > 0))
+                r.AddError("--lr must be positive.");
+        });
+        _momentum.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double>() is not (>= 0 and < 1))
+                r.AddError("--momentum must be in [0, 1).");
+        });
+        _weightDecay.Validators.Add(r =>
+        {
+            if (!(r.GetValueOrDefault<double>() >= 0))
+                r.AddError("--weight-decay must not be negative.");
+        });
+        _warmup.Validators.Add(r =>
+        {
+            if (!(r.GetValueOrDefault<double>() >= 0))
+                r.AddError("--warmup must not be negative.");
+        });
+        _labelSmoothing.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double>() is not (>= 0 and < 1))
+                r.AddError("--label-smoothing must be in [0, 1).");
+        });
+        _milestones.Validators.Add(r =>
+        {
+            var milestones = r.GetValueOrDefault<int[]?>() ?? [];
+            if (milestones.Length == 0 || milestones.Any(m => m <= 0) || milestones.Zip(milestones.Skip(1)).Any(p => p.First >= p.Second))
+                r.AddError("--milestones must be positive, increasing epochs.");
+        });
+        _seed.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+                r.AddError("--seed must not be negative.");
+        });
+        _pauseAfter.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is <= 0)
+                r.AddError("--pause-after must be positive.");
+        });
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(_augment) && r.GetValue(_noAugment))
+                r.AddError("--augment and --no-augment exclude each other.");
+            if (r.GetResult(_milestones) is { Implicit: false } && r.GetValue(_schedule) != "step")
+                r.AddError("--milestones needs --schedule step.");
+        });
+        CommandAction.Set(command, (parse, output) =>
+        {
+            var settings = SettingsOf(parse);
+            CheckBeforeLoading(settings);
+            return Run(settings, _data.Load(parse, output.Output), output, _stepObserver);
+        });
+        return command;
+    }
+
+    private TrainSettings SettingsOf(ParseResult parse)
+    {
+        string model = parse.GetValue(_model)!;
+        return new TrainSettings(model, parse.GetValue(_epochs), parse.GetValue(_batch), parse.GetValue(_learningRate),
+            parse.GetValue(_momentum), parse.GetValue(_weightDecay), parse.GetValue(_schedule)!, parse.GetValue(_milestones),
+            parse.GetValue(_warmup), parse.GetValue(_labelSmoothing), parse.GetValue(_seed), !parse.GetValue(_noAugment),
+            parse.GetValue(_out) ?? Path.Combine("runs", model.ToLowerInvariant()), parse.GetValue(_resume),
+            parse.GetValue(_force), parse.GetValue(_pauseAfter));
+    }
+
+    /// <summary>The checks that need no data, so a mistake is reported before the images are read.</summary>
+    private static void CheckBeforeLoading(TrainSettings settings)
+    {
+        Models.Find(settings.Model);
+        if (settings.Resume is null && File.Exists(settings.CheckpointPath) && !settings.Force)
+            throw new UserException($"--out: '{settings.OutDirectory}' already holds a run ({CheckpointFile}); continue it with --resume {settings.CheckpointPath}, start over with --force, or choose another --out.");
+        if (settings.Resume is { } resume)
+        {
+            if (!File.Exists(resume))
+                throw new UserException($"--resume: checkpoint '{resume}' does not exist.");
+            Checkpoint.ReadInfo(resume);
+        }
+    }
+
+    /// <summary>Trains; <paramref name="data"/> is disposed.</summary>
+    private static int Run(TrainSettings settings, LoadedData data, CommandOutput output, IProgress<TrainingStep>? stepObserver = null)
+    {
+        using var _ = data;
+        var entry = Models.Find(settings.Model);
+        var text = output.Output;
+
+        torch.manual_seed(settings.Seed);
+        using var network = Models.Create(entry);
+        var options = new TrainingOptions
+        {
+            Epochs = settings.Epochs,
+            BatchSize = settings.BatchSize,
+            Seed = (ulong)settings.Seed,
+            LearningRate = settings.LearningRate,
+            Momentum = settings.Momentum,
+            WeightDecay = settings.WeightDecay,
+            Schedule = settings.BuildSchedule(),
+            LabelSmoothing = settings.LabelSmoothing,
+            Augmentation = settings.Augment ? Augmentation.Standard : null,
+            PadTo = DataOptions.PadTo,
+            Normalization = DataOptions.Normalization,
+            MetricsCsvPath = settings.MetricsPath,
+            CheckpointPath = settings.CheckpointPath,
+        };
+        using var trainer = new Trainer(network, entry.Name, data.TrainOrThrow, options, data.Test);
+        if (settings.Resume is { } checkpoint)
+        {
+            var info = trainer.Resume(checkpoint);
+            CheckRecipe(checkpoint, info.Training!, trainer);
+        }
+
+        long parameters = network.parameters().Sum(p => p.numel());
+        text.WriteLine(Invariant($"model: {entry.Name} ({parameters:N0} parameters), input {string.Join("x", Models.InputShape)} (28x28 zero-padded)"));
+        text.WriteLine(Invariant($"recipe: {settings.Epochs} epochs of {trainer.BatchesPerEpoch} batches of {settings.BatchSize}, SGD lr {settings.LearningRate} momentum {settings.Momentum} weight decay {settings.WeightDecay}, {options.EffectiveSchedule}, label smoothing {settings.LabelSmoothing}, augmentation {(settings.Augment ? "crop+flip" : "none")}, seed {settings.Seed}"));
+        if (settings.Resume is not null)
+            text.WriteLine(Invariant($"resumed from {settings.Resume} at epoch {trainer.Position.Epoch + 1}, batch {trainer.Position.BatchInEpoch + 1} (step {trainer.Position.GlobalStep})"));
+        Directory.CreateDirectory(settings.OutDirectory);
+        if (settings.Resume is null && settings.Force)
+        {
+            // Starting over: the old run's metrics must not mix with the new ones.
+            File.Delete(settings.MetricsPath);
+        }
+        text.WriteLine($"run: {settings.OutDirectory} ({CheckpointFile} after every epoch, {MetricsFile})");
+        if (trainer.IsFinished)
+        {
+            text.WriteLine($"the checkpoint has finished all {settings.Epochs} epochs; nothing to train (evaluate it with cedsl eval --checkpoint {settings.CheckpointPath})");
+            return 0;
+        }
+
+        using var interrupt = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            interrupt.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        var completed = new List<EpochMetrics>();
+        try
+        {
+            int stopAt = settings.PauseAfter is { } pause ? Math.Min(settings.Epochs, trainer.Position.Epoch + pause) : settings.Epochs;
+            if (output.IsInteractive)
+                TrainWithProgressBar(trainer, stopAt, completed, stepObserver, interrupt.Token);
+            else
+                TrainPlain(trainer, stopAt, completed, text, stepObserver, interrupt.Token);
+        }
+        catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+        {
+            trainer.SaveCheckpoint(settings.CheckpointPath);
+            output.Error.WriteLine($"interrupted at epoch {trainer.Position.Epoch + 1}, batch {trainer.Position.BatchInEpoch + 1}; saved {settings.CheckpointPath}; continue with the same command and --resume {settings.CheckpointPath}");
+            return CommandAction.Interrupted;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+
+        double images = completed.Sum(m => m.ImagesPerSecond * m.Seconds), seconds = completed.Sum(m => m.Seconds);
+        var last = completed[^1];
+        string state = trainer.IsFinished
+            ? $"done after {last.Epoch} epochs"
+            : $"paused after epoch {last.Epoch} of {settings.Epochs} (continue with --resume {settings.CheckpointPath})";
+        text.WriteLine(Invariant($"{state}: test loss {last.TestLoss:F4}, test accuracy {Percent(last.TestAccuracy)}; training {images / seconds:F1} images/s ({images:N0} images in {seconds:F1} s)"));
+        return 0;
+    }
+
+    private static void TrainPlain(Trainer trainer, int stopAt, List<EpochMetrics> completed, TextWriter text,
+        IProgress<TrainingStep>? stepObserver, CancellationToken cancellation)
+    {
+        trainer.StepProgress = stepObserver;
+        while (trainer.Position.Epoch < stopAt)
+        {
+            var metrics = trainer.TrainEpoch(cancellation);
+            completed.Add(metrics);
+            text.WriteLine(EpochLine(metrics, trainer.Options.Epochs));
+        }
+    }
+
+    private static void TrainWithProgressBar(Trainer trainer, int stopAt, List<EpochMetrics> completed,
+        IProgress<TrainingStep>? stepObserver, CancellationToken cancellation)
+    {
+        AnsiConsole.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(context =>
+            {
+                while (trainer.Position.Epoch < stopAt)
+                {
+                    var task = context.AddTask(Invariant($"epoch {trainer.Position.Epoch + 1}/{trainer.Options.Epochs}"), maxValue: trainer.BatchesPerEpoch);
+                    task.Value = trainer.Position.BatchInEpoch;
+                    trainer.StepProgress = new StepReporter(step =>
+                    {
+                        stepObserver?.Report(step);
+                        task.Value = step.Batch;
+                        task.Description = Invariant(
+                            $"epoch {step.Epoch}/{step.Epochs} loss {step.EpochLoss:F3} acc {Percent(step.EpochAccuracy, 1)} {step.ImagesPerSecond:F0} img/s");
+                    });
+                    var metrics = trainer.TrainEpoch(cancellation);
+                    completed.Add(metrics);
+                    task.StopTask();
+                    AnsiConsole.WriteLine(EpochLine(metrics, trainer.Options.Epochs));
+                }
+            });
+    }
+
+    private static string EpochLine(EpochMetrics m, int epochs) => Invariant(
+        $"epoch {m.Epoch}/{epochs}  lr {m.LearningRate:F5}  train loss {m.TrainLoss:F4} acc {Percent(m.TrainAccuracy)}  test loss {m.TestLoss:F4} acc {Percent(m.TestAccuracy)}  {m.ImagesPerSecond:F1} img/s  {m.Seconds:F1} s");
+
+    /// <summary>
+    /// The library checks what defines the data order (seed, batch size, images, input preparation);
+    /// the rest of the recipe must match too, or the continued run would not be the one that was started.
+    /// </summary>
+    private static void CheckRecipe(string path, CheckpointTrainingInfo saved, Trainer trainer)
+    {
+        var options = trainer.Options;
+        var differences = new List<string>();
+        void Compare<T>(string name, T checkpoint, T now)
+        {
+            if (!EqualityComparer<T>.Default.Equals(checkpoint, now))
+                differences.Add(Invariant($"{name} {checkpoint} (now {now})"));
+        }
+        Compare("--epochs", saved.Epochs, options.Epochs);
+        Compare("--lr", saved.LearningRate, options.LearningRate);
+        Compare("--momentum", saved.Momentum, options.Momentum);
+        Compare("--schedule/--warmup", saved.Schedule, options.EffectiveSchedule.Description);
+        Compare("--label-smoothing", saved.LabelSmoothing, options.LabelSmoothing);
+        Compare("--weight-decay", string.Join(",", saved.ParameterGroups.Select(g => g.WeightDecay)),
+            string.Join(",", trainer.ParameterGroups.Select(g => g.WeightDecay)));
+        if (differences.Count > 0)
+            throw new UserException($"--resume: checkpoint '{path}' was trained with {string.Join(", ", differences)}; give the same options to continue exactly. Nothing was written.");
+    }
+
+    private static void Positive(Option<int> option) => option.Validators.Add(r =>
+    {
+        if (r.GetValueOrDefault<int>() <= 0)
+            r.AddError($"{option.Name} must be positive.");
+    });
+
+
+    private sealed class StepReporter(Action<TrainingStep> report) : IProgress<TrainingStep>
+    {
+        public void Report(TrainingStep value) => report(value);
+    }
+}

@@ -1,0 +1,145 @@
+using System.CommandLine;
+using System.Globalization;
+using CeDsl.Data;
+
+namespace CeDsl.Cli;
+
+/// <summary>The Fashion-MNIST images a command reads, and how every command prepares them for a network.</summary>
+internal sealed class DataOptions
+{
+    /// <summary>
+    /// Mean and population standard deviation of all pixels (scaled to [0, 1]) of the 60,000
+    /// Fashion-MNIST training images. Every command normalises with these, whatever subset it
+    /// trains on, so any checkpoint (folded ones too, which carry no training state) is evaluated
+    /// exactly as it was trained.
+    /// </summary>
+    public static Normalization Normalization { get; } = new([0.2860405969887955], [0.35302424457803794]);
+
+    /// <summary>The 28x28 images are zero-padded to 32x32 (CIFAR-style networks; the ImageNet ones accept it too).</summary>
+    public const int PadTo = 32;
+
+    /// <summary>Fashion-MNIST's classes.</summary>
+    public const int Classes = 10;
+
+    /// <summary>Fashion-MNIST's channels.</summary>
+    public const int Channels = 1;
+
+    private readonly bool _withTrain;
+
+    public DataOptions(bool withTrain)
+    {
+        _withTrain = withTrain;
+        Data = new Option<string?>("--data")
+        {
+            Description = $"Directory with the four Fashion-MNIST IDX gzip files [default: {FashionMnist.DebianDirectory} when it exists, else the embedded subset]",
+            HelpName = "dir",
+        };
+        Embedded = new Option<bool>("--embedded") { Description = "Use the small subset embedded in cedsl (1,000 training, 500 test images)" };
+        LimitTrain = new Option<int?>("--limit-train") { Description = "Train on the first N training images only", HelpName = "N" };
+        LimitTest = new Option<int?>("--limit-test") { Description = "Evaluate on the first N test images only", HelpName = "N" };
+        foreach (var limit in new[] { LimitTrain, LimitTest })
+            limit.Validators.Add(r =>
+            {
+                if (r.GetValueOrDefault<int?>() is <= 0)
+                    r.AddError($"{r.Option.Name} must be positive.");
+            });
+    }
+
+    public Option<string?> Data { get; }
+
+    public Option<bool> Embedded { get; }
+
+    public Option<int?> LimitTrain { get; }
+
+    public Option<int?> LimitTest { get; }
+
+    public void AddTo(Command command)
+    {
+        command.Add(Data);
+        command.Add(Embedded);
+        if (_withTrain)
+            command.Add(LimitTrain);
+        command.Add(LimitTest);
+        command.Validators.Add(r =>
+        {
+            if (r.GetResult(Data) is { Implicit: false } && r.GetValue(Embedded))
+                r.AddError("--data and --embedded exclude each other: choose one source of images.");
+        });
+    }
+
+    /// <summary>
+    /// Loads the selected images and prints which ones they are. The test split is always loaded;
+    /// the training split only for commands that train.
+    /// </summary>
+    /// <exception cref="UserException">The directory or a file is missing or damaged (the message names it).</exception>
+    public LoadedData Load(ParseResult parse, TextWriter output)
+    {
+        string? directory = parse.GetValue(Data);
+        bool embedded = parse.GetValue(Embedded) || (directory is null && !Directory.Exists(FashionMnist.DebianDirectory));
+        directory ??= FashionMnist.DebianDirectory;
+        ImageDataset? train = null, test = null;
+        try
+        {
+            if (embedded)
+            {
+                var pair = FashionMnist.LoadEmbeddedSubset();
+                (train, test) = (pair.Train, pair.Test);
+            }
+            else
+            {
+                if (!Directory.Exists(directory))
+                    throw new UserException($"--data: directory '{directory}' does not exist (on Debian: apt-get install dataset-fashion-mnist; or use --embedded).");
+                test = FashionMnist.LoadSplit(directory, DatasetSplit.Test);
+                if (_withTrain)
+                    train = FashionMnist.LoadSplit(directory, DatasetSplit.Train);
+            }
+            if (!_withTrain)
+            {
+                train?.Dispose();
+                train = null;
+            }
+            var data = new LoadedData(
+                train is null ? null : First(ref train, parse.GetValue(LimitTrain), output),
+                First(ref test, parse.GetValue(LimitTest), output));
+            if (embedded)
+                output.WriteLine($"(the embedded subset: the first {FashionMnist.EmbeddedTrainPerClass} training and {FashionMnist.EmbeddedTestPerClass} test images of each class; pass --data for the full set)");
+            return data;
+        }
+        catch
+        {
+            train?.Dispose();
+            test?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The first <paramref name="limit"/> images of <paramref name="dataset"/> (it is replaced), and prints what is used.</summary>
+    private static ImageDataset First(ref ImageDataset dataset, int? limit, TextWriter output)
+    {
+        string split = dataset.Split == DatasetSplit.Train ? "train" : "test ";
+        if (limit is not { } count || count >= dataset.Count)
+        {
+            output.WriteLine($"{split}: {dataset.Description}");
+            return dataset;
+        }
+        int[] indices = [.. Enumerable.Range(0, count)];
+        var subset = new ImageDataset(dataset.Name, dataset.Split, dataset.Source, dataset.IsEmbeddedSubset, dataset.PixelsOf(indices),
+            count, dataset.Channels, dataset.Height, dataset.Width, dataset.LabelsOf(indices), dataset.ClassNames);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{split}: {dataset.Description}, using the first {count:N0}"));
+        dataset.Dispose();
+        dataset = subset;
+        return subset;
+    }
+}
+
+/// <summary>The images a command works on; disposing disposes them.</summary>
+internal sealed record LoadedData(ImageDataset? Train, ImageDataset Test) : IDisposable
+{
+    public ImageDataset TrainOrThrow => Train ?? throw new InvalidOperationException("This command did not load training images.");
+
+    public void Dispose()
+    {
+        Train?.Dispose();
+        Test.Dispose();
+    }
+}
