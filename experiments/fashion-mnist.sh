@@ -61,8 +61,8 @@ selective() {
     for seed in 1 2 3; do
         train "preresnet29-s$seed" preresnet29 "$seed"
         train "sconv-preresnet29-s$seed" sconv-preresnet29 "$seed"
+        [[ $seed == 1 ]] && train "prune-preresnet29-s1" prune-preresnet29 1
     done
-    train "prune-preresnet29-s1" prune-preresnet29 1
 }
 
 mkdir -p "$OUT"

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using CeDsl.Analysis;
 using CeDsl.Data;
+using CeDsl.Selective;
 using CeDsl.Training;
 using Spectre.Console;
 using TorchSharp;
@@ -194,8 +196,13 @@ internal sealed class TrainCommand
 
         torch.manual_seed(settings.Seed);
         using var network = Models.Create(entry);
+        // Selective convolutions train with the reference schedule and their shifts' own weight decay.
+        bool selective = network.modules().Any(m => m is SelectiveConv2d);
+        var schedule = selective ? new SelectiveSchedule((ulong)settings.Seed) : null;
         var options = new TrainingOptions
         {
+            EpochHooks = schedule is null ? [] : [schedule],
+            ParameterGroups = selective ? [ParameterGroupRule.NameEndsWith("_bias", SelectiveConv2d.ShiftWeightDecay)] : [],
             Epochs = settings.Epochs,
             BatchSize = settings.BatchSize,
             Seed = (ulong)settings.Seed,
@@ -229,6 +236,8 @@ internal sealed class TrainCommand
             File.Delete(settings.MetricsPath);
         }
         text.WriteLine($"run: {settings.OutDirectory} ({CheckpointFile} after every epoch, {MetricsFile})");
+        if (schedule is not null)
+            text.WriteLine(Invariant($"selective convolutions: dealloc and realloc after each of the first {(settings.Epochs + 1) / 2} epochs, shift weight decay {SelectiveConv2d.ShiftWeightDecay}"));
         if (trainer.IsFinished)
         {
             text.WriteLine($"the checkpoint has finished all {settings.Epochs} epochs; nothing to train (evaluate it with cedsl eval --checkpoint {settings.CheckpointPath})");
@@ -268,7 +277,21 @@ internal sealed class TrainCommand
             ? $"done after {last.Epoch} epochs"
             : $"paused after epoch {last.Epoch} of {settings.Epochs} (continue with --resume {settings.CheckpointPath})";
         text.WriteLine(Invariant($"{state}: test loss {last.TestLoss:F4}, test accuracy {Percent(last.TestAccuracy)}; training {images / seconds:F1} images/s ({images:N0} images in {seconds:F1} s)"));
+        if (selective)
+            WriteSelectiveState(network, schedule!, text);
         return 0;
+    }
+
+    /// <summary>What dealloc and realloc did, and the open input channels, parameters and MACs that remain.</summary>
+    private static void WriteSelectiveState(nn.Module<Tensor, Tensor> network, SelectiveSchedule schedule, TextWriter text)
+    {
+        foreach (var epoch in schedule.History.GroupBy(s => s.Epoch))
+            text.WriteLine(Invariant($"selective, after epoch {epoch.Key}: released {epoch.Sum(s => s.Released)}, re-allocated {epoch.Sum(s => s.Copies)} channels"));
+        var layers = network.modules().OfType<SelectiveConv2d>().ToList();
+        long open = layers.Sum(l => l.OpenChannelCount), all = layers.Sum(l => l.InChannels);
+        var summary = NetworkSummary.Of(network, Models.InputShape);
+        long saved = layers.Sum(l => (l.InChannels - l.OpenChannelCount) * l.OutChannels * l.KernelSize * l.KernelSize);
+        text.WriteLine(Invariant($"selective: {open:N0} of {all:N0} input channels open ({100.0 * open / all:F1} %); closed channels free {saved:N0} convolution weights; {summary.MultiplyAccumulates / 1e6:F1} M multiply-accumulates per image with closed channels skipped"));
     }
 
     private static void TrainPlain(Trainer trainer, int stopAt, List<EpochMetrics> completed, TextWriter text,
