@@ -26,7 +26,7 @@ internal sealed class SummaryCommand
         CommandAction.Set(command, (parse, output) =>
         {
             var entry = Models.Find(parse.GetValue(_model)!);
-            var input = parse.GetValue(_input) ?? [.. entry.InputShape];
+            var input = parse.GetValue(_input) is { Length: > 0 } given ? given : [.. entry.InputShape];
             using var network = entry.Create(parse.GetValue(_classes), inChannels: input[0]);
             NetworkSummary summary;
             try
