@@ -1,17 +1,17 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace CeDsl.Generator.Tests.Equivalence;
+namespace CeDsl.Networks.Tests;
 
-/// <summary>Full-size networks declared with the DSL have the published parameter counts and key names.</summary>
-public class ReferenceNetworkTests
+/// <summary>The zoo's baselines have torchvision's state-dict keys; CE-ResNet-50 the reference's CE placement.</summary>
+public class TorchvisionKeyTests
 {
     private static long Parameters(nn.Module module) => module.parameters().Sum(p => p.numel());
 
     [Fact]
     public void ResNet50HasTorchvisionsParameterCountAndKeys()
     {
-        using var network = new RefResNet50();
+        using var network = new ResNet50();
         Assert.Equal(25_557_032, Parameters(network));
         var keys = network.state_dict().Keys.ToHashSet();
         Assert.Contains("conv1.weight", keys);
@@ -29,7 +29,7 @@ public class ReferenceNetworkTests
     [Fact]
     public void CeResNet50HasTheReferenceParameterCountAndCePlacement()
     {
-        using var network = new RefCeResNet50();
+        using var network = new CeResNet50();
         Assert.Equal(29_331_926, Parameters(network));
         var state = network.state_dict();
         Assert.Equal(new long[] { 1, 64, 64 }, state["ce1.running_wm"].shape);
@@ -43,7 +43,7 @@ public class ReferenceNetworkTests
     [Fact]
     public void MobileNetV2HasTorchvisionsParameterCountAndKeys()
     {
-        using var network = new RefMobileNetV2();
+        using var network = new MobileNetV2();
         Assert.Equal(3_504_872, Parameters(network));
         var keys = network.state_dict().Keys.ToHashSet();
         foreach (var key in new[]
@@ -67,7 +67,7 @@ public class ReferenceNetworkTests
     [Fact]
     public void ShuffleNetV2HasTorchvisionsParameterCountAndKeys()
     {
-        using var network = new RefShuffleNetV2();
+        using var network = new ShuffleNetV2X10();
         Assert.Equal(2_278_604, Parameters(network));
         var keys = network.state_dict().Keys.ToHashSet();
         foreach (var key in new[]
