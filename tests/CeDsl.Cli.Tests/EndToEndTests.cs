@@ -81,7 +81,7 @@ public sealed class EndToEndTests(TrainedRun run)
     {
         string directory = Path.Combine(run.Root, "analysis");
         var result = CliRun.Succeeds("analyze", "--checkpoint", run.Checkpoint, "--embedded", "--limit-test", "50", "--out", directory,
-            "--ratios", "0", "0.5", "1", "--repeats", "2");
+            "--ratios", "0", "0.5|1", "--repeats", "2");
 
         var statistics = Assert.Single(AnalysisCsv.ReadStatistics(Path.Combine(directory, "channels.csv")));
         Assert.Equal("ce-resnet20", statistics.Model);

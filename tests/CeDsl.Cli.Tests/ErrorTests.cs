@@ -111,6 +111,7 @@ public sealed class ErrorTests : IDisposable
     [InlineData("train --embedded --data /tmp", "--data and --embedded exclude each other")]
     [InlineData("summary --model resnet20 --input 32x32", "--input must be CxHxW")]
     [InlineData("eval", "--checkpoint")]
+    [InlineData("analyze --checkpoint x.safetensors --out y --ratios 0,1.5", "--ratios must be numbers in [0, 1]; got '1.5'")]
     [InlineData("fold --checkpoint a.safetensors --out ./a.safetensors", "is the checkpoint being folded")]
     [InlineData("analyze --checkpoint x.safetensors --out y --ablate middle", "middle")]
     public void Bad_arguments_are_named_with_exit_code_1(string commandLine, string expected)

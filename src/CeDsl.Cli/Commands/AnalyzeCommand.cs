@@ -25,9 +25,10 @@ internal sealed class AnalyzeCommand
     private readonly Option<string> _out = new("--out") { Description = $"Directory for {StatisticsCsv}, {StatisticsPng}, {AblationCsv}, {AblationPng}", Required = true, HelpName = "dir" };
     private readonly Option<double[]> _ratios = new("--ratios")
     {
-        Description = "Ablation ratios: fractions of each ablated layer's channels zeroed",
+        Description = "Ablation ratios, fractions of each ablated layer's channels zeroed, separated by spaces, commas or |",
         DefaultValueFactory = _ => [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
         AllowMultipleArgumentsPerToken = true,
+        CustomParser = ParseRatios,
     };
     private readonly Option<int> _repeats = new("--repeats") { Description = "Random channel orders per ratio (mean and s.d. are plotted)", DefaultValueFactory = _ => 3 };
     private readonly Option<string> _layers = new("--ablate")
@@ -47,12 +48,6 @@ internal sealed class AnalyzeCommand
         };
         _data.AddTo(command);
         _layers.AcceptOnlyFromAmong("first", "all");
-        _ratios.Validators.Add(r =>
-        {
-            var ratios = r.GetValueOrDefault<double[]>() ?? [];
-            if (ratios.Length == 0 || ratios.Any(x => !(x >= 0 && x <= 1)))
-                r.AddError("--ratios must be numbers in [0, 1].");
-        });
         _repeats.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int>() <= 0)
@@ -93,6 +88,23 @@ internal sealed class AnalyzeCommand
             text.WriteLine(Invariant($"{point.Ratio,14:F2}  {point.AblatedChannels,8}  {Percent(point.Mean),7} ± {Percent(point.StandardDeviation)}"));
         text.WriteLine($"wrote {string.Join(", ", new[] { StatisticsCsv, StatisticsPng, AblationCsv, AblationPng }.Select(f => Path.Combine(outDirectory, f)))}");
         return 0;
+    }
+
+    private static double[] ParseRatios(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var ratios = new List<double>();
+        foreach (string part in result.Tokens.SelectMany(t => t.Value.Split([',', '|', ' '], StringSplitOptions.RemoveEmptyEntries)))
+        {
+            if (!double.TryParse(part, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double ratio) || !(ratio >= 0 && ratio <= 1))
+            {
+                result.AddError($"--ratios must be numbers in [0, 1]; got '{part}'.");
+                return [];
+            }
+            ratios.Add(ratio);
+        }
+        if (ratios.Count == 0)
+            result.AddError("--ratios needs at least one ratio.");
+        return [.. ratios];
     }
 
     /// <summary>
