@@ -43,6 +43,8 @@ public partial class GuideCommandTests
             }
             Assert.True(File.Exists(Path.Combine(directory, "folded.safetensors")));
             Assert.True(File.Exists(Path.Combine(directory, "analysis", "channels.csv")));
+            var importance = File.ReadAllLines(Path.Combine(directory, "analysis", "importance.csv"));
+            Assert.Equal(9 + 2, importance.Length); // header, ce-resnet20's nine bn1-relu-conv2 chains, the overall row
         }
         finally
         {

@@ -18,6 +18,9 @@ internal sealed class AnalyzeCommand
     public const string StatisticsCsv = "channels.csv";
     public const string StatisticsPng = "channels.png";
     public const string AblationCsv = "ablation.csv";
+
+    /// <summary>The ECDM channel importance of every BN-ReLU-conv chain.</summary>
+    public const string ImportanceCsv = "importance.csv";
     public const string AblationPng = "ablation.png";
 
     private readonly DataOptions _data = new(withTrain: false);
@@ -76,7 +79,12 @@ internal sealed class AnalyzeCommand
         text.WriteLine(Invariant($"ablating {targets.Count} of {probes.Count} normalization layers ({string.Join(", ", targets.Select(t => t.Normalization))}): {ablationOptions.Ratios.Count} ratios x {ablationOptions.Repeats} repeats on {data.Test.Count:N0} images"));
         var curve = ChannelAblation.Run(model.Network, targets, loader, ablationOptions) with { Model = model.Entry.Name };
 
+        model.Network.eval();
+        var importance = ChannelImportanceChains.Analyze(model.Network, Models.InputShape);
+
         Directory.CreateDirectory(outDirectory);
+        var importanceText = System.Text.Encoding.UTF8.GetBytes(ChannelImportanceChains.ToCsv(model.Entry.Name, importance));
+        CeDsl.IO.AtomicFile.Write(Path.Combine(outDirectory, ImportanceCsv), stream => stream.Write(importanceText));
         AnalysisCsv.WriteStatistics(Path.Combine(outDirectory, StatisticsCsv), [statistics]);
         AnalysisPlots.SaveInhibitedChannels(Path.Combine(outDirectory, StatisticsPng), statistics);
         AnalysisCsv.WriteAblation(Path.Combine(outDirectory, AblationCsv), [curve]);
@@ -86,7 +94,9 @@ internal sealed class AnalyzeCommand
         text.WriteLine("ablation ratio  channels  accuracy (mean ± s.d.)");
         foreach (var point in curve.Points)
             text.WriteLine(Invariant($"{point.Ratio,14:F2}  {point.AblatedChannels,8}  {Percent(point.Mean),7} ± {Percent(point.StandardDeviation)}"));
-        text.WriteLine($"wrote {string.Join(", ", new[] { StatisticsCsv, StatisticsPng, AblationCsv, AblationPng }.Select(f => Path.Combine(outDirectory, f)))}");
+        if (importance.Count > 0)
+            text.WriteLine(Invariant($"channel importance (ECDM) over {importance.Count} BN-ReLU-conv chains: mean Gini {importance.Average(c => c.Report.Gini):F3}, mean normalized entropy {importance.Average(c => c.Report.NormalizedEntropy):F3} (0 and 1: every channel matters equally)"));
+        text.WriteLine($"wrote {string.Join(", ", new[] { StatisticsCsv, StatisticsPng, AblationCsv, AblationPng, ImportanceCsv }.Select(f => Path.Combine(outDirectory, f)))}");
         return 0;
     }
 
