@@ -175,5 +175,14 @@ public sealed class EndToEndTests(TrainedRun run)
         return (double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), match.Groups[2].Value);
     }
 
+    [Fact]
+    public void Bench_without_input_uses_each_networks_declared_input()
+    {
+        var result = CliRun.Succeeds("bench", "--model", "resnet20", "--batch", "2", "--iterations", "1", "--warmup", "1");
+
+        var row = result.Output.Split('\n').Single(l => l.StartsWith("resnet20 ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("3x32x32", row[1]);
+    }
+
     private static EpochMetrics WithoutTiming(EpochMetrics m) => m with { ImagesPerSecond = 0, Seconds = 0 };
 }

@@ -66,7 +66,7 @@ internal sealed class BenchCommand
         text.WriteLine(new string('-', header.Length));
         foreach (var entry in entries)
         {
-            var input = parse.GetValue(_input) ?? [.. entry.InputShape];
+            var input = parse.GetValue(_input) is { Length: > 0 } given ? given : [.. entry.InputShape];
             torch.manual_seed(1);
             using var network = entry.Create(inChannels: input[0]);
             using var images = torch.randn([batch, .. input]);
