@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the tables of docs/experiments.md on Fashion-MNIST (Debian's dataset-fashion-mnist
 # files, or --data DIR through CEDSL_DATA). Each part can run alone:
-#   experiments/fashion-mnist.sh variants|weight-decay|ablation|selective|all
+#   experiments/fashion-mnist.sh variants|weight-decay|ablation|importance|selective|all
 # Results go to runs/experiments/; experiments/summarize.sh prints the tables.
 # The protocol is reduced to fit a 2-core CPU machine (see docs/experiments.md): 3,000 training
 # images, 2,000 test images, 4 epochs, batch 64.
@@ -57,11 +57,20 @@ ablation() {
     done
 }
 
+importance() {
+    # ECDM channel importance (importance.csv of cedsl analyze) of the BN and CE runs.
+    for seed in 1 2 3; do
+        for model in resnet20 ce-resnet20; do
+            analyze "$model-s$seed" importance --ratios 0 --repeats 1
+        done
+    done
+}
+
 selective() {
     for seed in 1 2 3; do
         train "preresnet29-s$seed" preresnet29 "$seed"
         train "sconv-preresnet29-s$seed" sconv-preresnet29 "$seed"
-        [[ $seed == 1 ]] && train "prune-preresnet29-s1" prune-preresnet29 1
+        if [[ $seed == 1 ]]; then train "prune-preresnet29-s1" prune-preresnet29 1; fi
     done
 }
 
@@ -70,7 +79,8 @@ case ${1:-all} in
     variants) variants ;;
     weight-decay) weight_decay ;;
     ablation) ablation ;;
+    importance) importance ;;
     selective) selective ;;
-    all) variants; weight_decay; ablation; selective ;;
-    *) echo "usage: $0 variants|weight-decay|ablation|selective|all" >&2; exit 2 ;;
+    all) variants; weight_decay; ablation; importance; selective ;;
+    *) echo "usage: $0 variants|weight-decay|ablation|importance|selective|all" >&2; exit 2 ;;
 esac

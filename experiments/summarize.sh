@@ -50,3 +50,22 @@ if [[ -f $bn && -f $ce ]]; then
              <(awk -F, 'NR > 1 { printf "%s,%.1f ± %.1f\n", $7, 100 * $10, 100 * $11 }' "$ce" | sort) \
         | sort -t, -g | awk -F, '{ printf "| %s | %s | %s |\n", $1, $2, $3 }'
 fi
+echo
+
+# ECDM channel importance: mean Gini and normalized entropy over the BN-ReLU-conv chains.
+echo "| model | seed | chains | mean Gini | mean normalized entropy |"
+echo "|---|---:|---:|---:|---:|"
+for model in resnet20 ce-resnet20; do
+    for seed in 1 2 3; do
+        file=$OUT/$model-s$seed/importance/importance.csv
+        [[ -f $file ]] || continue
+        awk -F, -v model="$model" -v seed="$seed" '$2 == "(overall)" { n = 0 } $2 != "(overall)" && NR > 1 { n++ }
+            $2 == "(overall)" { printf "| %s | %s | %d | %.3f | %.3f |\n", model, seed, chains, $5, $6 } { chains = n }' "$file"
+    done
+done
+echo
+
+# Selective convolution: what the last line of each selective run reports.
+for log in "$OUT"/sconv-preresnet29-s*.log "$OUT"/prune-preresnet29-s*.log; do
+    [[ -f $log ]] && { echo "$(basename "$log" .log): $(grep '^selective:' "$log" | tail -1)"; }
+done
