@@ -6,14 +6,6 @@ namespace CeDsl.Generator.Tests;
 /// <summary>How Network.CE decides where CE goes (snapshots and reference networks cover the paper's rule in detail).</summary>
 public class PlacementTests
 {
-    private static string Generate(string declarations, string type)
-    {
-        var run = GeneratorHarness.Run(Samples.Usings + declarations);
-        Assert.Empty(run.Diagnostics);
-        Assert.Empty(run.CompilerProblems());
-        return run.TrainedSource($"Demo.{type}.g.cs");
-    }
-
     private const string Blocks = """
         [Block(Residual = Shortcut.Projection)]
         [Conv(3, Stride = From.Parameter)] [Norm] [ReLU] [Conv(3)] [Norm] [CE(GroupSize = 8)] [Add] [ReLU]
@@ -38,7 +30,7 @@ public class PlacementTests
     [Fact]
     public void NoneDropsEveryWrittenCeBdAndAii()
     {
-        var network = Generate(Blocks + Network("None"), "Net");
+        var network = GeneratorHarness.GenerateClean(Blocks + Network("None"), "Net");
         Assert.DoesNotContain("ChannelEquilibrium", network);
         Assert.Equal(4, Count(network, "placement: Placement.None"));
     }
@@ -46,10 +38,10 @@ public class PlacementTests
     [Fact]
     public void ExplicitKeepsExactlyWhatIsWritten()
     {
-        var network = Generate(Blocks + Network("Explicit"), "Net");
+        var network = GeneratorHarness.GenerateClean(Blocks + Network("Explicit"), "Net");
         Assert.Equal(1, Count(network, @"new ChannelEquilibrium\(16, groupSize: 16, reduction: 4"));
         Assert.Equal(4, Count(network, "placement: Placement.Explicit"));
-        var block = Generate(Blocks + Network("Explicit"), "WithBd");
+        var block = GeneratorHarness.GenerateClean(Blocks + Network("Explicit"), "WithBd");
         Assert.Contains("if (placement != Placement.None)\n                bd = new BatchDecorrelation(width, groupSize: 16", block);
     }
 
@@ -57,7 +49,7 @@ public class PlacementTests
     public void PaperKeepsWrittenLayersAndDoesNotAddMoreWhereTheyExist()
     {
         // The stem declares a CE and both blocks declare CE/BD: the rule inserts nothing.
-        var network = Generate(Blocks + Network("Paper"), "Net");
+        var network = GeneratorHarness.GenerateClean(Blocks + Network("Paper"), "Net");
         Assert.Equal(1, Count(network, "new ChannelEquilibrium"));
         Assert.Equal(4, Count(network, "placement: Placement.Paper"));
         Assert.DoesNotContain("ceGroupSize", network);
@@ -66,7 +58,7 @@ public class PlacementTests
     [Fact]
     public void CeBlocksLimitsTheBlocksThatGetCe()
     {
-        var network = Generate(Blocks + Network("Paper", ", CEBlocks = 3"), "Net");
+        var network = GeneratorHarness.GenerateClean(Blocks + Network("Paper", ", CEBlocks = 3"), "Net");
         Assert.Equal(3, Count(network, "placement: Placement.Paper"));
         Assert.Matches(@"layer2 = nn\.Sequential\([\s\S]*""0"", new WithBd\([^)]*Placement\.Paper[\s\S]*""1"", new WithBd\([^)]*Placement\.None", network);
     }
@@ -74,7 +66,7 @@ public class PlacementTests
     [Fact]
     public void PaperInsertsCeAfterEveryNormFollowedByAnActivationInTheNetworksOwnLayers()
     {
-        var network = Generate("""
+        var network = GeneratorHarness.GenerateClean("""
             [Network(Input = "3x16x16", Classes = 10, CE = Placement.Paper, CEGroupSize = 8, CEReduction = 2)]
             [Conv(3, Out = 16)] [Norm] [ReLU] [Conv(3, Out = 16)] [Norm] [MaxPool(2)] [Conv(3, Out = 32)] [Norm] [ReLU6]
             public partial class Plain;
@@ -96,10 +88,10 @@ public class PlacementTests
             [Stage(typeof(BasicBlock), Out = 16)]
             public partial class Net;
             """;
-        var network = Generate(declarations, "Net");
+        var network = GeneratorHarness.GenerateClean(declarations, "Net");
         Assert.DoesNotContain("ChannelEquilibrium", network);
         Assert.Contains("placement: Placement.Paper", network);
-        Assert.Contains("new ChannelEquilibrium(width", Generate(declarations, "BasicBlock"));
+        Assert.Contains("new ChannelEquilibrium(width", GeneratorHarness.GenerateClean(declarations, "BasicBlock"));
     }
 
     [Theory]
@@ -107,7 +99,7 @@ public class PlacementTests
     [InlineData("None")]
     public void CeInAContainerTakesNoIndexSoTheOtherKeysDoNotDependOnThePlacement(string placement)
     {
-        var network = Generate($$"""
+        var network = GeneratorHarness.GenerateClean($$"""
             [Network(Input = "3x16x16", Classes = 10, CE = Placement.{{placement}})]
             [Seq("features")] [Conv(3, Out = 16)] [Norm] [CE] [ReLU] [Conv(3, Out = 16)] [Norm] [ReLU]
             public partial class Vgg;

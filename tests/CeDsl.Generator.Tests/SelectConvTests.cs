@@ -5,14 +5,6 @@ namespace CeDsl.Generator.Tests;
 /// <summary>[SelectConv] becomes a SelectiveConv2d with the declared hyper-parameters.</summary>
 public class SelectConvTests
 {
-    private static string Generate(string declarations, string type)
-    {
-        var run = GeneratorHarness.Run(Samples.Usings + declarations);
-        Assert.Empty(run.Diagnostics);
-        Assert.Empty(run.CompilerProblems());
-        return run.Source($"Demo.{type}.g.cs");
-    }
-
     private const string Block = """
         [Block(Residual = Shortcut.IdentityIfSameShape)]
         [SelectConv(1)] [SelectConv(3, K = 0, Stride = From.Parameter, Gamma = 0.01)] [SelectConv(1, Expand = 4, NMax = 32, Dropout = 0.1)]
@@ -22,7 +14,7 @@ public class SelectConvTests
     [Fact]
     public void EachAttributeIsOneSelectiveConvolution()
     {
-        var source = Generate(Block, "Unit");
+        var source = GeneratorHarness.GenerateClean(Block, "Unit");
         Assert.Contains("using CeDsl.Selective;", source);
         Assert.Contains("private readonly SelectiveConv2d sconv1;", source);
         Assert.Contains("sconv1 = new SelectiveConv2d(inChannels, width, 1, device: device, dtype: dtype);", source);
@@ -35,7 +27,7 @@ public class SelectConvTests
     [Fact]
     public void OnlyFilesThatUseItImportTheSelectiveNamespace()
     {
-        var source = Generate("""
+        var source = GeneratorHarness.GenerateClean("""
             [Block] [Conv(3)] [Norm] [ReLU]
             public partial class Plain;
             """, "Plain");
@@ -45,7 +37,7 @@ public class SelectConvTests
     [Fact]
     public void StagesOfSelectiveBlocksCompileInANetwork()
     {
-        var source = Generate(Block + """
+        var source = GeneratorHarness.GenerateClean(Block + """
 
             [Network(Input = "1x32x32", Classes = 10)]
             [Conv(3, Out = 16)]

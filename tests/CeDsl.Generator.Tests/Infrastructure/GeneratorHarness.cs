@@ -41,6 +41,19 @@ internal static class GeneratorHarness
 
     public static GeneratorRun Run(string source, IIncrementalGenerator? generator = null) => Run(Compilation(source), generator);
 
+    /// <summary>
+    /// Runs the generator on the sample usings plus <paramref name="declarations"/>, asserts that it reports
+    /// nothing and that the result compiles warning-free, and returns the generated source of the trained
+    /// class <c>Demo.<paramref name="type"/></c> (without its nested Folded class).
+    /// </summary>
+    public static string GenerateClean(string declarations, string type)
+    {
+        var run = Run(Samples.Usings + declarations);
+        Assert.Empty(run.Diagnostics);
+        Assert.Empty(run.CompilerProblems());
+        return run.TrainedSource($"Demo.{type}.g.cs");
+    }
+
     public static GeneratorRun Run(Compilation compilation, IIncrementalGenerator? generator = null)
     {
         var driver = Driver(generator).RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diagnostics);
