@@ -15,7 +15,7 @@ namespace CeDsl.Cli.Commands;
 /// <summary>The recipe and files of a <c>cedsl train</c> run.</summary>
 internal sealed record TrainSettings(string Model, int Epochs, int BatchSize, double LearningRate, double Momentum, double WeightDecay,
     string Schedule, int[]? Milestones, double Warmup, double LabelSmoothing, int Seed, bool Augment, string OutDirectory, string? Resume,
-    bool Force, int? PauseAfter)
+    bool Force, int? PauseAfter, double? SelectGamma)
 {
     public string CheckpointPath => Path.Combine(OutDirectory, TrainCommand.CheckpointFile);
 
@@ -56,6 +56,11 @@ internal sealed class TrainCommand
     private readonly Option<double> _learningRate = new("--lr") { Description = "Base learning rate of SGD", DefaultValueFactory = _ => 0.1 };
     private readonly Option<double> _momentum = new("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
     private readonly Option<double> _weightDecay = new("--weight-decay") { Description = "L2 weight decay of every parameter", DefaultValueFactory = _ => 1e-4 };
+    private readonly Option<double?> _selectGamma = new("--select-gamma")
+    {
+        Description = "dealloc threshold of every selective convolution, in [0, 1) [default: the network's, 0.001]; only for networks with selective convolutions",
+        HelpName = "gamma",
+    };
     private readonly Option<string> _schedule = new("--schedule")
     {
         Description = "Learning-rate schedule: cosine (per step) or step (x0.1 at each milestone epoch)",
@@ -96,8 +101,13 @@ internal sealed class TrainCommand
         var command = new Command("train", "Train a network of the zoo on Fashion-MNIST (SGD, cosine or step schedule, label smoothing, checkpoints).")
         {
             _model, _epochs, _batch, _learningRate, _momentum, _weightDecay, _schedule, _milestones,
-            _warmup, _labelSmoothing, _seed, _augment, _noAugment, _out, _resume, _force, _pauseAfter,
+            _warmup, _labelSmoothing, _seed, _augment, _noAugment, _out, _resume, _force, _pauseAfter, _selectGamma,
         };
+        _selectGamma.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double?>() is { } gamma && gamma is not (>= 0 and < 1))
+                r.AddError("--select-gamma must be in [0, 1).");
+        });
         _data.AddTo(command);
         _schedule.AcceptOnlyFromAmong("cosine", "step");
         Positive(_epochs);
@@ -170,7 +180,7 @@ internal sealed class TrainCommand
             parse.GetValue(_momentum), parse.GetValue(_weightDecay), parse.GetValue(_schedule)!, parse.GetValue(_milestones),
             parse.GetValue(_warmup), parse.GetValue(_labelSmoothing), parse.GetValue(_seed), !parse.GetValue(_noAugment),
             parse.GetValue(_out) ?? Path.Combine("runs", model.ToLowerInvariant()), parse.GetValue(_resume),
-            parse.GetValue(_force), parse.GetValue(_pauseAfter));
+            parse.GetValue(_force), parse.GetValue(_pauseAfter), parse.GetValue(_selectGamma));
     }
 
     /// <summary>The checks that need no data, so a mistake is reported before the images are read.</summary>
@@ -198,6 +208,13 @@ internal sealed class TrainCommand
         using var network = Models.Create(entry);
         // Selective convolutions train with the reference schedule and their shifts' own weight decay.
         bool selective = network.modules().Any(m => m is SelectiveConv2d);
+        if (settings.SelectGamma is { } gamma)
+        {
+            if (!selective)
+                throw new UserException($"--select-gamma: {entry.Name} has no selective convolutions.");
+            foreach (var layer in network.modules().OfType<SelectiveConv2d>())
+                layer.Gamma = gamma;
+        }
         var schedule = selective ? new SelectiveSchedule((ulong)settings.Seed) : null;
         var options = new TrainingOptions
         {
@@ -237,7 +254,7 @@ internal sealed class TrainCommand
         }
         text.WriteLine($"run: {settings.OutDirectory} ({CheckpointFile} after every epoch, {MetricsFile})");
         if (schedule is not null)
-            text.WriteLine(Invariant($"selective convolutions: dealloc and realloc after each of the first {(settings.Epochs + 1) / 2} epochs, shift weight decay {SelectiveConv2d.ShiftWeightDecay}"));
+            text.WriteLine(Invariant($"selective convolutions: gamma {network.modules().OfType<SelectiveConv2d>().First().Gamma}, dealloc and realloc after each of the first {(settings.Epochs + 1) / 2} epochs, shift weight decay {SelectiveConv2d.ShiftWeightDecay:0.#####}"));
         if (trainer.IsFinished)
         {
             text.WriteLine($"the checkpoint has finished all {settings.Epochs} epochs; nothing to train (evaluate it with cedsl eval --checkpoint {settings.CheckpointPath})");

@@ -104,8 +104,17 @@ public sealed class SelectiveConv2d : nn.Module<Tensor, Tensor>
     public long Padding { get; }
     /// <summary>Dropout rate after the ReLU.</summary>
     public double DropoutRate { get; }
-    /// <summary>dealloc threshold.</summary>
-    public double Gamma { get; }
+    /// <summary>dealloc threshold, in [0, 1); changing it affects the next <see cref="Dealloc"/>.</summary>
+    public double Gamma
+    {
+        get;
+        set
+        {
+            if (value is not (>= 0 and < 1))
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"{nameof(SelectiveConv2d)}: gamma must be in [0, 1), got {value}.");
+            field = value;
+        }
+    }
     /// <summary>Number of re-allocation candidates; 0 = pruning only.</summary>
     public int K { get; }
     /// <summary>Optional cap on the copies of one source.</summary>

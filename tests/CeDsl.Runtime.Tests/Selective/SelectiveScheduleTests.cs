@@ -79,4 +79,15 @@ public class SelectiveScheduleTests
         }
         Assert.Equal(Run(), Run());
     }
+
+    [Fact]
+    public void GammaCanBeChangedWithinItsRange()
+    {
+        using var layer = new SelectiveConv2d(4, 4, 1, gamma: 0.001);
+        layer.Gamma = 0.2;
+        Assert.Equal(0.2, layer.Gamma);
+        Assert.Throws<ArgumentOutOfRangeException>(() => layer.Gamma = 1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => layer.Gamma = -0.1);
+        Assert.Equal(0.2, layer.Gamma);
+    }
 }
