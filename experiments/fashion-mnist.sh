@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the tables of docs/experiments.md on Fashion-MNIST (Debian's dataset-fashion-mnist
 # files, or --data DIR through CEDSL_DATA). Each part can run alone:
-#   experiments/fashion-mnist.sh variants|weight-decay|ablation|importance|selective|all
+#   experiments/fashion-mnist.sh variants|weight-decay|ablation|importance|selective|pruning|all
 # Results go to runs/experiments/; experiments/summarize.sh prints the tables.
 # The protocol is reduced to fit a 2-core CPU machine (see docs/experiments.md): 3,000 training
 # images, 2,000 test images, 4 epochs, batch 64.
@@ -74,6 +74,13 @@ selective() {
     done
 }
 
+pruning() {
+    # Pruning only (K = 0) with looser dealloc thresholds than the reference's 0.001.
+    for gamma in 0.02 0.1; do
+        train "prune-preresnet29-g$gamma-s1" prune-preresnet29 1 --select-gamma "$gamma"
+    done
+}
+
 mkdir -p "$OUT"
 case ${1:-all} in
     variants) variants ;;
@@ -81,6 +88,7 @@ case ${1:-all} in
     ablation) ablation ;;
     importance) importance ;;
     selective) selective ;;
-    all) variants; weight_decay; ablation; importance; selective ;;
-    *) echo "usage: $0 variants|weight-decay|ablation|importance|selective|all" >&2; exit 2 ;;
+    pruning) pruning ;;
+    all) variants; weight_decay; ablation; importance; selective; pruning ;;
+    *) echo "usage: $0 variants|weight-decay|ablation|importance|selective|pruning|all" >&2; exit 2 ;;
 esac
