@@ -75,10 +75,12 @@ selective() {
 }
 
 pruning() {
-    # Pruning only (K = 0) with looser dealloc thresholds than the reference's 0.001.
+    # Looser dealloc thresholds than the reference's 0.001: pruning only (K = 0), and with re-allocation.
     for gamma in 0.02 0.1; do
         train "prune-preresnet29-g$gamma-s1" prune-preresnet29 1 --select-gamma "$gamma"
     done
+    # Re-allocation needs released channels: the selective network at the threshold that releases some.
+    train "sconv-preresnet29-g0.1-s1" sconv-preresnet29 1 --select-gamma 0.1
 }
 
 mkdir -p "$OUT"

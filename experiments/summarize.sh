@@ -66,6 +66,6 @@ done
 echo
 
 # Selective convolution: what the last line of each selective run reports.
-for log in "$OUT"/sconv-preresnet29-s*.log "$OUT"/prune-preresnet29-s*.log; do
-    [[ -f $log ]] && { echo "$(basename "$log" .log): $(grep '^selective:' "$log" | tail -1)"; }
+for log in "$OUT"/sconv-preresnet29-*.log "$OUT"/prune-preresnet29-*.log; do
+    [[ -f $log ]] && { echo "$(basename "$log" .log): $(grep -E '^done|^selective' "$log" | tr '\n' ' ')"; }
 done
