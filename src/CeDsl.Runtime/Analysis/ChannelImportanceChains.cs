@@ -36,31 +36,23 @@ public static class ChannelImportanceChains
             throw new InvalidOperationException("Channel importance reads a trained network: call eval() first.");
 
         var calls = new List<(string Name, nn.Module Module, IntPtr Input, IntPtr Output)>();
-        var removers = new List<Action>();
-        foreach (var (name, module) in network.named_modules())
+        using (var hooks = new OutputHooks())
         {
-            if (module is BatchNorm2d or ReLU or Conv2d && module is nn.Module<Tensor, Tensor> layer)
+            foreach (var (name, module) in network.named_modules())
             {
-                var remover = layer.register_forward_hook((m, input, output) =>
-                {
-                    calls.Add((name, m, input.Handle, output.Handle));
-                    return null!;
-                });
-                removers.Add(remover.remove);
+                if (module is BatchNorm2d or ReLU or Conv2d && module is nn.Module<Tensor, Tensor> layer)
+                    hooks.Add(name, layer, (input, output) =>
+                    {
+                        calls.Add((name, layer, input.Handle, output.Handle));
+                        return null;
+                    });
             }
-        }
 
-        try
-        {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var reference = network.parameters().First();
             var input = randn([2, .. inputShape], dtype: reference.dtype, device: reference.device, generator: new Generator(0));
             network.call(input);
-        }
-        finally
-        {
-            foreach (var remove in removers) remove();
         }
 
         var chains = new List<ChannelImportanceChain>();

@@ -82,20 +82,17 @@ public sealed class NetworkSummary
 
         var reference = network.parameters().FirstOrDefault() ?? network.buffers().FirstOrDefault();
         var rows = new List<LayerSummary>();
-        var hooks = new List<IDisposable>();
+        var hooks = new OutputHooks();
         var modes = network.modules().Prepend(network).Select(m => (Module: m, m.training)).ToList();
         var saved = network.named_buffers().Select(b => (Buffer: b.buffer, Copy: b.buffer.detach().clone())).ToList();
         try
         {
             foreach (var (name, module) in layers)
-            {
-                var remover = module.register_forward_hook((m, input, output) =>
+                hooks.Add(name, module, output =>
                 {
-                    rows.Add(Describe(name, m, output));
-                    return null!;
+                    rows.Add(Describe(name, module, output));
+                    return null;
                 });
-                hooks.Add(new HookHandle(remover));
-            }
 
             using var scope = NewDisposeScope();
             using var _ = no_grad();
@@ -114,7 +111,7 @@ public sealed class NetworkSummary
         }
         finally
         {
-            foreach (var hook in hooks) hook.Dispose();
+            hooks.Dispose();
             using (no_grad())
             {
                 foreach (var (buffer, copy) in saved)
@@ -206,10 +203,5 @@ public sealed class NetworkSummary
             default:
                 return 0;
         }
-    }
-
-    private sealed class HookHandle(nn.HookableModule<Func<nn.Module<Tensor, Tensor>, Tensor, Tensor>, Func<nn.Module<Tensor, Tensor>, Tensor, Tensor, Tensor>>.HookRemover remover) : IDisposable
-    {
-        public void Dispose() => remover.remove();
     }
 }

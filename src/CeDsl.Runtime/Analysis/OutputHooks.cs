@@ -13,13 +13,19 @@ internal sealed class OutputHooks : IDisposable
     /// <param name="name">The module's path, for error messages.</param>
     /// <param name="module">The hooked module.</param>
     /// <param name="onOutput">Gets the output; returns a replacement or null to keep it.</param>
-    public void Add(string name, nn.Module<Tensor, Tensor> module, Func<Tensor, Tensor?> onOutput)
+    public void Add(string name, nn.Module<Tensor, Tensor> module, Func<Tensor, Tensor?> onOutput) =>
+        Add(name, module, (_, output) => onOutput(output));
+
+    /// <param name="name">The module's path, for error messages.</param>
+    /// <param name="module">The hooked module.</param>
+    /// <param name="onCall">Gets the input and the output; returns a replacement output or null to keep it.</param>
+    public void Add(string name, nn.Module<Tensor, Tensor> module, Func<Tensor, Tensor, Tensor?> onCall)
     {
         var hook = new Hook(name);
-        hook.Remover = module.register_forward_hook((_, _, output) =>
+        hook.Remover = module.register_forward_hook((_, input, output) =>
         {
             hook.Calls++;
-            return onOutput(output)!;
+            return onCall(input, output)!;
         });
         _hooks.Add(hook);
     }
