@@ -59,7 +59,7 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
         {
             throw new UserException($"Checkpoint '{path}' is of '{info.Architecture}', which is not a network of the cedsl zoo (see cedsl summary --help).");
         }
-        var network = folded ? FoldedNetworks.Create(entry) : Models.Create(entry);
+        var network = folded ? entry.CreateFolded(DataOptions.Classes, DataOptions.Channels) : Models.Create(entry);
         try
         {
             Checkpoint.LoadModel(path, network, info.Architecture);

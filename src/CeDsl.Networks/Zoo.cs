@@ -20,6 +20,21 @@ public sealed record ZooEntry(string Name, Type Type, string Family, string Vari
         if (inChannels is <= 0) throw new ArgumentOutOfRangeException(nameof(inChannels), inChannels, $"The input channels of '{Name}' must be positive.");
         return Factory(classes ?? Classes, inChannels ?? InputShape[0], device, dtype);
     }
+
+    /// <summary>
+    /// Creates the empty inference form <c>X.Folded</c> of the network (the generated nested class, whose
+    /// constructor takes the same parameters as X's), to load a saved folded state dict into.
+    /// </summary>
+    public nn.Module<Tensor, Tensor> CreateFolded(long? classes = null, long? inChannels = null, Device? device = null, ScalarType? dtype = null)
+    {
+        if (classes is <= 0) throw new ArgumentOutOfRangeException(nameof(classes), classes, $"The number of classes of '{Name}' must be positive.");
+        if (inChannels is <= 0) throw new ArgumentOutOfRangeException(nameof(inChannels), inChannels, $"The input channels of '{Name}' must be positive.");
+        var folded = Type.GetNestedType("Folded", System.Reflection.BindingFlags.Public)
+            ?? throw new InvalidOperationException($"{Type.Name} has no nested Folded class.");
+        var constructor = folded.GetConstructor([typeof(long), typeof(long), typeof(Device), typeof(ScalarType?)])
+            ?? throw new InvalidOperationException($"{Type.Name}.Folded has no constructor (classes, inChannels, device, dtype) like {Type.Name}'s.");
+        return (nn.Module<Tensor, Tensor>)constructor.Invoke([classes ?? Classes, inChannels ?? InputShape[0], device, dtype]);
+    }
 }
 
 /// <summary>

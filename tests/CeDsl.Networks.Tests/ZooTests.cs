@@ -168,4 +168,20 @@ public class ZooTests
         // The selective units hold the same BN and conv parameters as BN-ReLU-conv.
         Assert.Equal(Parameters(plain), selective.named_parameters().Where(p => !p.name.EndsWith("_bias", StringComparison.Ordinal)).Sum(p => p.parameter.numel()));
     }
+
+    [Fact]
+    public void EveryEntryCreatesItsEmptyFoldedFormWithTheSameKeysAsAFold()
+    {
+        foreach (var entry in Zoo.Entries.Where(e => e.Name is "ce-resnet20" or "bd-resnet20" or "resnet20"))
+        {
+            using var folded = entry.CreateFolded(classes: 10, inChannels: 1);
+            Assert.Equal(entry.Type.GetNestedType("Folded"), folded.GetType());
+            using var trained = entry.Create(classes: 10, inChannels: 1);
+            trained.train();
+            using (no_grad()) trained.call(torch.randn(4, 1, 32, 32)).Dispose();
+            trained.eval();
+            using var fold = ((CeDsl.Folding.IFoldable)trained).Fold();
+            Assert.Equal(fold.state_dict().Keys.Order(), folded.state_dict().Keys.Order());
+        }
+    }
 }
