@@ -260,6 +260,15 @@ public class DiagnosticTests
         """, "CEDSL015", "Concat]", "[Concat] needs a preceding [Split] or [Branch]");
 
     [Fact]
+    public void CEDSL015_UnnamedLayerInsideANestedContainer() => Expect("""
+        [Block]
+        [Seq("conv")]
+        [Conv(3, Name = "0.0")] [Norm(Name = "0.1")] [ReLU] [Conv(3, Name = "0.2")]
+        public partial class B;
+        """, "CEDSL015", "ReLU]",
+        "[ReLU] has no name but is declared inside container 'conv.0', before 'conv.0.2', but would run after that container's layers; name it inside the container (Name = \"0.<name>\")");
+
+    [Fact]
     public void CEDSL015_AddWithoutResidual() => Expect("""
         [Block]
         [Conv(3)] [Norm] [Add] [ReLU]

@@ -94,16 +94,11 @@ internal sealed partial class ClassBuilder
     private void Name()
     {
         var modules = steps.Where(s => s.IsModule && !s.Dropped).ToList();
-        foreach (var step in modules)
+        for (int i = 0; i < modules.Count; i++)
         {
+            var step = modules[i];
             if (step.After is not null) step.Parent = step.After.Parent;
-            else if (step.Spec.Name is { } name && step.Instance is null)
-            {
-                var full = Join(step.Container, name);
-                int dot = full.LastIndexOf('.');
-                step.Parent = dot < 0 ? "" : full.Substring(0, dot);
-            }
-            else step.Parent = step.Container;
+            else step.Parent = DeclaredParent(step) ?? EnclosingContainer(modules, i) ?? step.Container;
         }
 
         // How many default-named layers of each numbered kind share a parent: one is "ce", several "ce1", "ce2", ...
@@ -189,6 +184,40 @@ internal sealed partial class ClassBuilder
             for (int i = 0; i < downsample.Count; i++)
                 Register(downsample[i], "downsample." + i.ToString(CultureInfo.InvariantCulture), allowShare: false);
         }
+    }
+
+    /// <summary>The parent an explicit name gives (e.g. "conv.1" for "1.0" in [Seq("conv")]); null for an unnamed layer.</summary>
+    private static string? DeclaredParent(Step step)
+    {
+        if (step.Spec.Name is not { } name || step.Instance is not null) return null;
+        var full = Join(step.Container, name);
+        int dot = full.LastIndexOf('.');
+        return dot < 0 ? "" : full.Substring(0, dot);
+    }
+
+    /// <summary>
+    /// The nested container an unnamed layer is declared inside of: the one of the layers just before and
+    /// just after it (e.g. "conv.1" between "1.1" and "1.2"). Its members run in one go, so a layer left
+    /// outside would run after all of them: CE, BD and AII (never numbered) join the container, any other
+    /// layer is reported, since the index it would take can collide with the names declared after it.
+    /// </summary>
+    private string? EnclosingContainer(List<Step> modules, int index)
+    {
+        var step = modules[index];
+        if (step.Instance is not null || index == 0 || index + 1 >= modules.Count) return null;
+        var previous = modules[index - 1];
+        var next = modules[index + 1];
+        if (previous.Container != step.Container || next.Container != step.Container) return null;
+        var container = previous.Parent;
+        if (container.Length <= step.Container.Length || DeclaredParent(next) is not { } nextParent
+            || !(nextParent == container || nextParent.StartsWith(container + ".", StringComparison.Ordinal)))
+            return null;
+        if (CeFamily.Contains(step.Kind)) return container;
+        var local = container.Substring(step.Container.Length == 0 ? 0 : step.Container.Length + 1);
+        Report(D.InvalidStructure, step.Spec.Location,
+            $"{step.Describe()} has no name but is declared inside container '{container}', before '{Join(next.Container, next.Spec.Name!)}', " +
+            $"but would run after that container's layers; name it inside the container (Name = \"{local}.<name>\")");
+        return null;
     }
 
     private readonly List<Step> downsample = new();
