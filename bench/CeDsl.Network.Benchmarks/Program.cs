@@ -9,7 +9,10 @@ using static TorchSharp.torch;
 // and folded, each as a ratio to the folded baseline of the same family measured in the same run.
 // The variants are timed in rotation, round after round, so that a shared, busy machine slows them
 // alike; the table gives median times and the median of the per-round ratios.
-//   dotnet run -c Release --project bench/CeDsl.Network.Benchmarks -- [--batch 32] [--size 224] [--rounds 3] [--threads 2] [--markdown FILE]
+// --breakdown also times every FoldedChannelEquilibrium of the folded CE network on the input it
+// received, beside one read of that input (a reduction over H*W: the least the instance variance
+// can cost), to show where folded CE's remaining time goes.
+//   dotnet run -c Release --project bench/CeDsl.Network.Benchmarks -- [--batch 32] [--size 224] [--rounds 3] [--threads 2] [--breakdown] [--markdown FILE]
 var options = Options.Parse(args);
 torch.set_num_threads(options.Threads);
 var invariant = CultureInfo.InvariantCulture;
@@ -22,6 +25,7 @@ var lines = new List<string>
     "|---|---|---|---|",
 };
 foreach (var line in lines) Console.WriteLine(line);
+var breakdowns = new List<string>();
 
 foreach (var family in options.Families)
 {
@@ -54,14 +58,19 @@ foreach (var family in options.Families)
             ratios[name].Add(measured[name] / measured["baseline, folded"]);
         }
     }
-    foreach (var (name, module) in variants)
+    foreach (var (name, _) in variants)
     {
         var line = string.Create(invariant, $"| {family} | {name} | {Median(times[name]) / 1000:F2} s | {Median(ratios[name]):F3} |");
         Console.WriteLine(line);
         lines.Add(line);
-        module.Dispose();
     }
+    if (options.Breakdown)
+        breakdowns.AddRange(Breakdown(family, variants.Single(v => v.Name == "CE, folded").Module, input, Median(times["baseline, folded"]), options.Rounds));
+    foreach (var (_, module) in variants)
+        module.Dispose();
 }
+foreach (var line in breakdowns) Console.WriteLine(line);
+lines.AddRange(breakdowns);
 if (options.Markdown is { } path)
     File.WriteAllLines(path, lines);
 
@@ -85,19 +94,79 @@ static double Time(nn.Module<Tensor, Tensor> module, Tensor input)
     return clock.Elapsed.TotalMilliseconds;
 }
 
+// Each FoldedChannelEquilibrium of the folded CE network, timed alone on the input it received in one
+// forward pass (median of the rounds), beside one reduction over H*W of that input and the
+// multiply-accumulates of its per-sample d x d map; totals as a share of the folded baseline.
+static List<string> Breakdown(string family, nn.Module<Tensor, Tensor> folded, Tensor input, double baselineMs, int rounds)
+{
+    var captured = new List<(string Path, FoldedChannelEquilibrium Module, Tensor Input)>();
+    var removers = new List<Action>();
+    foreach (var (path, module) in folded.named_modules())
+    {
+        if (module is not FoldedChannelEquilibrium ce) continue;
+        var remover = ce.register_forward_hook((_, x, y) => { captured.Add((path, ce, x.detach().clone().DetachFromDisposeScope())); return y; });
+        removers.Add(() => remover.remove());
+    }
+    using (NewDisposeScope())
+    using (no_grad())
+        folded.call(input);
+    removers.ForEach(remove => remove());
+
+    var invariant = CultureInfo.InvariantCulture;
+    var lines = new List<string>
+    {
+        "",
+        $"{family}: every folded CE alone on its input, median of {rounds}; 'one read' = a sum over H*W of the same input.",
+        "",
+        "| CE | input | d | time | one read | map MACs |",
+        "|---|---|---:|---:|---:|---:|",
+    };
+    double total = 0, reads = 0, macs = 0;
+    foreach (var (path, module, x) in captured)
+    {
+        double time = Median(Enumerable.Range(0, rounds).Select(_ => Time(module, x)).ToList());
+        double read = Median(Enumerable.Range(0, rounds).Select(_ => TimeRead(x)).ToList());
+        double mapMacs = x.numel() * (double)module.GroupSize;
+        total += time;
+        reads += read;
+        macs += mapMacs;
+        lines.Add(string.Create(invariant, $"| {path} | {string.Join("x", x.shape)} | {module.GroupSize} | {time:F1} ms | {read:F1} ms | {mapMacs / 1e9:F2} G |"));
+        x.Dispose();
+    }
+    lines.Add(string.Create(invariant,
+        $"| all {captured.Count} | | | {total:F0} ms ({total / baselineMs:P1} of the folded baseline) | {reads:F0} ms ({reads / baselineMs:P1}) | {macs / 1e9:F2} G |"));
+    return lines;
+}
+
+static double TimeRead(Tensor input)
+{
+    using var scope = NewDisposeScope();
+    var clock = Stopwatch.StartNew();
+    input.sum([2, 3]);
+    return clock.Elapsed.TotalMilliseconds;
+}
+
 static double Median(List<double> values)
 {
     var sorted = values.Order().ToList();
     return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
 }
 
-internal sealed record Options(int Batch, int Size, int Rounds, int Threads, string[] Families, string? Markdown)
+internal sealed record Options(int Batch, int Size, int Rounds, int Threads, string[] Families, string? Markdown, bool Breakdown)
 {
     public static Options Parse(string[] args)
     {
-        var options = new Options(32, 224, 3, 2, ["resnet18", "resnet50"], null);
-        for (int i = 0; i + 1 < args.Length; i += 2)
+        var options = new Options(32, 224, 3, 2, ["resnet18", "resnet50"], null, false);
+        for (int i = 0; i < args.Length; i += 2)
         {
+            if (args[i] == "--breakdown")
+            {
+                options = options with { Breakdown = true };
+                i--;
+                continue;
+            }
+            if (i + 1 >= args.Length)
+                throw new ArgumentException($"Option {args[i]} needs a value.");
             options = args[i] switch
             {
                 "--batch" => options with { Batch = int.Parse(args[i + 1], CultureInfo.InvariantCulture) },
@@ -106,7 +175,7 @@ internal sealed record Options(int Batch, int Size, int Rounds, int Threads, str
                 "--threads" => options with { Threads = int.Parse(args[i + 1], CultureInfo.InvariantCulture) },
                 "--families" => options with { Families = args[i + 1].Split(',') },
                 "--markdown" => options with { Markdown = args[i + 1] },
-                _ => throw new ArgumentException($"Unknown option {args[i]}; expected --batch, --size, --rounds, --threads, --families, --markdown."),
+                _ => throw new ArgumentException($"Unknown option {args[i]}; expected --batch, --size, --rounds, --threads, --families, --breakdown, --markdown."),
             };
         }
         return options;
