@@ -606,7 +606,9 @@ internal sealed class ClassEmitter
         using (writer.Block("public Folded Fold()"))
         {
             writer.Line("var sample = global::System.Linq.Enumerable.First(parameters());");
-            writer.Line($"var folded = {CreateFolded}(sample.device, sample.dtype);");
+            writer.Line("// The default type is passed as null, as the constructors are usually called: TorchSharp's norms keep num_batches_tracked");
+            writer.Line("// an integer only then, so the folded state matches that of an empty folded module built for loading.");
+            writer.Line($"var folded = {CreateFolded}(sample.device, sample.dtype == torch.get_default_dtype() ? null : sample.dtype);");
             using (writer.Block("try"))
                 writer.Line("folded.FoldFrom(this);");
             using (writer.Block("catch"))
