@@ -56,6 +56,17 @@ public class SelectiveTrainingTests
             var inference = CliRun.Succeeds("eval", "--checkpoint", folded, "--embedded", "--limit-test", "50");
             Assert.Contains("model: prune-preresnet29 (folded)", inference.Output);
             Assert.Equal(Accuracy(trained.Output), Accuracy(inference.Output));
+
+            // summary and bench read checkpoints too: the folded network's smaller shapes, side by side with the trained one.
+            var summary = CliRun.Succeeds("summary", "--checkpoint", folded);
+            Assert.Contains("prune-preresnet29 (folded) (PruningPreResNet29.Folded)", summary.Output);
+            Assert.Contains($"Parameters: {parameters.Groups[1].Value} ", summary.Output);
+            Assert.Contains("PrunedSelectiveConv2d", summary.Output);
+            var bench = CliRun.Succeeds("bench", "--checkpoint", checkpoint, folded, "--batch", "2", "--iterations", "1", "--warmup", "1");
+            var rows = bench.Output.Split('\n').Where(l => l.StartsWith(directory, StringComparison.Ordinal)).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToList();
+            Assert.Equal([checkpoint, folded], rows.Select(r => r[0]));
+            Assert.Equal([parameters.Groups[2].Value, parameters.Groups[1].Value], rows.Select(r => r[2]));
+            Assert.All(rows, r => Assert.Equal("-", r[5]));
         }
         finally
         {
