@@ -20,6 +20,7 @@ public static class SelectivePruning
     public static PrunedLayer Export(SelectiveConv2d layer, long inputHeight, long inputWidth)
     {
         ArgumentNullException.ThrowIfNull(layer);
+        long macsBefore = ConvolutionMacs(layer, layer.InChannels, inputHeight, inputWidth);
         var weight = layer.Conv.weight!;
         var pruned = new PrunedSelectiveConv2d(layer.InChannels, layer.OutChannels, layer.KernelSize, layer.Stride, layer.Padding,
             layer.DropoutRate, weight.device, weight.dtype);
@@ -38,7 +39,7 @@ public static class SelectivePruning
             KeptChannels: pruned.KeptChannels,
             ParametersBefore: CountParameters(layer),
             ParametersAfter: CountParameters(pruned),
-            MacsBefore: ConvolutionMacs(layer, layer.InChannels, inputHeight, inputWidth),
+            MacsBefore: macsBefore,
             MacsAfter: ConvolutionMacs(layer, pruned.KeptChannels, inputHeight, inputWidth));
         return new PrunedLayer(pruned, report);
     }
@@ -203,7 +204,9 @@ public sealed class PrunedSelectiveConv2d : nn.Module<Tensor, Tensor>, IResizabl
         if (saved.dim() != 1 || saved.shape[0] < 1 || saved.shape[0] > InChannels || saved.dtype != ScalarType.Int64)
             throw new InvalidDataException(
                 $"'{key}' is [{string.Join(", ", saved.shape)}] {saved.dtype}; {Describe()} needs 1 to {InChannels} Int64 channel indices.");
-        long[] indices = saved.cpu().data<long>().ToArray();
+        long[] indices;
+        using (NewDisposeScope())
+            indices = saved.cpu().data<long>().ToArray();
         for (int i = 0; i < indices.Length; i++)
         {
             if (indices[i] < 0 || indices[i] >= InChannels || (i > 0 && indices[i] <= indices[i - 1]))
