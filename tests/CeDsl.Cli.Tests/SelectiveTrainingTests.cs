@@ -1,3 +1,6 @@
+using System.Globalization;
+using CeDsl.Training;
+
 namespace CeDsl.Cli.Tests;
 
 /// <summary>cedsl train on networks with selective convolutions: the reference schedule and --select-gamma.</summary>
@@ -23,6 +26,59 @@ public class SelectiveTrainingTests
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    [Fact]
+    public void FoldWritesAPhysicallySmallerPrunedNetworkThatEvalScoresLikeTheTrainedOne()
+    {
+        var directory = CliRun.TemporaryDirectory();
+        try
+        {
+            CliRun.Succeeds(["train", "--model", "prune-preresnet29", "--epochs", "2", "--select-gamma", "0.3", "--seed", "4",
+                "--out", directory, .. CliRun.QuickTraining]);
+            string checkpoint = Path.Combine(directory, "checkpoint.safetensors"), folded = Path.Combine(directory, "folded.safetensors");
+            var trainedInfo = Checkpoint.ReadInfo(checkpoint);
+
+            var fold = CliRun.Succeeds("fold", "--checkpoint", checkpoint, "--out", folded, "--embedded", "--limit-test", "50");
+
+            var parameters = System.Text.RegularExpressions.Regex.Match(fold.Output, @"wrote .*: ([\d,]+) parameters \(trained network: ([\d,]+)\)");
+            Assert.True(parameters.Success, fold.Output);
+            long Count(int group) => long.Parse(parameters.Groups[group].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
+            Assert.True(Count(1) < Count(2), fold.Output);
+            var foldedInfo = Checkpoint.ReadInfo(folded);
+            Assert.Equal("prune-preresnet29/folded", foldedInfo.Architecture);
+            long Elements(CheckpointInfo info, string suffix) =>
+                info.ModelTensors.Where(t => t.Name.EndsWith(suffix, StringComparison.Ordinal)).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
+            Assert.True(Elements(foldedInfo, ".conv.weight") < Elements(trainedInfo, ".conv.weight"));
+            Assert.True(new FileInfo(folded).Length < new FileInfo(checkpoint).Length);
+
+            var trained = CliRun.Succeeds("eval", "--checkpoint", checkpoint, "--embedded", "--limit-test", "50");
+            var inference = CliRun.Succeeds("eval", "--checkpoint", folded, "--embedded", "--limit-test", "50");
+            Assert.Contains("model: prune-preresnet29 (folded)", inference.Output);
+            Assert.Equal(Accuracy(trained.Output), Accuracy(inference.Output));
+
+            // summary and bench read checkpoints too: the folded network's smaller shapes, side by side with the trained one.
+            var summary = CliRun.Succeeds("summary", "--checkpoint", folded);
+            Assert.Contains("prune-preresnet29 (folded) (PruningPreResNet29.Folded)", summary.Output);
+            Assert.Contains($"Parameters: {parameters.Groups[1].Value} ", summary.Output);
+            Assert.Contains("PrunedSelectiveConv2d", summary.Output);
+            var bench = CliRun.Succeeds("bench", "--checkpoint", checkpoint, folded, "--batch", "2", "--iterations", "1", "--warmup", "1");
+            var rows = bench.Output.Split('\n').Where(l => l.StartsWith(directory, StringComparison.Ordinal)).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToList();
+            Assert.Equal([checkpoint, folded], rows.Select(r => r[0]));
+            Assert.Equal([parameters.Groups[2].Value, parameters.Groups[1].Value], rows.Select(r => r[2]));
+            Assert.All(rows, r => Assert.Equal("-", r[5]));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static string Accuracy(string evalOutput)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(evalOutput, @"test loss \d+\.\d+, (accuracy .* images\))");
+        Assert.True(match.Success, evalOutput);
+        return match.Groups[1].Value;
     }
 
     [Fact]

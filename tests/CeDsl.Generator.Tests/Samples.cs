@@ -83,4 +83,14 @@ internal static class Samples
         public partial class SmallVgg;
 
         """;
+
+    /// <summary>A selective bottleneck: K = 3 layers (copied when folded) around a pruning-only K = 0 layer (pruned when folded).</summary>
+    public const string SelectiveBottleneck = """
+        [Block(Residual = Shortcut.IdentityIfSameShape)]
+        [SelectConv(1, K = 3, Name = "brc_1")]
+        [SelectConv(3, K = 0, Stride = From.Parameter, Dropout = 0.1, Name = "brc_2")]
+        [SelectConv(1, Expand = 4, K = 3, Name = "brc_3")]
+        public partial class SelectiveBottleneck;
+
+        """;
 }

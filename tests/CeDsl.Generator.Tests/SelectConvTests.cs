@@ -47,4 +47,23 @@ public class SelectConvTests
             """, "Net");
         Assert.Contains("new Unit(inChannels: 64, width: 32, stride: 2", source);
     }
+
+    [Fact]
+    public void FoldingPrunesTheKZeroLayersAndCopiesTheOthers()
+    {
+        var run = GeneratorHarness.Run(Samples.Usings + Block);
+        Assert.Empty(run.Diagnostics);
+        Assert.Empty(run.CompilerProblems());
+        var source = run.Source("Demo.Unit.g.cs");
+        var folded = source[source.IndexOf("public sealed class Folded", StringComparison.Ordinal)..];
+        // K = 3 (the default) layers re-use released channels as shifted copies: kept as they are.
+        Assert.Contains("private readonly SelectiveConv2d sconv1;", folded);
+        Assert.Contains("folder.Copy(\"sconv1\");", folded);
+        Assert.Contains("folder.Copy(\"sconv3\");", folded);
+        // K = 0: a PrunedSelectiveConv2d with the layer's geometry (no selection hyper-parameters), shrunk by folding.
+        Assert.Contains("private readonly PrunedSelectiveConv2d sconv2;", folded);
+        Assert.Contains("sconv2 = new PrunedSelectiveConv2d(width, width, 3, stride: stride, device: device, dtype: dtype);", folded);
+        Assert.Contains("folder.Prune(\"sconv2\");", folded);
+        Assert.DoesNotContain("folder.Copy(\"sconv2\")", folded);
+    }
 }

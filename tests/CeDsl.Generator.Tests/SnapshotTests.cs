@@ -19,6 +19,7 @@ public class SnapshotTests
     [InlineData(nameof(Samples.InvertedResidual), "Demo.InvertedResidual")]
     [InlineData(nameof(Samples.ShuffleUnits), "Demo.ShuffleDownUnit")]
     [InlineData(nameof(Samples.ShuffleUnits), "Demo.ShuffleUnit")]
+    [InlineData(nameof(Samples.SelectiveBottleneck), "Demo.SelectiveBottleneck")]
     public void Block(string sample, string type)
     {
         var source = (string)typeof(Samples).GetField(sample)!.GetValue(null)!;

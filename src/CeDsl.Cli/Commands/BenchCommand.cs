@@ -17,9 +17,14 @@ internal sealed class BenchCommand
     private readonly Option<string[]> _models = new("--model")
     {
         Description = "Networks of the zoo (several: --model resnet20 ce-resnet20)",
-        Required = true,
         AllowMultipleArgumentsPerToken = true,
         HelpName = "name",
+    };
+    private readonly Option<string[]> _checkpoints = new("--checkpoint")
+    {
+        Description = "Checkpoints written by cedsl train or cedsl fold, instead of --model: evaluation is timed with their state (several: --checkpoint a.safetensors b.safetensors)",
+        AllowMultipleArgumentsPerToken = true,
+        HelpName = "file",
     };
     private readonly Option<int> _batch = new("--batch") { Description = "Images per batch", DefaultValueFactory = _ => 32 };
     private readonly Option<long[]?> _input = InputShapes.Option("Input shape CxHxW [default: each network's declared input]");
@@ -30,10 +35,15 @@ internal sealed class BenchCommand
 
     private Command Build()
     {
-        var command = new Command("bench", "Time evaluation and training steps (median ms, images/s) of zoo networks on random images.")
+        var command = new Command("bench", "Time evaluation and training steps (median ms, images/s) of zoo networks on random images, or evaluation of checkpoints.")
         {
-            _models, _batch, _input, _iterations, _warmup,
+            _models, _checkpoints, _batch, _input, _iterations, _warmup,
         };
+        command.Validators.Add(r =>
+        {
+            if ((r.GetValue(_models) is { Length: > 0 }) == (r.GetValue(_checkpoints) is { Length: > 0 }))
+                r.AddError("Give --model (zoo networks) or --checkpoint (trained or folded checkpoints), not both.");
+        });
         _batch.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int>() < 2)
@@ -55,18 +65,28 @@ internal sealed class BenchCommand
 
     private int Run(ParseResult parse, CommandOutput output)
     {
-        var entries = parse.GetValue(_models)!.Select(Models.Find).ToList();
+        var entries = (parse.GetValue(_models) ?? []).Select(Models.Find).ToList();
+        var checkpoints = parse.GetValue(_checkpoints) ?? [];
         int batch = parse.GetValue(_batch), iterations = parse.GetValue(_iterations), warmup = parse.GetValue(_warmup);
+        var givenInput = parse.GetValue(_input) is { Length: > 0 } given ? given : null;
         if (Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") is null)
             output.Error.WriteLine("note: MALLOC_ARENA_MAX is not set; for numbers comparable with bench/run-ce-bench.sh run with MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 (glibc otherwise returns large activations to the kernel and times page faults).");
         var text = output.Output;
+        int labelWidth = Math.Max(22, checkpoints.Select(c => c.Length).DefaultIfEmpty(0).Max());
         text.WriteLine(Invariant($"batch {batch}, {iterations} timed iterations after {warmup} warm-up, {torch.get_num_threads()} threads"));
-        string header = Invariant($"{"model",-22} {"input",-11} {"parameters",12} {"eval ms",9} {"eval img/s",11} {"train ms",9} {"train img/s",12}");
+        string header = Invariant($"{(checkpoints.Length > 0 ? "checkpoint" : "model").PadRight(labelWidth)} {"input",-11} {"parameters",12} {"eval ms",9} {"eval img/s",11} {"train ms",9} {"train img/s",12}");
         text.WriteLine(header);
         text.WriteLine(new string('-', header.Length));
+        void Row(string label, long[] input, nn.Module network, double evalMs, double? trainMs)
+        {
+            long parameters = network.parameters().Sum(p => p.numel());
+            string train = trainMs is double ms ? Invariant($"{ms,9:F2} {batch * 1000 / ms,12:F1}") : $"{"-",9} {"-",12}";
+            text.WriteLine(Invariant($"{label.PadRight(labelWidth)} {InputShapes.Format(input),-11} {parameters,12:N0} {evalMs,9:F2} {batch * 1000 / evalMs,11:F1} {train}"));
+        }
+
         foreach (var entry in entries)
         {
-            var input = parse.GetValue(_input) is { Length: > 0 } given ? given : [.. entry.InputShape];
+            var input = givenInput ?? [.. entry.InputShape];
             torch.manual_seed(1);
             using var network = entry.Create(inChannels: input[0]);
             using var images = torch.randn([batch, .. input]);
@@ -79,28 +99,47 @@ internal sealed class BenchCommand
                 nn.functional.cross_entropy(network.call(images), labels).backward();
                 optimizer.step();
             }
-            void EvalStep()
-            {
-                using var scope = NewDisposeScope();
-                using var noGrad = torch.no_grad();
-                network.call(images);
-            }
             double trainMs, evalMs;
             try
             {
                 network.train();
                 trainMs = Median(TrainStep, warmup, iterations);
                 network.eval();
-                evalMs = Median(EvalStep, warmup, iterations);
+                evalMs = Median(() => EvalStep(network, images), warmup, iterations);
             }
             catch (ArgumentException e)
             {
                 throw new UserException($"{entry.Name} with input {InputShapes.Format(input)}: {e.Message}", e);
             }
-            long parameters = network.parameters().Sum(p => p.numel());
-            text.WriteLine(Invariant($"{entry.Name,-22} {InputShapes.Format(input),-11} {parameters,12:N0} {evalMs,9:F2} {batch * 1000 / evalMs,11:F1} {trainMs,9:F2} {batch * 1000 / trainMs,12:F1}"));
+            Row(entry.Name, input, network, evalMs, trainMs);
+        }
+
+        // Checkpoints (a folded one cannot train): evaluation only, each with the state it holds.
+        foreach (string checkpoint in checkpoints)
+        {
+            using var model = LoadedModel.Load(checkpoint);
+            var input = givenInput ?? Models.InputShape;
+            torch.manual_seed(1);
+            using var images = torch.randn([batch, .. input]);
+            double evalMs;
+            try
+            {
+                evalMs = Median(() => EvalStep(model.Network, images), warmup, iterations);
+            }
+            catch (ArgumentException e)
+            {
+                throw new UserException($"{model.Description} from {checkpoint} with input {InputShapes.Format(input)}: {e.Message}", e);
+            }
+            Row(checkpoint, input, model.Network, evalMs, trainMs: null);
         }
         return 0;
+    }
+
+    private static void EvalStep(nn.Module<Tensor, Tensor> network, Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        network.call(images);
     }
 
     private static double Median(Action step, int warmup, int iterations)

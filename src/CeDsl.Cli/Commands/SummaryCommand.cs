@@ -3,10 +3,11 @@ using CeDsl.Analysis;
 
 namespace CeDsl.Cli.Commands;
 
-/// <summary><c>cedsl summary</c>: layers, output shapes, parameters and multiply-accumulates of a zoo network.</summary>
+/// <summary><c>cedsl summary</c>: layers, output shapes, parameters and multiply-accumulates of a zoo network or of a checkpoint's network.</summary>
 internal sealed class SummaryCommand
 {
-    private readonly Option<string> _model = new("--model") { Description = "Network of the zoo", Required = true, HelpName = "name" };
+    private readonly Option<string> _model = new("--model") { Description = "Network of the zoo", HelpName = "name" };
+    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train or cedsl fold, instead of --model (a pruned folded one has its smaller shapes)", HelpName = "file" };
     private readonly Option<long[]?> _input = InputShapes.Option("Input shape CxHxW [default: the network's declared input, e.g. 3x224x224 or 3x32x32]");
     private readonly Option<int?> _classes = new("--classes") { Description = "Classes [default: the network's declared classes]", HelpName = "N" };
 
@@ -16,8 +17,15 @@ internal sealed class SummaryCommand
     {
         var command = new Command("summary", "Print a network's layers, output shapes, parameters and multiply-accumulates (MACs, the FLOPs convention of the papers).")
         {
-            _model, _input, _classes,
+            _model, _checkpoint, _input, _classes,
         };
+        command.Validators.Add(r =>
+        {
+            if ((r.GetValue(_model) is not null) == (r.GetValue(_checkpoint) is not null))
+                r.AddError("Give --model (a zoo network) or --checkpoint (a trained or folded checkpoint), not both.");
+            if (r.GetValue(_checkpoint) is not null && r.GetValue(_classes) is not null)
+                r.AddError("--classes applies to --model; a checkpoint's network has its own.");
+        });
         _classes.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int?>() is <= 0)
@@ -25,22 +33,34 @@ internal sealed class SummaryCommand
         });
         CommandAction.Set(command, (parse, output) =>
         {
+            if (parse.GetValue(_checkpoint) is { } checkpoint)
+            {
+                using var model = LoadedModel.Load(checkpoint);
+                var shape = parse.GetValue(_input) is { Length: > 0 } shapeGiven ? shapeGiven : Models.InputShape;
+                output.Output.WriteLine($"{model.Description} ({model.Entry.Type.Name}{(model.IsFolded ? ".Folded" : "")}) from {checkpoint}");
+                output.Output.Write(Summarize(model.Network, shape).ToTable());
+                return 0;
+            }
             var entry = Models.Find(parse.GetValue(_model)!);
             var input = parse.GetValue(_input) is { Length: > 0 } given ? given : [.. entry.InputShape];
             using var network = entry.Create(parse.GetValue(_classes), inChannels: input[0]);
-            NetworkSummary summary;
-            try
-            {
-                summary = NetworkSummary.Of(network, input);
-            }
-            catch (ArgumentException e)
-            {
-                throw new UserException($"--input {InputShapes.Format(input)}: {e.Message}", e);
-            }
+            var summary = Summarize(network, input);
             output.Output.WriteLine($"{entry.Name} ({entry.Type.Name}), {parse.GetValue(_classes) ?? entry.Classes} classes");
             output.Output.Write(summary.ToTable());
             return 0;
         });
         return command;
+    }
+
+    private static NetworkSummary Summarize(TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> network, long[] input)
+    {
+        try
+        {
+            return NetworkSummary.Of(network, input);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UserException($"--input {InputShapes.Format(input)}: {e.Message}", e);
+        }
     }
 }

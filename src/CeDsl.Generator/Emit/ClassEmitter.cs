@@ -153,6 +153,18 @@ internal sealed class ClassEmitter
             + ", " + DeviceArguments + ")";
     }
 
+    /// <summary>A <paramref name="type"/> factory with a [SelectConv]'s geometry and dropout, then <paramref name="extra"/> arguments.</summary>
+    internal static string SelectiveConvolution(string type, LeafPlan leaf, string extra = "")
+    {
+        string Opt(bool include, string text) => include ? ", " + text : "";
+        return $"new {type}({leaf.In.ToCSharp()}, {leaf.Out.ToCSharp()}, {leaf.Kernel}"
+            + Opt(leaf.Stride != Dim.Of(1), "stride: " + leaf.Stride.ToCSharp())
+            + Opt(leaf.Padding != leaf.Kernel / 2, "padding: " + leaf.Padding)
+            + Opt(leaf.P != 0, "dropout: " + Literals.Double(leaf.P))
+            + extra
+            + ", " + DeviceArguments + ")";
+    }
+
     private static string Factory(LeafPlan leaf)
     {
         string Opt(bool include, string text) => include ? ", " + text : "";
@@ -164,14 +176,10 @@ internal sealed class ClassEmitter
             case LayerKind.Conv:
                 return Convolution(leaf, leaf.Groups.ToCSharp());
             case LayerKind.SelectConv:
-                return $"new SelectiveConv2d({leaf.In.ToCSharp()}, {leaf.Out.ToCSharp()}, {leaf.Kernel}"
-                    + Opt(leaf.Stride != Dim.Of(1), "stride: " + leaf.Stride.ToCSharp())
-                    + Opt(leaf.Padding != leaf.Kernel / 2, "padding: " + leaf.Padding)
-                    + Opt(leaf.P != 0, "dropout: " + Literals.Double(leaf.P))
-                    + Opt(leaf.Gamma != 0.001, "gamma: " + Literals.Double(leaf.Gamma))
+                return SelectiveConvolution("SelectiveConv2d", leaf,
+                    Opt(leaf.Gamma != 0.001, "gamma: " + Literals.Double(leaf.Gamma))
                     + Opt(leaf.K != 3, "k: " + leaf.K)
-                    + Opt(leaf.NMax != 0, "nMax: " + leaf.NMax)
-                    + ", " + DeviceArguments + ")";
+                    + Opt(leaf.NMax != 0, "nMax: " + leaf.NMax));
             case LayerKind.Norm:
                 var channels = leaf.In.ToCSharp();
                 return leaf.Norm switch
@@ -583,14 +591,24 @@ internal sealed class ClassEmitter
         writer.Line($"/// Folds this trained {Kind} for inference: returns a new <see cref=\"Folded\"/> module, in evaluation mode, whose outputs");
         writer.Line("/// equal this one's evaluation-mode outputs, with each conv → BatchNorm one convolution, BD folded into it, and CE and AII");
         writer.Line("/// folded into <see cref=\"FoldedChannelEquilibrium\"/> and <see cref=\"FoldedAdaptiveInstanceInverse\"/> (no covariance,");
-        writer.Line("/// no Newton iteration at inference). This module is not modified; it must be in evaluation mode, with trained running statistics.");
+        if (foldedForm.Prunes)
+        {
+            writer.Line("/// no Newton iteration at inference), and each pruning-only selective convolution (K = 0) a <see cref=\"PrunedSelectiveConv2d\"/>");
+            writer.Line("/// without its closed channels. This module is not modified; it must be in evaluation mode, with trained running statistics.");
+        }
+        else
+        {
+            writer.Line("/// no Newton iteration at inference). This module is not modified; it must be in evaluation mode, with trained running statistics.");
+        }
         writer.Line("/// </summary>");
         writer.Line("/// <exception cref=\"global::System.InvalidOperationException\">A module is in training mode, or its running statistics were never");
         writer.Line("/// estimated; the message names it (for example <c>layer1.0.bn1</c>).</exception>");
         using (writer.Block("public Folded Fold()"))
         {
             writer.Line("var sample = global::System.Linq.Enumerable.First(parameters());");
-            writer.Line($"var folded = {CreateFolded}(sample.device, sample.dtype);");
+            writer.Line("// The default type is passed as null, as the constructors are usually called: TorchSharp's norms keep num_batches_tracked");
+            writer.Line("// an integer only then, so the folded state matches that of an empty folded module built for loading.");
+            writer.Line($"var folded = {CreateFolded}(sample.device, sample.dtype == torch.get_default_dtype() ? null : sample.dtype);");
             using (writer.Block("try"))
                 writer.Line("folded.FoldFrom(this);");
             using (writer.Block("catch"))
@@ -609,7 +627,9 @@ internal sealed class ClassEmitter
     {
         writer.Line("/// <summary>");
         writer.Line($"/// The inference-only form of <see cref=\"{plan.Type.Name}\"/>, made by <see cref=\"Fold\"/>: the same submodules and state-dict");
-        writer.Line("/// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms.");
+        writer.Line("/// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms" + (foldedForm.Prunes ? "," : "."));
+        if (foldedForm.Prunes)
+            writer.Line("/// pruning-only selective convolutions (K = 0) as <see cref=\"PrunedSelectiveConv2d\"/> (their state-dict shapes are the kept channels').");
         writer.Line("/// </summary>");
         using (writer.Block("public sealed class Folded : nn.Module<Tensor, Tensor>"))
         {
@@ -637,6 +657,7 @@ internal sealed class ClassEmitter
                 {
                     FoldStepKind.Chain => $"folder.Chain({string.Join(", ", new[] { step.Path, step.Norm, step.Block }.Where(p => p is not null).Select(p => Literals.String(p!)))});",
                     FoldStepKind.Copy => $"folder.Copy({path});",
+                    FoldStepKind.Prune => $"folder.Prune({path});",
                     FoldStepKind.Block => $"folder.Block({path});",
                     _ => $"folder.Folded<{step.BlockType}.Folded>({path}).FoldFrom(folder.Trained<{step.BlockType}>({path}), folder.Name({path}));",
                 });

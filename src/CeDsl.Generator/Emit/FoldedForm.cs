@@ -5,7 +5,7 @@ using CeDsl.Generator.Model;
 namespace CeDsl.Generator.Emit;
 
 /// <summary>What a folding step of the generated <c>FoldFrom</c> does (see CeDsl.Folding.ModuleFolder).</summary>
-internal enum FoldStepKind { Chain, Copy, Block, Nested }
+internal enum FoldStepKind { Chain, Copy, Prune, Block, Nested }
 
 /// <summary>One statement of <c>FoldFrom</c>: paths of the trained module, the same in the folded one.</summary>
 internal sealed record FoldStep(FoldStepKind Kind, string Path, string? Norm = null, string? Block = null, string? BlockType = null);
@@ -16,8 +16,9 @@ internal sealed record FoldStep(FoldStepKind Kind, string Path, string? Norm = n
 /// forward or in a Sequential) becomes a convolution with bias when the norm is a BatchNorm (the
 /// norm is gone), a kept GroupNorm / InstanceNorm / LayerNorm otherwise, and the block folded
 /// (BD into the convolution after a BatchNorm, a 1x1 grouped convolution after a kept norm; CE and
-/// AII into their folded modules; SE as it is). Blocks of stages become their Folded classes; every
-/// other module is kept. Derived from the plan alone, so the emitter stays a function of the plan.
+/// AII into their folded modules; SE as it is). A pruning-only selective convolution (K = 0) becomes a
+/// PrunedSelectiveConv2d that folding shrinks to the trained layer's open channels. Blocks of stages
+/// become their Folded classes; every other module is kept. Derived from the plan alone, so the emitter stays a function of the plan.
 /// </summary>
 internal sealed class FoldedForm
 {
@@ -41,6 +42,9 @@ internal sealed class FoldedForm
 
     /// <summary>The folded module tree: the plan's minus the folded-away norms and BD layers.</summary>
     public IReadOnlyList<MemberPlan> Members { get; }
+
+    /// <summary>True when a pruning-only selective convolution (K = 0) becomes a PrunedSelectiveConv2d.</summary>
+    public bool Prunes { get; private set; }
 
     /// <summary>The statements of <c>FoldFrom</c>, in member order.</summary>
     public List<FoldStep> Steps { get; } = new();
@@ -127,6 +131,11 @@ internal sealed class FoldedForm
                     case LayerKind.AII:
                         replaced[member.Path] = ("FoldedAdaptiveInstanceInverse", $"new FoldedAdaptiveInstanceInverse({leaf.In.ToCSharp()}, reduction: {leaf.Reduction}, {ClassEmitter.DeviceArguments})");
                         break;
+                    case LayerKind.SelectConv when leaf.K == 0:
+                        // Pruning only: the closed channels can be removed (re-allocated channels of K > 0 read shifted inputs and stay).
+                        replaced[member.Path] = ("PrunedSelectiveConv2d", ClassEmitter.SelectiveConvolution("PrunedSelectiveConv2d", leaf));
+                        Prunes = true;
+                        break;
                     case LayerKind.Block:
                         replaced[member.Path] = (leaf.BlockType + ".Folded", $"new {leaf.BlockType}.Folded({leaf.BlockArguments}, {ClassEmitter.DeviceArguments})");
                         break;
@@ -158,6 +167,9 @@ internal sealed class FoldedForm
                 break;
             case LayerKind.Block:
                 Steps.Add(new FoldStep(FoldStepKind.Nested, member.Path, BlockType: leaf.BlockType));
+                break;
+            case LayerKind.SelectConv when leaf.K == 0:
+                Steps.Add(new FoldStep(FoldStepKind.Prune, member.Path));
                 break;
             case LayerKind.Conv:
             case LayerKind.SelectConv:

@@ -44,7 +44,7 @@ public sealed class NetworkSummary
     /// <summary>The input shape of one image (C, H, W) the summary was computed for.</summary>
     public IReadOnlyList<long> InputShape { get; }
 
-    /// <summary>The layers in execution order: modules without submodules, and CE, BD, AII, SE and selective convolutions as one layer each.</summary>
+    /// <summary>The layers in execution order: modules without submodules, and CE, BD, AII, SE and selective convolutions (pruned or not) as one layer each.</summary>
     public IReadOnlyList<LayerSummary> Layers { get; }
 
     /// <summary>All parameters of the network.</summary>
@@ -152,7 +152,8 @@ public sealed class NetworkSummary
 
     /// <summary>Layers whose cost is counted as a whole: their submodules are not listed separately.</summary>
     private static bool IsCompositeLayer(nn.Module module) => module is ChannelEquilibrium or BatchDecorrelation
-        or AdaptiveInstanceInverse or SqueezeExcitation or FoldedChannelEquilibrium or FoldedAdaptiveInstanceInverse or SelectiveConv2d;
+        or AdaptiveInstanceInverse or SqueezeExcitation or FoldedChannelEquilibrium or FoldedAdaptiveInstanceInverse or SelectiveConv2d
+        or PrunedSelectiveConv2d;
 
     private static void CollectLayers(nn.Module module, string prefix, List<(string, nn.Module<Tensor, Tensor>)> layers)
     {
@@ -200,6 +201,8 @@ public sealed class NetworkSummary
             case SelectiveConv2d selective:
                 // Closed input channels are zeroed by the gate and need not be read (pruning-only export).
                 return outputElements * selective.OpenChannelCount * selective.KernelSize * selective.KernelSize;
+            case PrunedSelectiveConv2d pruned:
+                return outputElements * pruned.KeptChannels * pruned.KernelSize * pruned.KernelSize;
             default:
                 return 0;
         }

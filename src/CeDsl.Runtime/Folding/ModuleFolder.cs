@@ -1,4 +1,5 @@
 using CeDsl.Layers;
+using CeDsl.Selective;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -106,6 +107,17 @@ public sealed class ModuleFolder
                 Copy(path);
                 break;
         }
+    }
+
+    /// <summary>
+    /// A pruning-only selective convolution (K = 0): the folded module's <see cref="PrunedSelectiveConv2d"/>
+    /// is shrunk to the trained <see cref="SelectiveConv2d"/>'s open channels (<see cref="PrunedSelectiveConv2d.PruneFrom"/>).
+    /// Nothing happens when it exists in neither module.
+    /// </summary>
+    public void Prune(string path)
+    {
+        if (Exists(path))
+            Folded<PrunedSelectiveConv2d>(path).PruneFrom(Trained<SelectiveConv2d>(path), $"Cannot fold {Name(path)}: ");
     }
 
     /// <summary>Copies the state of a module kept as it is (a linear layer, a norm that follows no convolution).

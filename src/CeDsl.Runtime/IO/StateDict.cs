@@ -43,6 +43,8 @@ public static class StateDict
     /// <summary>
     /// Copies a saved state dict into the module's existing parameters and buffers (keeping their
     /// device and element type). All or nothing: every key and shape is checked before anything is copied.
+    /// Modules whose shapes depend on their state (<see cref="IResizableFromState"/>, e.g. a pruned layer)
+    /// are first sized to the file's.
     /// </summary>
     /// <param name="module">The module to load into.</param>
     /// <param name="path">A ".safetensors" file or a TorchSharp state-dict file.</param>
@@ -74,24 +76,28 @@ public static class StateDict
 
     private static StateDictLoadReport CopyInto(Module module, IReadOnlyDictionary<string, Tensor> source, bool strict, string path)
     {
-        Dictionary<string, Tensor> target = module.state_dict();
+        // Modules whose shapes depend on their state (IResizableFromState) are compared as they will be once sized for the file.
+        var (shapes, resize) = StateResizing.Plan(module, source, path);
 
-        var missing = target.Keys.Where(key => !source.ContainsKey(key)).ToList();
-        var unexpected = source.Keys.Where(key => !target.ContainsKey(key)).ToList();
+        var missing = shapes.Keys.Where(key => !source.ContainsKey(key)).ToList();
+        var unexpected = source.Keys.Where(key => !shapes.ContainsKey(key)).ToList();
         var shapeMismatches = new List<ShapeMismatch>();
         var matching = new List<string>();
-        foreach (var (key, destination) in target)
+        foreach (var (key, shape) in shapes)
         {
             if (!source.TryGetValue(key, out Tensor? value))
                 continue;
-            if (value.shape.AsSpan().SequenceEqual(destination.shape))
+            if (value.shape.AsSpan().SequenceEqual(shape))
                 matching.Add(key);
             else
-                shapeMismatches.Add(new ShapeMismatch(key, value.shape, destination.shape));
+                shapeMismatches.Add(new ShapeMismatch(key, value.shape, shape));
         }
 
         if (strict && (missing.Count > 0 || unexpected.Count > 0 || shapeMismatches.Count > 0))
             throw new StateDictMismatchException(path, module.GetName(), missing, unexpected, shapeMismatches);
+
+        resize();
+        Dictionary<string, Tensor> target = module.state_dict();
 
         // Convert everything first, so that a failure (e.g. out of memory) happens before the module changes.
         var conversions = new List<DtypeConversion>();

@@ -102,11 +102,15 @@ public static class Checkpoint
     {
         using var scope = torch.NewDisposeScope();
         var content = Read(path);
-        var modelState = model.state_dict();
-        var mismatches = CompareModel(content, architecture, modelState);
+        var saved = content.Tensors.Where(t => t.Key.StartsWith(ModelPrefix, StringComparison.Ordinal))
+            .ToDictionary(t => t.Key[ModelPrefix.Length..], t => t.Value, StringComparer.Ordinal);
+        // Modules whose shapes depend on their state (IResizableFromState) are compared as they will be once sized for the file.
+        var (shapes, resize) = StateResizing.Plan(model, saved, path);
+        var mismatches = CompareModel(content, architecture, model.state_dict(), shapes);
         if (mismatches.Count > 0)
             throw Mismatch(path, architecture, mismatches);
-        CopyModelState(content.Tensors, modelState);
+        resize();
+        CopyModelState(content.Tensors, model.state_dict());
         return content.Info;
     }
 
@@ -160,7 +164,12 @@ public static class Checkpoint
     }
 
     /// <summary>Every way the checkpoint's model state differs from <paramref name="modelState"/>.</summary>
-    internal static List<string> CompareModel(CheckpointContent content, string architecture, IReadOnlyDictionary<string, Tensor> modelState)
+    /// <param name="content">The checkpoint.</param>
+    /// <param name="architecture">The model's architecture name.</param>
+    /// <param name="modelState">The model's state dict.</param>
+    /// <param name="shapes">The shapes to compare with, when they differ from <paramref name="modelState"/>'s (modules sized for the checkpoint).</param>
+    internal static List<string> CompareModel(CheckpointContent content, string architecture, IReadOnlyDictionary<string, Tensor> modelState,
+        IReadOnlyDictionary<string, long[]>? shapes = null)
     {
         var mismatches = new List<string>();
         if (content.Architecture != architecture)
@@ -168,7 +177,7 @@ public static class Checkpoint
         var saved = content.Info.ModelTensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         foreach (var (name, tensor) in modelState)
         {
-            var current = CheckpointTensorInfo.Of(name, tensor);
+            var current = new CheckpointTensorInfo(name, tensor.dtype.ToString(), shapes is not null && shapes.TryGetValue(name, out var shape) ? shape : tensor.shape);
             if (!saved.TryGetValue(name, out var entry))
                 mismatches.Add($"'{name}' {current.ShapeText} is missing from the checkpoint");
             else if (!entry.Shape.SequenceEqual(current.Shape) || entry.DType != current.DType)

@@ -148,3 +148,18 @@ public partial class FoldVgg;
 [MaxPool(2)] [Norm] [AII]
 [Head] [GlobalAvgPool] [Flatten] [Linear(24)] [Norm] [ReLU] [Linear]
 public partial class FoldKeptNorms;
+
+// ---- Selective convolutions: the K = 0 layers are pruned when folded, the K = 3 layer is kept.
+
+[Block(Residual = Shortcut.IdentityIfSameShape)]
+[SelectConv(1, K = 0, Name = "brc_1")]
+[SelectConv(3, K = 0, Stride = From.Parameter, Dropout = 0.1, Name = "brc_2")]
+[SelectConv(1, Expand = 4, K = 3, Name = "brc_3")]
+public partial class FoldSelectiveBlock;
+
+[Network(Input = "3x16x16", Classes = 10)]
+[Conv(3, Out = 32, Name = "conv0")]
+[Stage(typeof(FoldSelectiveBlock), Blocks = 2, Out = 8)]
+[Stage(typeof(FoldSelectiveBlock), Blocks = 1, Out = 16, Stride = 2)]
+[Head] [Norm(Name = "norm_last")] [ReLU] [GlobalAvgPool] [Flatten] [Linear(Name = "classifier")]
+public partial class FoldPruningNet;

@@ -92,7 +92,9 @@ namespace Demo
         public Folded Fold()
         {
             var sample = global::System.Linq.Enumerable.First(parameters());
-            var folded = createFolded(sample.device, sample.dtype);
+            // The default type is passed as null, as the constructors are usually called: TorchSharp's norms keep num_batches_tracked
+            // an integer only then, so the folded state matches that of an empty folded module built for loading.
+            var folded = createFolded(sample.device, sample.dtype == torch.get_default_dtype() ? null : sample.dtype);
             try
             {
                 folded.FoldFrom(this);

@@ -1,4 +1,6 @@
+using CeDsl.Runtime.Tests.IO;
 using CeDsl.Selective;
+using CeDsl.Training;
 using TorchSharp;
 using Xunit.Abstractions;
 using static CeDsl.Runtime.Tests.Selective.SelectiveTestSupport;
@@ -76,5 +78,61 @@ public class PruningTests(ITestOutputHelper output)
         var error = Assert.Throws<InvalidOperationException>(() => SelectivePruning.Export(layer, 8, 8));
         Assert.Contains("SelectiveConv2d(10 -> 3)", error.Message);
         Assert.Contains("re-allocated", error.Message);
+    }
+
+    [Fact]
+    public void Built_with_every_channel_kept_it_is_the_ungated_layer_and_PruneFrom_needs_the_same_geometry()
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(1004);
+        using var layer = new SelectiveConv2d(6, 4, kernelSize: 3, stride: 2, k: 0, dtype: ScalarType.Float64);
+        RandomizeState(layer, generator);
+        layer.eval();
+        using var full = new PrunedSelectiveConv2d(6, 4, kernelSize: 3, stride: 2, dtype: ScalarType.Float64);
+        Assert.Equal(6, full.KeptChannels);
+        Assert.Equal(new long[] { 0, 1, 2, 3, 4, 5 }, Longs(State(full, "kept")));
+        Assert.Equal(ScalarType.Int64, State(full, "norm.num_batches_tracked").dtype);
+        full.PruneFrom(layer);
+        full.eval();
+        var input = randn(new long[] { 2, 6, 7, 7 }, ScalarType.Float64, generator: generator);
+        Assert.True(layer.call(input).allclose(full.call(input), rtol: 0, atol: 1e-10));
+
+        using var otherStride = new PrunedSelectiveConv2d(6, 4, kernelSize: 3, dtype: ScalarType.Float64);
+        var error = Assert.Throws<InvalidOperationException>(() => otherStride.PruneFrom(layer, "Cannot fold block.conv: "));
+        Assert.StartsWith("Cannot fold block.conv: ", error.Message);
+        Assert.Contains("same arguments", error.Message);
+        Assert.Equal(6, otherStride.KeptChannels);
+    }
+
+    [Fact]
+    public void A_checkpoint_of_a_pruned_layer_loads_into_a_full_size_layer_and_inconsistent_shapes_are_refused_by_key()
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(1005);
+        using var layer = new SelectiveConv2d(12, 5, kernelSize: 1, gamma: 0.1, k: 0);
+        RandomizeState(layer, generator);
+        layer.Dealloc();
+        layer.eval();
+        using var pruned = SelectivePruning.Export(layer, 4, 4).Module;
+        Assert.InRange(pruned.KeptChannels, 1, 11);
+        using var directory = new TempDirectory();
+        string path = Path.Combine(directory.Path, "pruned.safetensors");
+        Checkpoint.SaveModel(path, pruned, "pruned-layer");
+
+        using var fresh = new PrunedSelectiveConv2d(12, 5, kernelSize: 1);
+        Checkpoint.LoadModel(path, fresh, "pruned-layer");
+        fresh.eval();
+        Assert.Equal(pruned.KeptChannels, fresh.KeptChannels);
+        var input = randn(new long[] { 3, 12, 4, 4 }, generator: generator);
+        Assert.True(pruned.call(input).eq(fresh.call(input)).all().item<bool>());
+
+        var state = pruned.state_dict();
+        string inconsistent = Path.Combine(directory.Path, "inconsistent.safetensors");
+        Checkpoint.Write(inconsistent, "pruned-layer",
+            [.. state.Select(e => (Checkpoint.ModelPrefix + e.Key, e.Key == "norm.running_var" ? e.Value.narrow(0, 0, pruned.KeptChannels - 1) : e.Value))], training: null);
+        using var untouched = new PrunedSelectiveConv2d(12, 5, kernelSize: 1);
+        var error = Assert.Throws<CheckpointMismatchException>(() => Checkpoint.LoadModel(inconsistent, untouched, "pruned-layer"));
+        Assert.Equal(["'norm.running_var': the checkpoint has [" + (pruned.KeptChannels - 1) + "] Float32, the model [" + pruned.KeptChannels + "] Float32"], error.Mismatches);
+        Assert.Equal(12, untouched.KeptChannels);
     }
 }
