@@ -1,5 +1,6 @@
 using System.CommandLine;
 using CeDsl.IO;
+using CeDsl.Layers;
 using CeDsl.Training;
 
 namespace CeDsl.Cli;
@@ -32,6 +33,8 @@ internal static class CommandAction
         command.SetAction(parse =>
         {
             var output = new CommandOutput(parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error);
+            void Note(string message) => output.Error.WriteLine($"cedsl {command.Name}: note: {message}");
+            ConvolutionGuard.OneDnnTurnedOff += Note;
             try
             {
                 return run(parse, output);
@@ -40,6 +43,10 @@ internal static class CommandAction
             {
                 output.Error.WriteLine($"cedsl {command.Name}: error: {e.Message}");
                 return UserError;
+            }
+            finally
+            {
+                ConvolutionGuard.OneDnnTurnedOff -= Note;
             }
         });
 

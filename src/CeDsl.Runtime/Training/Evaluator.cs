@@ -1,4 +1,5 @@
 using CeDsl.Data;
+using CeDsl.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -13,6 +14,7 @@ public static class Evaluator
     /// </summary>
     public static EvaluationResult Evaluate(nn.Module<Tensor, Tensor> model, BatchLoader loader, CancellationToken cancellation = default)
     {
+        ConvolutionGuard.Protect(model);
         bool wasTraining = model.training;
         model.eval();
         try

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CeDsl.Data;
+using CeDsl.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -37,6 +38,7 @@ public sealed class Trainer : IDisposable
     public Trainer(nn.Module<Tensor, Tensor> model, string architecture, ImageDataset trainSet, TrainingOptions options, ImageDataset? testSet = null)
     {
         options.Validate();
+        ConvolutionGuard.Protect(model);
         _model = model;
         Architecture = architecture;
         Options = options;
