@@ -85,11 +85,18 @@ public sealed class SelectiveConv2d : nn.Module<Tensor, Tensor>
         }
         RegisterComponents();
 
-        // Built with the default type first so that BatchNorm's num_batches_tracked stays an integer,
-        // as in PyTorch, whatever floating-point dtype the caller asks for.
-        if (device is not null && dtype is not null) this.to(device, dtype.Value);
-        else if (device is not null) this.to(device);
-        else if (dtype is not null) this.to(dtype.Value);
+        MoveAfterBuilding(this, device, dtype);
+    }
+
+    /// <summary>
+    /// Moves a selective layer built with the default type and device: built that way first, BatchNorm's
+    /// num_batches_tracked stays an integer, as in PyTorch, whatever floating-point dtype the caller asks for.
+    /// </summary>
+    internal static void MoveAfterBuilding(nn.Module module, Device? device, ScalarType? dtype)
+    {
+        if (device is not null && dtype is not null) module.to(device, dtype.Value);
+        else if (device is not null) module.to(device);
+        else if (dtype is not null) module.to(dtype.Value);
     }
 
     /// <summary>I, the input channels.</summary>

@@ -137,10 +137,7 @@ public sealed class PrunedSelectiveConv2d : nn.Module<Tensor, Tensor>, IResizabl
         kept = arange(inChannels, ScalarType.Int64);
         RegisterComponents();
 
-        // Built with the default type first so that num_batches_tracked stays an integer, as in SelectiveConv2d.
-        if (device is not null && dtype is not null) this.to(device, dtype.Value);
-        else if (device is not null) this.to(device);
-        else if (dtype is not null) this.to(dtype.Value);
+        SelectiveConv2d.MoveAfterBuilding(this, device, dtype);
     }
 
     /// <summary>Channels of the input this layer reads (the original I).</summary>
