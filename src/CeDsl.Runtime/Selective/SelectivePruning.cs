@@ -1,4 +1,5 @@
 using CeDsl.IO;
+using CeDsl.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -259,6 +260,8 @@ public sealed class PrunedSelectiveConv2d : nn.Module<Tensor, Tensor>, IResizabl
         _internal_submodules[nameof(norm)] = norm;
         _internal_submodules[nameof(conv)] = conv;
         ConditionallyRegisterBuffer(nameof(kept), kept);
+        // The new width may be one that this machine's oneDNN convolves wrongly.
+        ConvolutionGuard.Protect(this);
     }
 
     private string Describe() => $"PrunedSelectiveConv2d({KeptChannels} of {InChannels} -> {OutChannels}, k={KernelSize})";
