@@ -50,14 +50,15 @@ public class PrunedFoldingTests
     private static long Parameters(nn.Module module) => module.parameters().Sum(p => p.numel());
 
     /// <remarks>
-    /// In float64: on some CPUs (seen on an AMD EPYC with AVX-512) libtorch 2.10's float32 3x3 convolutions with
-    /// more than 16 input channels, as the pruned ones here, are intermittently wrong by up to 30 %, folded or not
-    /// (FoldingTests in CeDsl.Generator.Tests check float32 on layers of at most 16 channels).
+    /// In float32 too: the pruned 3x3 layers have widths (e.g. 29 of 32 channels) that libtorch 2.10's oneDNN
+    /// convolves wrongly on some CPUs; folding resizes them through PrunedSelectiveConv2d, which calls
+    /// ConvolutionGuard.Protect, so the float32 comparison holds on such a CPU as well.
     /// </remarks>
-    [Fact]
-    public void TheFoldedNetworkIsSmallerByTheExportedSavingsAndComputesTheSameOutputs()
+    [Theory]
+    [InlineData(ScalarType.Float64, 1e-10)]
+    [InlineData(ScalarType.Float32, 1e-4)]
+    public void TheFoldedNetworkIsSmallerByTheExportedSavingsAndComputesTheSameOutputs(ScalarType dtype, double tolerance)
     {
-        const ScalarType dtype = ScalarType.Float64;
         using var network = Released(dtype);
         var layers = network.modules().OfType<SelectiveConv2d>().ToList();
         Assert.Equal(27, layers.Count);
@@ -84,8 +85,8 @@ public class PrunedFoldingTests
         var input = randn([4, .. shape], dtype: dtype, generator: new Generator(32)) * 2 + 0.5;
         var expected = network.call(input);
         var actual = folded.call(input);
-        double error = (actual - expected).abs().max().item<double>() / expected.abs().max().item<double>();
-        Assert.True(error <= 1e-10, $"relative error {error:E2} > 1e-10");
+        double error = (actual - expected).abs().max().ToDouble() / expected.abs().max().ToDouble();
+        Assert.True(error <= tolerance, $"relative error {error:E2} > {tolerance:E0}");
     }
 
     [Fact]
