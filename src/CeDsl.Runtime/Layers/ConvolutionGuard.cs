@@ -46,7 +46,8 @@ public static class ConvolutionGuard
     public static IReadOnlyList<string> AffectedConvolutions(nn.Module module)
     {
         ArgumentNullException.ThrowIfNull(module);
-        return module.named_modules()
+        // TorchSharp's named_modules leaves out the module itself, which may be the convolution.
+        return module.named_modules().Prepend((name: module.GetName(), module))
             .Where(m => m.module is Convolution convolution && HasAffectedShape(convolution))
             .Select(m => m.name)
             .ToList();

@@ -36,6 +36,14 @@ public class ConvolutionGuardTests
     }
 
     [Fact]
+    public void A_convolution_on_its_own_is_found_too()
+    {
+        using var convolution = nn.Conv2d(1, 24, 3);
+
+        Assert.Single(ConvolutionGuard.AffectedConvolutions(convolution));
+    }
+
+    [Fact]
     public void After_protecting_a_network_its_float32_convolutions_and_gradients_equal_float64()
     {
         using var network = nn.Sequential(nn.Conv2d(24, 24, 3, padding: 1, bias: false), nn.ReLU(), nn.Conv2d(24, 40, 3, padding: 1, bias: false));
