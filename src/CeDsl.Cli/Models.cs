@@ -1,4 +1,3 @@
-using CeDsl.Layers;
 using CeDsl.Networks;
 using CeDsl.Training;
 using static TorchSharp.torch;
@@ -64,8 +63,6 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
         try
         {
             Checkpoint.LoadModel(path, network, info.Architecture);
-            // After loading: a pruned network's convolution widths come from the file.
-            ConvolutionGuard.Protect(network);
             network.eval();
             return new LoadedModel(entry, folded, info, network);
         }

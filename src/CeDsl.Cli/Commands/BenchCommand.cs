@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using CeDsl.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -90,7 +89,6 @@ internal sealed class BenchCommand
             var input = givenInput ?? [.. entry.InputShape];
             torch.manual_seed(1);
             using var network = entry.Create(inChannels: input[0]);
-            ConvolutionGuard.Protect(network);
             using var images = torch.randn([batch, .. input]);
             using var labels = torch.randint(entry.Classes, [batch], ScalarType.Int64);
             using var optimizer = optim.SGD(network.parameters(), 0.01, momentum: 0.9);

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using CeDsl.Data;
 using CeDsl.Folding;
-using CeDsl.Layers;
 using CeDsl.Training;
 using TorchSharp;
 using static CeDsl.Cli.Formatting;
@@ -48,8 +47,6 @@ internal sealed class FoldCommand
         if (model.Network is not IFoldable foldable)
             throw new UserException($"'{model.Entry.Name}' ({model.Entry.Type.Name}) cannot be folded.");
         using var folded = foldable.Fold();
-        // Pruning can leave convolution widths the trained network did not have.
-        ConvolutionGuard.Protect(folded);
         using var data = _data.Load(parse, text);
         text.WriteLine($"model: {model.Description} from {checkpoint}");
 

@@ -245,9 +245,11 @@ public sealed class PrunedSelectiveConv2d : nn.Module<Tensor, Tensor>, IResizabl
             return;
         var device = conv.weight!.device;
         var dtype = conv.weight.dtype;
-        var resizedNorm = nn.BatchNorm2d(channels, norm.eps).to(device, dtype);
+        var resizedNorm = nn.BatchNorm2d(channels, norm.eps);
         resizedNorm.momentum = norm.momentum;
-        var resizedConv = nn.Conv2d(channels, OutChannels, KernelSize, Stride, Padding, bias: false).to(device, dtype);
+        var resizedConv = nn.Conv2d(channels, OutChannels, KernelSize, Stride, Padding, bias: false);
+        SelectiveConv2d.MoveAfterBuilding(resizedNorm, device, dtype);
+        SelectiveConv2d.MoveAfterBuilding(resizedConv, device, dtype);
         resizedNorm.train(training);
         resizedConv.train(training);
 
