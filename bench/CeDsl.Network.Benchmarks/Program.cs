@@ -104,7 +104,8 @@ static List<string> Breakdown(string family, nn.Module<Tensor, Tensor> folded, T
     foreach (var (path, module) in folded.named_modules())
     {
         if (module is not FoldedChannelEquilibrium ce) continue;
-        var remover = ce.register_forward_hook((_, x, y) => { captured.Add((path, ce, x.detach().clone().DetachFromDisposeScope())); return y; });
+        // Before the call: inside its chain the CE writes its output over its input.
+        var remover = ce.register_forward_pre_hook((_, x) => { captured.Add((path, ce, x.detach().clone().DetachFromDisposeScope())); return x; });
         removers.Add(() => remover.remove());
     }
     using (NewDisposeScope())
@@ -124,7 +125,11 @@ static List<string> Breakdown(string family, nn.Module<Tensor, Tensor> folded, T
     double total = 0, reads = 0, macs = 0;
     foreach (var (path, module, x) in captured)
     {
-        double time = Median(Enumerable.Range(0, rounds).Select(_ => Time(module, x)).ToList());
+        double time = Median(Enumerable.Range(0, rounds).Select(_ =>
+        {
+            using var copy = x.clone(); // a CE in its chain overwrites its input
+            return Time(module, copy);
+        }).ToList());
         double read = Median(Enumerable.Range(0, rounds).Select(_ => TimeRead(x)).ToList());
         double mapMacs = x.numel() * (double)module.GroupSize;
         total += time;

@@ -126,10 +126,10 @@ internal sealed class FoldedForm
                 switch (leaf.Kind)
                 {
                     case LayerKind.CE:
-                        replaced[member.Path] = ("FoldedChannelEquilibrium", $"new FoldedChannelEquilibrium({leaf.In.ToCSharp()}, groupSize: {leaf.GroupSize}, reduction: {leaf.Reduction}, {ClassEmitter.DeviceArguments})");
+                        replaced[member.Path] = ("FoldedChannelEquilibrium", $"new FoldedChannelEquilibrium({leaf.In.ToCSharp()}, groupSize: {leaf.GroupSize}, reduction: {leaf.Reduction}, {InPlace(member)}{ClassEmitter.DeviceArguments})");
                         break;
                     case LayerKind.AII:
-                        replaced[member.Path] = ("FoldedAdaptiveInstanceInverse", $"new FoldedAdaptiveInstanceInverse({leaf.In.ToCSharp()}, reduction: {leaf.Reduction}, {ClassEmitter.DeviceArguments})");
+                        replaced[member.Path] = ("FoldedAdaptiveInstanceInverse", $"new FoldedAdaptiveInstanceInverse({leaf.In.ToCSharp()}, reduction: {leaf.Reduction}, {InPlace(member)}{ClassEmitter.DeviceArguments})");
                         break;
                     case LayerKind.SelectConv when leaf.K == 0:
                         // Pruning only: the closed channels can be removed (re-allocated channels of K > 0 read shifted inputs and stay).
@@ -145,6 +145,14 @@ internal sealed class FoldedForm
         }
         return member with { Children = member.Children.Select(Transform).Where(c => c is not null).Select(c => c!).ToEquatableArray() };
     }
+
+    /// <summary>
+    /// A folded CE or AII that ends a chain reads the output of the chain's convolution (or kept norm),
+    /// which nothing else reads, so it may write its own output over it instead of allocating another
+    /// activation.
+    /// </summary>
+    private string InPlace(MemberPlan member) =>
+        chains.Values.Any(c => c.Block?.Path == member.Path) ? "inplace: true, " : "";
 
     private void CollectSteps(MemberPlan member)
     {

@@ -29,11 +29,15 @@ public sealed class FoldedAdaptiveInstanceInverse : Module<Tensor, Tensor>
 
     /// <param name="channels">C.</param>
     /// <param name="reduction">r of the unfolded module (hidden width C / r).</param>
+    /// <param name="inplace">Scale the input in place (as <c>nn.ReLU(inplace: true)</c>) when no gradient
+    /// is recorded, instead of allocating the output: for an input nothing else reads, such as a
+    /// convolution's output inside a folded network.</param>
     /// <param name="device">Device of the state.</param>
     /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
-    public FoldedAdaptiveInstanceInverse(long channels, int reduction = 4, Device? device = null, ScalarType? dtype = null)
+    public FoldedAdaptiveInstanceInverse(long channels, int reduction = 4, bool inplace = false, Device? device = null, ScalarType? dtype = null)
         : this(channels, HiddenWidth(channels, reduction), device, dtype)
     {
+        InPlace = inplace;
     }
 
     internal FoldedAdaptiveInstanceInverse(long channels, long hidden, Device? device, ScalarType? dtype)
@@ -53,13 +57,22 @@ public sealed class FoldedAdaptiveInstanceInverse : Module<Tensor, Tensor>
     /// <summary>C.</summary>
     public long Channels { get; }
 
+    /// <summary>
+    /// Whether <see cref="forward"/> scales its input in place (when no gradient is recorded) instead
+    /// of allocating the output: the constructor's <c>inplace</c>, or set by the <see cref="FoldedChain"/>
+    /// that owns this module.
+    /// </summary>
+    public bool InPlace { get; internal set; }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
         LayerChecks.Input(input, nameof(FoldedAdaptiveInstanceInverse), Channels, gate_scale.dtype, needsInstanceVariance: true);
-        var factor = Factor(InstanceVariance(input, nameof(FoldedAdaptiveInstanceInverse)));
-        return (input * factor.view(input.shape[0], Channels, 1, 1)).MoveToOuterDisposeScope();
+        var factor = Factor(InstanceVariance(input, nameof(FoldedAdaptiveInstanceInverse))).view(input.shape[0], Channels, 1, 1);
+        // In place, a handle of its own all the same: callers such as Sequential dispose the input.
+        var output = InPlace && CpuKernels.Apply(input, factor) ? input.mul_(factor).alias() : input * factor;
+        return output.MoveToOuterDisposeScope();
     }
 
     /// <summary>(N, C) factor gate_scale * y from the (N, C) instance variance.</summary>
@@ -67,17 +80,34 @@ public sealed class FoldedAdaptiveInstanceInverse : Module<Tensor, Tensor>
 
     /// <summary>
     /// The unbiased variance over H*W of every (sample, channel), (N, C), from values centred by
-    /// their instance mean (two passes, as accurate as the unfolded modules' statistics). Computed a
-    /// few MB of samples at a time: each chunk is read twice while it is in cache, and no
-    /// activation-sized temporary is allocated. (Tensor.var over H, W is not used: libtorch's kernel
-    /// for it measured about 10 times slower than this at N = 32, C = 256, 56x56.) Throws (naming
-    /// <paramref name="module"/>) when the variance is not finite, i.e. the input holds NaN or infinity.
+    /// their instance mean (two passes, as accurate as the unfolded modules' statistics). On the CPU
+    /// (float32, float64, no gradient) one vectorized pass per row (<see cref="CpuKernels"/>), which
+    /// reads the input once and allocates nothing of its size; elsewhere libtorch's operators, a few MB
+    /// of samples at a time (Tensor.var over H, W is not used: its kernel measured about 10 times
+    /// slower at N = 32, C = 256, 56x56). Throws (naming <paramref name="module"/>) when the variance
+    /// is not finite, i.e. the input holds NaN or infinity.
     /// </summary>
     internal static Tensor InstanceVariance(Tensor input, string module)
     {
         long n = input.shape[0], channels = input.shape[1], positions = input.shape[2] * input.shape[3];
-        var flat = input.reshape(n, channels, positions);
-        long samplesPerChunk = Math.Max(1, ChunkBytes / (channels * positions * input.element_size()));
+        Tensor variance;
+        if (CpuKernels.Apply(input))
+        {
+            variance = empty(n, channels, dtype: input.dtype);
+            CpuKernels.InstanceVariance(input, variance, positions);
+        }
+        else
+        {
+            variance = ChunkedVariance(input.reshape(n, channels, positions));
+        }
+        LayerChecks.RequireFinite(variance, module, "the per-instance variance over H*W");
+        return variance;
+    }
+
+    private static Tensor ChunkedVariance(Tensor flat)
+    {
+        long n = flat.shape[0], channels = flat.shape[1], positions = flat.shape[2];
+        long samplesPerChunk = Math.Max(1, ChunkBytes / (channels * positions * flat.element_size()));
         var pieces = new List<Tensor>();
         for (long start = 0; start < n; start += samplesPerChunk)
         {
@@ -88,9 +118,7 @@ public sealed class FoldedAdaptiveInstanceInverse : Module<Tensor, Tensor>
             // Each row's dot product with itself: one kernel, no squared temporary.
             pieces.Add(centred.bmm(centred.transpose(1, 2)).view(count, channels).MoveToOuterDisposeScope());
         }
-        var variance = cat(pieces, 0) / (positions - 1);
-        LayerChecks.RequireFinite(variance, module, "the per-instance variance over H*W");
-        return variance;
+        return cat(pieces, 0) / (positions - 1);
     }
 
     private static long HiddenWidth(long channels, int reduction)

@@ -24,7 +24,9 @@ namespace CeDsl.Folding;
 /// <item><term><c>aii.*</c></term><description>A <see cref="FoldedAdaptiveInstanceInverse"/>.</description></item>
 /// <item><term><c>se.*</c></term><description>A <see cref="SqueezeExcitation"/>, unchanged (nothing to fold).</description></item>
 /// </list>
-/// At most one of <c>bd</c>, <c>ce</c>, <c>aii</c>, <c>se</c> is present.
+/// At most one of <c>bd</c>, <c>ce</c>, <c>aii</c>, <c>se</c> is present. The chain owns its block:
+/// a folded CE or AII writes its output over the convolution's (which nothing else reads) instead
+/// of allocating another activation.
 /// </remarks>
 public sealed class FoldedChain : nn.Module<Tensor, Tensor>
 {
@@ -57,8 +59,8 @@ public sealed class FoldedChain : nn.Module<Tensor, Tensor>
         switch (block)
         {
             case null: break;
-            case FoldedChannelEquilibrium foldedCe: ce = foldedCe; break;
-            case FoldedAdaptiveInstanceInverse foldedAii: aii = foldedAii; break;
+            case FoldedChannelEquilibrium foldedCe: ce = foldedCe; ce.InPlace = true; break;
+            case FoldedAdaptiveInstanceInverse foldedAii: aii = foldedAii; aii.InPlace = true; break;
             case SqueezeExcitation squeeze: se = squeeze; break;
             case Conv2d map when map.kernel_size.All(k => k == 1) && map.bias is null: bd = map; break;
             default:

@@ -10,7 +10,9 @@ namespace CeDsl.Folding;
 /// with every constant folded. Per sample n it applies ONE block-diagonal map
 /// M_n = weight + diag(AR.gate_scale * y_n), where weight = lambda * running_wm (G, d, d),
 /// AR.gate_scale = (1 - lambda) / running_scale and y_n is the AII gate of the sample's
-/// per-instance variance; the maps of the whole batch are applied in one batched matmul.
+/// per-instance variance. On the CPU (float32, float64, no gradient) the variance and the maps are
+/// two vectorized passes (<see cref="CpuKernels"/>); elsewhere the maps of the whole batch are one
+/// batched matmul.
 /// No covariance, no Newton iteration, no matrix power: the only statistic of the input is the
 /// (N, C) instance variance the gate needs.
 /// </summary>
@@ -29,11 +31,15 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
     /// <param name="channels">C.</param>
     /// <param name="groupSize">Requested group size d, halved until it divides C, as for <see cref="ChannelEquilibrium"/>.</param>
     /// <param name="reduction">r of the gate (hidden width C / r).</param>
+    /// <param name="inplace">Write the output over the input (as <c>nn.ReLU(inplace: true)</c>) when the CPU
+    /// kernels apply, instead of allocating it: for an input nothing else reads, such as a convolution's
+    /// output inside a folded network.</param>
     /// <param name="device">Device of the state.</param>
     /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
-    public FoldedChannelEquilibrium(long channels, int groupSize = 16, int reduction = 4, Device? device = null, ScalarType? dtype = null)
-        : this(channels, groupSize, new FoldedAdaptiveInstanceInverse(channels, reduction, device, dtype), device, dtype)
+    public FoldedChannelEquilibrium(long channels, int groupSize = 16, int reduction = 4, bool inplace = false, Device? device = null, ScalarType? dtype = null)
+        : this(channels, groupSize, new FoldedAdaptiveInstanceInverse(channels, reduction, device: device, dtype: dtype), device, dtype)
     {
+        InPlace = inplace;
     }
 
     internal FoldedChannelEquilibrium(long channels, int groupSize, FoldedAdaptiveInstanceInverse gate, Device? device, ScalarType? dtype)
@@ -57,6 +63,13 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
     /// <summary>G = C / d.</summary>
     public int Groups { get; }
 
+    /// <summary>
+    /// Whether <see cref="forward"/> writes its output over its input (when the CPU kernels apply)
+    /// instead of allocating it: the constructor's <c>inplace</c>, or set by the <see cref="FoldedChain"/>
+    /// that owns this module.
+    /// </summary>
+    public bool InPlace { get; internal set; }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
@@ -65,8 +78,20 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
         var x = input.contiguous();
         long n = x.shape[0];
         var factor = AR.Factor(FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)));
-        var perSample = weight + factor.view(n, Groups, GroupSize).diag_embed();
-        var grouped = x.view(n, Groups, GroupSize, x.shape[2] * x.shape[3]);
-        return perSample.matmul(grouped).view(x.shape).MoveToOuterDisposeScope();
+        Tensor output;
+        if (CpuKernels.Apply(x, factor))
+        {
+            output = InPlace ? x : empty_like(x);
+            CpuKernels.BlockDiagonalMap(x, output, weight, factor, Groups, GroupSize);
+            // A handle of its own, even in place: callers such as Sequential dispose the input.
+            if (InPlace)
+                output = x.alias();
+        }
+        else
+        {
+            var perSample = weight + factor.view(n, Groups, GroupSize).diag_embed();
+            output = perSample.matmul(x.view(n, Groups, GroupSize, x.shape[2] * x.shape[3])).view(x.shape);
+        }
+        return output.MoveToOuterDisposeScope();
     }
 }

@@ -205,6 +205,10 @@ public class FoldingTests
         Assert.IsType<BatchNorm2d>(keptModules["features.16"]);
         Assert.IsType<BatchNorm1d>(keptModules["bn1"]);
         Assert.IsType<FoldedAdaptiveInstanceInverse>(keptModules["features.aii2"]);
+        // Only a CE or AII that reads its chain's convolution (or kept norm) writes over its input.
+        Assert.True(((FoldedChannelEquilibrium)keptModules["features.ce1"]).InPlace);
+        Assert.True(((FoldedAdaptiveInstanceInverse)keptModules["features.aii1"]).InPlace);
+        Assert.False(((FoldedAdaptiveInstanceInverse)keptModules["features.aii2"]).InPlace);
     }
 
     [Theory]

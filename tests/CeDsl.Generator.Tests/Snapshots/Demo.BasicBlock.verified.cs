@@ -133,7 +133,7 @@ namespace Demo
                 relu = nn.ReLU();
                 conv2 = nn.Conv2d(width, width, 3, padding: 1, device: device, dtype: dtype);
                 if (placement == Placement.Paper)
-                    ce = new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype);
+                    ce = new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, inplace: true, device: device, dtype: dtype);
                 if (stride != 1 || inChannels != width)
                 {
                     downsample = nn.Sequential(("0", nn.Conv2d(inChannels, width, 1, stride: stride, device: device, dtype: dtype)));

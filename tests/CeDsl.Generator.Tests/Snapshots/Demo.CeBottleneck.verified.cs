@@ -141,7 +141,7 @@ namespace Demo
                 conv2 = nn.Conv2d(width, width, 3, stride: stride, padding: 1, device: device, dtype: dtype);
                 conv3 = nn.Conv2d(width, width * 4, 1, device: device, dtype: dtype);
                 if (placement != Placement.None)
-                    ce = new FoldedChannelEquilibrium(width * 4, groupSize: 16, reduction: 4, device: device, dtype: dtype);
+                    ce = new FoldedChannelEquilibrium(width * 4, groupSize: 16, reduction: 4, inplace: true, device: device, dtype: dtype);
                 if (stride != 1 || inChannels != width * 4)
                 {
                     downsample = nn.Sequential(("0", nn.Conv2d(inChannels, width * 4, 1, stride: stride, device: device, dtype: dtype)));

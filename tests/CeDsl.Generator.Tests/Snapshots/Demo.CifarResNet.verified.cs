@@ -130,7 +130,7 @@ namespace Demo
                 : base(nameof(CifarResNet) + "." + nameof(Folded))
             {
                 conv1 = nn.Conv2d(inChannels, 16, 3, padding: 1, device: device, dtype: dtype);
-                ce1 = new FoldedChannelEquilibrium(16, groupSize: 64, reduction: 4, device: device, dtype: dtype);
+                ce1 = new FoldedChannelEquilibrium(16, groupSize: 64, reduction: 4, inplace: true, device: device, dtype: dtype);
                 relu = nn.ReLU();
                 layer1 = nn.Sequential(
                     ("0", new BasicBlock.Folded(inChannels: 16, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4, device: device, dtype: dtype)),

@@ -130,7 +130,7 @@ namespace Demo
                 var conv_1 = nn.Sequential();
                 conv_1.append("0", nn.Conv2d(inChannels * 6, inChannels * 6, 3, stride: stride, padding: 1, groups: inChannels * 6, device: device, dtype: dtype));
                 if (placement == Placement.Paper)
-                    conv_1.append("ce", new FoldedChannelEquilibrium(inChannels * 6, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                    conv_1.append("ce", new FoldedChannelEquilibrium(inChannels * 6, groupSize: ceGroupSize, reduction: ceReduction, inplace: true, device: device, dtype: dtype));
                 conv_1.append("2", nn.ReLU6());
                 conv = nn.Sequential(
                     ("0", conv_0),

@@ -148,7 +148,7 @@ namespace Demo
                 branch1.append("0", nn.Conv2d(inChannels, inChannels, 3, stride: stride, padding: 1, groups: inChannels, device: device, dtype: dtype));
                 branch1.append("2", nn.Conv2d(inChannels, width, 1, device: device, dtype: dtype));
                 if (placement == Placement.Paper)
-                    branch1.append("ce", new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                    branch1.append("ce", new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, inplace: true, device: device, dtype: dtype));
                 branch1.append("4", nn.ReLU());
                 branch2 = nn.Sequential();
                 branch2.append("0", nn.Conv2d(inChannels, width, 1, device: device, dtype: dtype));
@@ -156,7 +156,7 @@ namespace Demo
                 branch2.append("3", nn.Conv2d(width, width, 3, stride: stride, padding: 1, groups: width, device: device, dtype: dtype));
                 branch2.append("5", nn.Conv2d(width, width, 1, device: device, dtype: dtype));
                 if (placement == Placement.Paper)
-                    branch2.append("ce", new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                    branch2.append("ce", new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, inplace: true, device: device, dtype: dtype));
                 branch2.append("7", nn.ReLU());
                 RegisterComponents();
             }

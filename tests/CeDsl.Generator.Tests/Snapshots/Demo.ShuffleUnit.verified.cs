@@ -130,7 +130,7 @@ namespace Demo
                 branch2.append("3", nn.Conv2d(width, width, 3, padding: 1, groups: width, device: device, dtype: dtype));
                 branch2.append("5", nn.Conv2d(width, width, 1, device: device, dtype: dtype));
                 if (placement == Placement.Paper)
-                    branch2.append("ce", new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                    branch2.append("ce", new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, inplace: true, device: device, dtype: dtype));
                 branch2.append("7", nn.ReLU());
                 RegisterComponents();
             }

@@ -131,11 +131,11 @@ namespace Demo
             {
                 features = nn.Sequential(
                     ("0", nn.Conv2d(inChannels, 32, 3, padding: 1, device: device, dtype: dtype)),
-                    ("ce1", new FoldedChannelEquilibrium(32, groupSize: 16, reduction: 4, device: device, dtype: dtype)),
+                    ("ce1", new FoldedChannelEquilibrium(32, groupSize: 16, reduction: 4, inplace: true, device: device, dtype: dtype)),
                     ("2", nn.ReLU()),
                     ("3", nn.MaxPool2d(2)),
                     ("4", nn.Conv2d(32, 64, 3, padding: 1, device: device, dtype: dtype)),
-                    ("ce2", new FoldedChannelEquilibrium(64, groupSize: 16, reduction: 4, device: device, dtype: dtype)),
+                    ("ce2", new FoldedChannelEquilibrium(64, groupSize: 16, reduction: 4, inplace: true, device: device, dtype: dtype)),
                     ("6", nn.ReLU()),
                     ("7", nn.MaxPool2d(2)));
                 avgpool = nn.AdaptiveAvgPool2d(new long[] { 1, 1 });

@@ -1,0 +1,232 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CeDsl.Folding;
+
+/// <summary>
+/// The two per-sample passes of a folded CE or AII on CPU tensors, written with
+/// <see cref="Vector{T}"/>: the instance variance, and the per-sample block-diagonal map.
+/// libtorch has no operator for either shape of work. Its general ones take 2-4 times as long
+/// and allocate activation-sized temporaries, which this VM pays for in page faults
+/// (docs/benchmarks/folding.md). <see cref="Apply"/> says which tensors they take; the folded
+/// modules use libtorch's operators for the rest (other devices, other element types).
+/// </summary>
+internal static unsafe class CpuKernels
+{
+    /// <summary>
+    /// Whether the kernels can take these tensors: contiguous float32 or float64 on the CPU, at most
+    /// 2 GB each (what a span addresses), and no gradient to record (the kernels are not autograd
+    /// operators).
+    /// </summary>
+    internal static bool Apply(params Tensor[] tensors) => tensors.All(tensor =>
+        tensor.device_type == DeviceType.CPU
+        && tensor.dtype is ScalarType.Float32 or ScalarType.Float64
+        && tensor.is_contiguous()
+        && tensor.numel() * tensor.element_size() <= int.MaxValue
+        && !(tensor.requires_grad && is_grad_enabled()));
+
+    /// <summary>
+    /// The unbiased variance over the last <paramref name="positions"/> elements of every row of
+    /// <paramref name="input"/> (N*C rows), into <paramref name="variance"/> (N*C elements). Two passes
+    /// per row (mean, then centred squares), so it is as accurate as centring the whole tensor; the row
+    /// is still in cache for the second pass.
+    /// </summary>
+    internal static void InstanceVariance(Tensor input, Tensor variance, long positions)
+    {
+        if (input.dtype == ScalarType.Float32) InstanceVariance<float>(input, variance, positions);
+        else InstanceVariance<double>(input, variance, positions);
+    }
+
+    /// <summary>
+    /// output[n, g*d + i, p] = sum_j (weight[g, i, j] + (i == j ? factor[n, g*d + i] : 0)) * input[n, g*d + j, p]
+    /// for input and output (N, G*d, P), weight (G, d, d) and factor (N, G*d). <paramref name="output"/>
+    /// may be <paramref name="input"/> itself: each tile of d x 2V positions is copied aside before
+    /// any of it is written.
+    /// </summary>
+    internal static void BlockDiagonalMap(Tensor input, Tensor output, Tensor weight, Tensor factor, int groups, int groupSize)
+    {
+        if (input.dtype == ScalarType.Float32) BlockDiagonalMap<float>(input, output, weight, factor, groups, groupSize);
+        else BlockDiagonalMap<double>(input, output, weight, factor, groups, groupSize);
+    }
+
+    private static void InstanceVariance<T>(Tensor input, Tensor variance, long positions) where T : unmanaged, INumber<T>
+    {
+        nint source = Address(input), target = Address(variance);
+        long rows = input.numel() / positions;
+        long rowsPerTask = Math.Max(1, (1L << 16) / positions);
+        Parallel.For(0, (rows + rowsPerTask - 1) / rowsPerTask, Options(), task =>
+        {
+            long end = Math.Min(rows, (task + 1) * rowsPerTask);
+            for (long row = task * rowsPerTask; row < end; row++)
+                ((T*)target)[row] = RowVariance((T*)source + row * positions, positions);
+        });
+    }
+
+    private static void BlockDiagonalMap<T>(Tensor input, Tensor output, Tensor weight, Tensor factor, int groups, int groupSize)
+        where T : unmanaged, INumber<T>
+    {
+        nint source = Address(input), target = Address(output), weights = Address(weight), factors = Address(factor);
+        long samples = input.shape[0], positions = input.numel() / (input.shape[0] * input.shape[1]);
+        int d = groupSize;
+        Parallel.For(0, samples * groups, Options(), sampleGroup =>
+        {
+            long sample = sampleGroup / groups;
+            int group = (int)(sampleGroup % groups);
+            T* map = stackalloc T[d * d];
+            new ReadOnlySpan<T>((T*)weights + (long)group * d * d, d * d).CopyTo(new Span<T>(map, d * d));
+            T* sampleFactor = (T*)factors + sampleGroup * d;
+            for (int i = 0; i < d; i++)
+                map[i * d + i] += sampleFactor[i];
+            long offset = sampleGroup * d * positions;
+            MapGroup((T*)source + offset, (T*)target + offset, map, d, positions);
+        });
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static T RowVariance<T>(T* row, long count) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        Vector<T> s0 = default, s1 = default, s2 = default, s3 = default;
+        long i = 0;
+        for (; i + 4 * width <= count; i += 4 * width)
+        {
+            s0 += Load(row + i);
+            s1 += Load(row + i + width);
+            s2 += Load(row + i + 2 * width);
+            s3 += Load(row + i + 3 * width);
+        }
+        T sum = Vector.Sum((s0 + s1) + (s2 + s3));
+        for (; i < count; i++)
+            sum += row[i];
+        T mean = sum / T.CreateTruncating(count);
+
+        var centre = new Vector<T>(mean);
+        s0 = s1 = s2 = s3 = default;
+        for (i = 0; i + 4 * width <= count; i += 4 * width)
+        {
+            var d0 = Load(row + i) - centre;
+            var d1 = Load(row + i + width) - centre;
+            var d2 = Load(row + i + 2 * width) - centre;
+            var d3 = Load(row + i + 3 * width) - centre;
+            s0 = MultiplyAdd(d0, d0, s0);
+            s1 = MultiplyAdd(d1, d1, s1);
+            s2 = MultiplyAdd(d2, d2, s2);
+            s3 = MultiplyAdd(d3, d3, s3);
+        }
+        T squares = Vector.Sum((s0 + s1) + (s2 + s3));
+        for (; i < count; i++)
+        {
+            T deviation = row[i] - mean;
+            squares += deviation * deviation;
+        }
+        return squares / T.CreateTruncating(count - 1);
+    }
+
+    /// <summary>
+    /// One (sample, group): d rows of <paramref name="positions"/> elements through the d x d
+    /// <paramref name="map"/>, tile by tile of 2 vectors of positions. The tile is packed into a
+    /// contiguous buffer first: that makes the map safe in place, and keeps d rows of a large map
+    /// (the stem's d = 64) from evicting each other from the first-level cache.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MapGroup<T>(T* input, T* output, T* map, int d, long positions) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count, tile = 2 * width;
+        T* packed = stackalloc T[d * tile];
+        long p = 0;
+        for (; p + tile <= positions; p += tile)
+        {
+            for (int j = 0; j < d; j++)
+            {
+                Store(packed + j * tile, Load(input + j * positions + p));
+                Store(packed + j * tile + width, Load(input + j * positions + p + width));
+            }
+            int i = 0;
+            for (; i + 4 <= d; i += 4)
+            {
+                Vector<T> a00 = default, a01 = default, a10 = default, a11 = default;
+                Vector<T> a20 = default, a21 = default, a30 = default, a31 = default;
+                T* m0 = map + i * d, m1 = m0 + d, m2 = m1 + d, m3 = m2 + d;
+                for (int j = 0; j < d; j++)
+                {
+                    var x0 = Load(packed + j * tile);
+                    var x1 = Load(packed + j * tile + width);
+                    var m = new Vector<T>(m0[j]);
+                    a00 = MultiplyAdd(m, x0, a00);
+                    a01 = MultiplyAdd(m, x1, a01);
+                    m = new Vector<T>(m1[j]);
+                    a10 = MultiplyAdd(m, x0, a10);
+                    a11 = MultiplyAdd(m, x1, a11);
+                    m = new Vector<T>(m2[j]);
+                    a20 = MultiplyAdd(m, x0, a20);
+                    a21 = MultiplyAdd(m, x1, a21);
+                    m = new Vector<T>(m3[j]);
+                    a30 = MultiplyAdd(m, x0, a30);
+                    a31 = MultiplyAdd(m, x1, a31);
+                }
+                T* o = output + i * positions + p;
+                Store(o, a00);
+                Store(o + width, a01);
+                o += positions;
+                Store(o, a10);
+                Store(o + width, a11);
+                o += positions;
+                Store(o, a20);
+                Store(o + width, a21);
+                o += positions;
+                Store(o, a30);
+                Store(o + width, a31);
+            }
+            for (; i < d; i++)
+            {
+                Vector<T> a0 = default, a1 = default;
+                for (int j = 0; j < d; j++)
+                {
+                    var m = new Vector<T>(map[i * d + j]);
+                    a0 = MultiplyAdd(m, Load(packed + j * tile), a0);
+                    a1 = MultiplyAdd(m, Load(packed + j * tile + width), a1);
+                }
+                Store(output + i * positions + p, a0);
+                Store(output + i * positions + p + width, a1);
+            }
+        }
+        for (; p < positions; p++)
+        {
+            for (int j = 0; j < d; j++)
+                packed[j] = input[j * positions + p];
+            for (int i = 0; i < d; i++)
+            {
+                T sum = T.Zero;
+                for (int j = 0; j < d; j++)
+                    sum += map[i * d + j] * packed[j];
+                output[i * positions + p] = sum;
+            }
+        }
+    }
+
+    private static ParallelOptions Options() => new() { MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) };
+
+    private static nint Address(Tensor tensor) =>
+        // The bytes live in libtorch's heap, so the address stays valid while the tensor does.
+        (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(tensor.bytes));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<T> Load<T>(T* address) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(address);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<T>(T* address, Vector<T> value) where T : unmanaged => Unsafe.WriteUnaligned(address, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<T> MultiplyAdd<T>(Vector<T> a, Vector<T> b, Vector<T> addend) where T : unmanaged, INumber<T>
+    {
+        // One fused instruction where the CPU has one, a multiply and an add where it has not.
+        if (typeof(T) == typeof(float))
+            return Vector.MultiplyAddEstimate(a.As<T, float>(), b.As<T, float>(), addend.As<T, float>()).As<float, T>();
+        if (typeof(T) == typeof(double))
+            return Vector.MultiplyAddEstimate(a.As<T, double>(), b.As<T, double>(), addend.As<T, double>()).As<double, T>();
+        return a * b + addend;
+    }
+}
