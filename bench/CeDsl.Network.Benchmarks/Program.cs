@@ -14,18 +14,22 @@ using static TorchSharp.torch;
 // can cost), to show where folded CE's remaining time goes.
 //   dotnet run -c Release --project bench/CeDsl.Network.Benchmarks -- [--batch 32] [--size 224] [--rounds 3] [--threads 2] [--breakdown] [--markdown FILE]
 var options = Options.Parse(args);
+const int MaxWarmUpRounds = 12;
+const long SettledPageFaults = 1000;
 torch.set_num_threads(options.Threads);
 var invariant = CultureInfo.InvariantCulture;
 var lines = new List<string>
 {
     $"Evaluation forward, batch {options.Batch} at {options.Size}x{options.Size}, float32, {options.Threads} threads, " +
-    $"{options.Rounds} rounds after one warm-up round; median time and median of the per-round ratios to the folded baseline.",
+    $"{options.Rounds} rounds after warm-up rounds that end when no variant takes fresh pages (at most {MaxWarmUpRounds}); " +
+    "median time, median of the per-round ratios to the folded baseline, median minor page faults per pass.",
     "",
-    "| network | variant | median time | ratio to folded baseline |",
-    "|---|---|---|---|",
+    "| network | variant | median time | ratio to folded baseline | page faults per pass |",
+    "|---|---|---:|---:|---:|",
 };
 foreach (var line in lines) Console.WriteLine(line);
 var breakdowns = new List<string>();
+var notes = new List<string>();
 
 foreach (var family in options.Families)
 {
@@ -43,24 +47,34 @@ foreach (var family in options.Families)
     using var input = randn(options.Batch, 3, options.Size, options.Size);
     var times = variants.ToDictionary(v => v.Name, _ => new List<double>());
     var ratios = variants.ToDictionary(v => v.Name, _ => new List<double>());
-    for (int round = -1; round < options.Rounds; round++)
+    var faults = variants.ToDictionary(v => v.Name, _ => new List<double>());
+    // Warm-up rounds until no variant takes fresh pages any more (at most MaxWarmUpRounds): glibc's
+    // heap grows for several passes before the activations of a network fit in memory it already
+    // holds, and each first-touched page costs microseconds here (docs/benchmarks/folding.md).
+    int warmUpRounds = 0;
+    for (bool settled = false; !settled && warmUpRounds < MaxWarmUpRounds; warmUpRounds++)
+        settled = variants.All(variant => Time(variant.Module, input).PageFaults < SettledPageFaults);
+    for (int round = 0; round < options.Rounds; round++)
     {
-        var measured = new Dictionary<string, double>();
+        var measured = new Dictionary<string, (double Milliseconds, long PageFaults)>();
         for (int i = 0; i < variants.Count; i++)
         {
-            var (name, module) = variants[(i + Math.Max(round, 0)) % variants.Count];
+            var (name, module) = variants[(i + round) % variants.Count];
             measured[name] = Time(module, input);
         }
-        if (round < 0) continue;
         foreach (var (name, _) in variants)
         {
-            times[name].Add(measured[name]);
-            ratios[name].Add(measured[name] / measured["baseline, folded"]);
+            times[name].Add(measured[name].Milliseconds);
+            ratios[name].Add(measured[name].Milliseconds / measured["baseline, folded"].Milliseconds);
+            faults[name].Add(measured[name].PageFaults);
         }
     }
+    var warmUp = string.Create(invariant, $"{family}: {warmUpRounds} warm-up rounds.");
+    Console.WriteLine(warmUp);
+    notes.Add(warmUp);
     foreach (var (name, _) in variants)
     {
-        var line = string.Create(invariant, $"| {family} | {name} | {Median(times[name]) / 1000:F2} s | {Median(ratios[name]):F3} |");
+        var line = string.Create(invariant, $"| {family} | {name} | {Median(times[name]) / 1000:F2} s | {Median(ratios[name]):F3} | {Median(faults[name]):F0} |");
         Console.WriteLine(line);
         lines.Add(line);
     }
@@ -71,6 +85,8 @@ foreach (var family in options.Families)
 }
 foreach (var line in breakdowns) Console.WriteLine(line);
 lines.AddRange(breakdowns);
+lines.Add("");
+lines.AddRange(notes);
 if (options.Markdown is { } path)
     File.WriteAllLines(path, lines);
 
@@ -85,14 +101,19 @@ static void EstimateStatistics(nn.Module<Tensor, Tensor> network)
     network.eval();
 }
 
-static double Time(nn.Module<Tensor, Tensor> module, Tensor input)
+static (double Milliseconds, long PageFaults) Time(nn.Module<Tensor, Tensor> module, Tensor input)
 {
     using var scope = NewDisposeScope();
     using var noGrad = no_grad();
+    long faults = MinorPageFaults();
     var clock = Stopwatch.StartNew();
     module.call(input);
-    return clock.Elapsed.TotalMilliseconds;
+    return (clock.Elapsed.TotalMilliseconds, MinorPageFaults() - faults);
 }
+
+// Field 10 of /proc/self/stat (minflt); 0 where there is no procfs.
+static long MinorPageFaults() =>
+    File.Exists("/proc/self/stat") ? long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], CultureInfo.InvariantCulture) : 0;
 
 // Each FoldedChannelEquilibrium of the folded CE network, timed alone on the input it received in one
 // forward pass (median of the rounds), beside one reduction over H*W of that input and the
@@ -128,7 +149,7 @@ static List<string> Breakdown(string family, nn.Module<Tensor, Tensor> folded, T
         double time = Median(Enumerable.Range(0, rounds).Select(_ =>
         {
             using var copy = x.clone(); // a CE in its chain overwrites its input
-            return Time(module, copy);
+            return Time(module, copy).Milliseconds;
         }).ToList());
         double read = Median(Enumerable.Range(0, rounds).Select(_ => TimeRead(x)).ToList());
         double mapMacs = x.numel() * (double)module.GroupSize;

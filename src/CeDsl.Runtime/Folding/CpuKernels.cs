@@ -127,9 +127,11 @@ internal static unsafe class CpuKernels
 
     /// <summary>
     /// One (sample, group): d rows of <paramref name="positions"/> elements through the d x d
-    /// <paramref name="map"/>, tile by tile of 2 vectors of positions. The tile is packed into a
+    /// <paramref name="map"/>, tile by tile of 2 vectors of positions. Each tile is packed into a
     /// contiguous buffer first: that makes the map safe in place, and keeps d rows of a large map
-    /// (the stem's d = 64) from evicting each other from the first-level cache.
+    /// (the stem's d = 64) from evicting each other from the first-level cache. The last, partial
+    /// tile is packed with zeros and computed whole into a staging buffer, so that small maps (14x14
+    /// leaves 4 of 196 positions) need no scalar loop.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MapGroup<T>(T* input, T* output, T* map, int d, long positions) where T : unmanaged, INumber<T>
@@ -144,66 +146,75 @@ internal static unsafe class CpuKernels
                 Store(packed + j * tile, Load(input + j * positions + p));
                 Store(packed + j * tile + width, Load(input + j * positions + p + width));
             }
-            int i = 0;
-            for (; i + 4 <= d; i += 4)
-            {
-                Vector<T> a00 = default, a01 = default, a10 = default, a11 = default;
-                Vector<T> a20 = default, a21 = default, a30 = default, a31 = default;
-                T* m0 = map + i * d, m1 = m0 + d, m2 = m1 + d, m3 = m2 + d;
-                for (int j = 0; j < d; j++)
-                {
-                    var x0 = Load(packed + j * tile);
-                    var x1 = Load(packed + j * tile + width);
-                    var m = new Vector<T>(m0[j]);
-                    a00 = MultiplyAdd(m, x0, a00);
-                    a01 = MultiplyAdd(m, x1, a01);
-                    m = new Vector<T>(m1[j]);
-                    a10 = MultiplyAdd(m, x0, a10);
-                    a11 = MultiplyAdd(m, x1, a11);
-                    m = new Vector<T>(m2[j]);
-                    a20 = MultiplyAdd(m, x0, a20);
-                    a21 = MultiplyAdd(m, x1, a21);
-                    m = new Vector<T>(m3[j]);
-                    a30 = MultiplyAdd(m, x0, a30);
-                    a31 = MultiplyAdd(m, x1, a31);
-                }
-                T* o = output + i * positions + p;
-                Store(o, a00);
-                Store(o + width, a01);
-                o += positions;
-                Store(o, a10);
-                Store(o + width, a11);
-                o += positions;
-                Store(o, a20);
-                Store(o + width, a21);
-                o += positions;
-                Store(o, a30);
-                Store(o + width, a31);
-            }
-            for (; i < d; i++)
-            {
-                Vector<T> a0 = default, a1 = default;
-                for (int j = 0; j < d; j++)
-                {
-                    var m = new Vector<T>(map[i * d + j]);
-                    a0 = MultiplyAdd(m, Load(packed + j * tile), a0);
-                    a1 = MultiplyAdd(m, Load(packed + j * tile + width), a1);
-                }
-                Store(output + i * positions + p, a0);
-                Store(output + i * positions + p + width, a1);
-            }
+            MapTile(packed, output + p, positions, map, d, width);
         }
-        for (; p < positions; p++)
+        int rest = (int)(positions - p);
+        if (rest == 0)
+            return;
+        T* staged = stackalloc T[d * tile];
+        new Span<T>(packed, d * tile).Clear();
+        for (int j = 0; j < d; j++)
+            new ReadOnlySpan<T>(input + j * positions + p, rest).CopyTo(new Span<T>(packed + j * tile, rest));
+        MapTile(packed, staged, tile, map, d, width);
+        for (int i = 0; i < d; i++)
+            new ReadOnlySpan<T>(staged + i * tile, rest).CopyTo(new Span<T>(output + i * positions + p, rest));
+    }
+
+    /// <summary>
+    /// The d x d map of one packed tile (d rows of 2 vectors) into <paramref name="output"/>, rows
+    /// <paramref name="stride"/> apart: 4 output rows at a time, 8 accumulators, each input vector
+    /// loaded once per 4 rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MapTile<T>(T* packed, T* output, long stride, T* map, int d, int width) where T : unmanaged, INumber<T>
+    {
+        int tile = 2 * width, i = 0;
+        for (; i + 4 <= d; i += 4)
         {
+            Vector<T> a00 = default, a01 = default, a10 = default, a11 = default;
+            Vector<T> a20 = default, a21 = default, a30 = default, a31 = default;
+            T* m0 = map + i * d, m1 = m0 + d, m2 = m1 + d, m3 = m2 + d;
             for (int j = 0; j < d; j++)
-                packed[j] = input[j * positions + p];
-            for (int i = 0; i < d; i++)
             {
-                T sum = T.Zero;
-                for (int j = 0; j < d; j++)
-                    sum += map[i * d + j] * packed[j];
-                output[i * positions + p] = sum;
+                var x0 = Load(packed + j * tile);
+                var x1 = Load(packed + j * tile + width);
+                var m = new Vector<T>(m0[j]);
+                a00 = MultiplyAdd(m, x0, a00);
+                a01 = MultiplyAdd(m, x1, a01);
+                m = new Vector<T>(m1[j]);
+                a10 = MultiplyAdd(m, x0, a10);
+                a11 = MultiplyAdd(m, x1, a11);
+                m = new Vector<T>(m2[j]);
+                a20 = MultiplyAdd(m, x0, a20);
+                a21 = MultiplyAdd(m, x1, a21);
+                m = new Vector<T>(m3[j]);
+                a30 = MultiplyAdd(m, x0, a30);
+                a31 = MultiplyAdd(m, x1, a31);
             }
+            T* o = output + i * stride;
+            Store(o, a00);
+            Store(o + width, a01);
+            o += stride;
+            Store(o, a10);
+            Store(o + width, a11);
+            o += stride;
+            Store(o, a20);
+            Store(o + width, a21);
+            o += stride;
+            Store(o, a30);
+            Store(o + width, a31);
+        }
+        for (; i < d; i++)
+        {
+            Vector<T> a0 = default, a1 = default;
+            for (int j = 0; j < d; j++)
+            {
+                var m = new Vector<T>(map[i * d + j]);
+                a0 = MultiplyAdd(m, Load(packed + j * tile), a0);
+                a1 = MultiplyAdd(m, Load(packed + j * tile + width), a1);
+            }
+            Store(output + i * stride, a0);
+            Store(output + i * stride + width, a1);
         }
     }
 
