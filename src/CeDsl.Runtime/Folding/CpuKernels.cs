@@ -8,7 +8,8 @@ namespace CeDsl.Folding;
 
 /// <summary>
 /// The two per-sample passes of a folded CE or AII on CPU tensors, written with
-/// <see cref="Vector{T}"/>: the instance variance, and the per-sample block-diagonal map.
+/// <see cref="Vector{T}"/> and run on libtorch's threads (<see cref="ParallelLoop"/>): the instance
+/// variance, and the per-sample block-diagonal map.
 /// libtorch has no operator for either shape of work. Its general ones take 2-4 times as long
 /// and allocate activation-sized temporaries, which this VM pays for in page faults
 /// (docs/benchmarks/folding.md). <see cref="Apply"/> says which tensors they take; the folded
@@ -57,7 +58,7 @@ internal static unsafe class CpuKernels
         nint source = Address(input), target = Address(variance);
         long rows = input.numel() / positions;
         long rowsPerTask = Math.Max(1, (1L << 16) / positions);
-        Parallel.For(0, (rows + rowsPerTask - 1) / rowsPerTask, Options(), task =>
+        ParallelLoop.For((rows + rowsPerTask - 1) / rowsPerTask, task =>
         {
             long end = Math.Min(rows, (task + 1) * rowsPerTask);
             for (long row = task * rowsPerTask; row < end; row++)
@@ -71,9 +72,8 @@ internal static unsafe class CpuKernels
         nint source = Address(input), target = Address(output), weights = Address(weight), factors = Address(factor);
         long samples = input.shape[0], positions = input.numel() / (input.shape[0] * input.shape[1]);
         int d = groupSize;
-        Parallel.For(0, samples * groups, Options(), sampleGroup =>
+        ParallelLoop.For(samples * groups, sampleGroup =>
         {
-            long sample = sampleGroup / groups;
             int group = (int)(sampleGroup % groups);
             T* map = stackalloc T[d * d];
             new ReadOnlySpan<T>((T*)weights + (long)group * d * d, d * d).CopyTo(new Span<T>(map, d * d));
@@ -217,8 +217,6 @@ internal static unsafe class CpuKernels
             Store(output + i * stride + width, a1);
         }
     }
-
-    private static ParallelOptions Options() => new() { MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) };
 
     private static nint Address(Tensor tensor) =>
         // The bytes live in libtorch's heap, so the address stays valid while the tensor does.

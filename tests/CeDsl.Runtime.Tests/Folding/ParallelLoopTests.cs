@@ -1,0 +1,51 @@
+using CeDsl.Folding;
+using static TorchSharp.torch;
+
+namespace CeDsl.Runtime.Tests.Folding;
+
+/// <summary>The kernels' parallel loop on libtorch's OpenMP threads.</summary>
+public class ParallelLoopTests
+{
+    [Fact]
+    public void Linux_libtorch_lends_its_OpenMP_threads()
+    {
+        using var _ = ones(1);
+        Assert.Equal(OperatingSystem.IsLinux(), ParallelLoop.OnLibTorchThreads);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(4097)]
+    public void Every_item_runs_exactly_once(int count)
+    {
+        var runs = new int[count];
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+
+        ParallelLoop.For(count, item =>
+        {
+            Interlocked.Increment(ref runs[item]);
+            threads[Environment.CurrentManagedThreadId] = true;
+            Thread.SpinWait(2000);
+        });
+
+        Assert.All(runs, run => Assert.Equal(1, run));
+        Assert.InRange(threads.Count, 1, Math.Max(1, get_num_threads()));
+    }
+
+    [Fact]
+    public void An_exception_in_an_item_reaches_the_caller_and_stops_the_loop()
+    {
+        long ran = 0;
+
+        var error = Assert.Throws<AggregateException>(() => ParallelLoop.For(100_000, item =>
+        {
+            Interlocked.Increment(ref ran);
+            if (item == 10)
+                throw new InvalidOperationException("item 10");
+        }));
+
+        Assert.Contains(error.InnerExceptions, inner => inner.Message == "item 10");
+        Assert.True(Interlocked.Read(ref ran) < 100_000);
+    }
+}
