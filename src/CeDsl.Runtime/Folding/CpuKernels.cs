@@ -72,16 +72,22 @@ internal static unsafe class CpuKernels
         nint source = Address(input), target = Address(output), weights = Address(weight), factors = Address(factor);
         long samples = input.shape[0], positions = input.numel() / (input.shape[0] * input.shape[1]);
         int d = groupSize;
-        ParallelLoop.For(samples * groups, sampleGroup =>
+        // Several (sample, group) pairs per item where maps are small (14x14), so that an item is
+        // worth handing to a thread.
+        long pairs = samples * groups, pairsPerItem = Math.Max(1, (1L << 13) / positions);
+        ParallelLoop.For((pairs + pairsPerItem - 1) / pairsPerItem, item =>
         {
-            int group = (int)(sampleGroup % groups);
             T* map = stackalloc T[d * d];
-            new ReadOnlySpan<T>((T*)weights + (long)group * d * d, d * d).CopyTo(new Span<T>(map, d * d));
-            T* sampleFactor = (T*)factors + sampleGroup * d;
-            for (int i = 0; i < d; i++)
-                map[i * d + i] += sampleFactor[i];
-            long offset = sampleGroup * d * positions;
-            MapGroup((T*)source + offset, (T*)target + offset, map, d, positions);
+            for (long pair = item * pairsPerItem; pair < Math.Min(pairs, (item + 1) * pairsPerItem); pair++)
+            {
+                int group = (int)(pair % groups);
+                new ReadOnlySpan<T>((T*)weights + (long)group * d * d, d * d).CopyTo(new Span<T>(map, d * d));
+                T* pairFactor = (T*)factors + pair * d;
+                for (int i = 0; i < d; i++)
+                    map[i * d + i] += pairFactor[i];
+                long offset = pair * d * positions;
+                MapGroup((T*)source + offset, (T*)target + offset, map, d, positions);
+            }
         });
     }
 
