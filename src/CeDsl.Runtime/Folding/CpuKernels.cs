@@ -7,9 +7,9 @@ using static TorchSharp.torch;
 namespace CeDsl.Folding;
 
 /// <summary>
-/// The two per-sample passes of a folded CE or AII on CPU tensors, written with
-/// <see cref="Vector{T}"/> and run on libtorch's threads (<see cref="ParallelLoop"/>): the instance
-/// variance, and the per-sample block-diagonal map.
+/// The per-sample work of a folded CE or AII on CPU tensors, written with <see cref="Vector{T}"/> and
+/// run on libtorch's threads (<see cref="ParallelLoop"/>): the instance variance, the per-sample
+/// block-diagonal map, and both with the gate between them, sample by sample.
 /// libtorch has no operator for either shape of work. Its general ones take 2-4 times as long
 /// and allocate activation-sized temporaries, which this VM pays for in page faults
 /// (docs/benchmarks/folding.md). <see cref="Apply"/> says which tensors they take; the folded
@@ -51,6 +51,109 @@ internal static unsafe class CpuKernels
     {
         if (input.dtype == ScalarType.Float32) BlockDiagonalMap<float>(input, output, weight, factor, groups, groupSize);
         else BlockDiagonalMap<double>(input, output, weight, factor, groups, groupSize);
+    }
+
+    /// <summary>The AII gate's tensors: y = sigmoid(expand relu(layernorm(reduce v))) * scale.</summary>
+    internal sealed record Gate(Tensor Reduce, Tensor NormWeight, Tensor NormBias, double NormEps, Tensor Expand, Tensor Scale);
+
+    /// <summary>
+    /// A whole folded CE, one sample per loop item: the sample's instance variances, its gate, then
+    /// its d x d maps, so that the maps read the sample while it is still in cache (one pass over the
+    /// activation from memory instead of two). Returns false, leaving the output unwritten for that
+    /// sample, when a variance is not finite. Used when there are samples enough to keep every thread
+    /// busy; otherwise <see cref="InstanceVariance"/>, the gate in libtorch, and
+    /// <see cref="BlockDiagonalMap"/>.
+    /// </summary>
+    internal static bool ChannelEquilibrium(Tensor input, Tensor output, Tensor weight, Gate gate, int groups, int groupSize)
+    {
+        return input.dtype == ScalarType.Float32
+            ? ChannelEquilibrium<float>(input, output, weight, gate, groups, groupSize)
+            : ChannelEquilibrium<double>(input, output, weight, gate, groups, groupSize);
+    }
+
+    /// <summary>Whether <see cref="ChannelEquilibrium"/> keeps every thread busy for this batch.</summary>
+    internal static bool FusesSamples(long samples) => samples >= 2 * Math.Max(1, get_num_threads());
+
+    private static bool ChannelEquilibrium<T>(Tensor input, Tensor output, Tensor weight, Gate gate, int groups, int d)
+        where T : unmanaged, INumber<T>, IExponentialFunctions<T>, IRootFunctions<T>
+    {
+        nint source = Address(input), target = Address(output), weights = Address(weight);
+        nint reduce = Address(gate.Reduce), normWeight = Address(gate.NormWeight), normBias = Address(gate.NormBias), expand = Address(gate.Expand);
+        T scale = *(T*)Address(gate.Scale), eps = T.CreateChecked(gate.NormEps);
+        long channels = input.shape[1], hidden = gate.Reduce.shape[0], positions = input.numel() / (input.shape[0] * channels);
+        int notFinite = 0;
+        ParallelLoop.For(input.shape[0], sample =>
+        {
+            var buffers = System.Buffers.ArrayPool<T>.Shared.Rent((int)(2 * channels + hidden + d * d));
+            try
+            {
+                fixed (T* buffer = buffers)
+                {
+                    T* variance = buffer, factor = buffer + channels, h = factor + channels, map = h + hidden;
+                    T* x = (T*)source + sample * channels * positions, y = (T*)target + sample * channels * positions;
+                    for (long c = 0; c < channels; c++)
+                        variance[c] = RowVariance(x + c * positions, positions);
+                    for (long c = 0; c < channels; c++)
+                        if (!T.IsFinite(variance[c]))
+                        {
+                            Interlocked.Exchange(ref notFinite, 1);
+                            return;
+                        }
+                    GateFactor(variance, factor, h, (T*)reduce, (T*)normWeight, (T*)normBias, eps, (T*)expand, scale, channels, hidden);
+                    for (int group = 0; group < groups; group++)
+                    {
+                        new ReadOnlySpan<T>((T*)weights + (long)group * d * d, d * d).CopyTo(new Span<T>(map, d * d));
+                        for (int i = 0; i < d; i++)
+                            map[i * d + i] += factor[group * d + i];
+                        long offset = (long)group * d * positions;
+                        MapGroup(x + offset, y + offset, map, d, positions);
+                    }
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<T>.Shared.Return(buffers);
+            }
+        });
+        return notFinite == 0;
+    }
+
+    /// <summary>factor = scale * sigmoid(expand relu(layernorm(reduce variance))) for one sample.</summary>
+    private static void GateFactor<T>(T* variance, T* factor, T* h, T* reduce, T* normWeight, T* normBias, T eps, T* expand, T scale, long channels, long hidden)
+        where T : unmanaged, INumber<T>, IExponentialFunctions<T>, IRootFunctions<T>
+    {
+        T mean = T.Zero;
+        for (long k = 0; k < hidden; k++)
+        {
+            h[k] = Dot(reduce + k * channels, variance, channels);
+            mean += h[k];
+        }
+        mean /= T.CreateTruncating(hidden);
+        T spread = T.Zero;
+        for (long k = 0; k < hidden; k++)
+            spread += (h[k] - mean) * (h[k] - mean);
+        T inverseStd = T.One / T.Sqrt(spread / T.CreateTruncating(hidden) + eps);
+        for (long k = 0; k < hidden; k++)
+            h[k] = T.Max(T.Zero, (h[k] - mean) * inverseStd * normWeight[k] + normBias[k]);
+        for (long c = 0; c < channels; c++)
+            factor[c] = scale / (T.One + T.Exp(-Dot(expand + c * hidden, h, hidden)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static T Dot<T>(T* a, T* b, long count) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        Vector<T> s0 = default, s1 = default;
+        long i = 0;
+        for (; i + 2 * width <= count; i += 2 * width)
+        {
+            s0 = MultiplyAdd(Load(a + i), Load(b + i), s0);
+            s1 = MultiplyAdd(Load(a + i + width), Load(b + i + width), s1);
+        }
+        T sum = Vector.Sum(s0 + s1);
+        for (; i < count; i++)
+            sum += a[i] * b[i];
+        return sum;
     }
 
     private static void InstanceVariance<T>(Tensor input, Tensor variance, long positions) where T : unmanaged, INumber<T>

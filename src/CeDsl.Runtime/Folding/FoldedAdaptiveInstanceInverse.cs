@@ -78,6 +78,13 @@ public sealed class FoldedAdaptiveInstanceInverse : Module<Tensor, Tensor>
     /// <summary>(N, C) factor gate_scale * y from the (N, C) instance variance.</summary>
     internal Tensor Factor(Tensor variance) => fc.call(variance) * gate_scale;
 
+    /// <summary>The gate's tensors, for <see cref="CpuKernels"/> (contiguous, in the state's element type).</summary>
+    internal CpuKernels.Gate KernelGate()
+    {
+        var norm = (LayerNorm)fc[1];
+        return new CpuKernels.Gate(((Linear)fc[0]).weight!, norm.weight, norm.bias!, norm.eps, ((Linear)fc[3]).weight!, gate_scale);
+    }
+
     /// <summary>
     /// The unbiased variance over H*W of every (sample, channel), (N, C), from values centred by
     /// their instance mean (two passes, as accurate as the unfolded modules' statistics). On the CPU

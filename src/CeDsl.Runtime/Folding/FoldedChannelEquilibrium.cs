@@ -77,6 +77,14 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
         LayerChecks.Input(input, nameof(FoldedChannelEquilibrium), Channels, weight.dtype, needsInstanceVariance: true);
         var x = input.contiguous();
         long n = x.shape[0];
+        if (CpuKernels.FusesSamples(n) && AR.KernelGate() is var gate && CpuKernels.Apply(x, weight, gate.Reduce, gate.NormWeight, gate.NormBias, gate.Expand, gate.Scale))
+        {
+            var fused = InPlace ? x : empty_like(x);
+            if (!CpuKernels.ChannelEquilibrium(x, fused, weight, gate, Groups, GroupSize))
+                FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)); // throws, naming the problem
+            // A handle of its own, even in place: callers such as Sequential dispose the input.
+            return (InPlace ? x.alias() : fused).MoveToOuterDisposeScope();
+        }
         var factor = AR.Factor(FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)));
         Tensor output;
         if (CpuKernels.Apply(x, factor))

@@ -27,9 +27,30 @@ public class CpuKernelTests
     [MemberData(nameof(Shapes))]
     public void The_kernels_give_the_operators_numbers(long channels, int groupSize, long h, long w, string type)
     {
-        var dtype = type == "float64" ? float64 : float32;
+        // Samples enough for one loop item per sample (variance, gate, maps), and one sample: the passes one after the other.
+        foreach (var samples in new[] { FusedBatch, 1L })
+            AssertKernelsMatchOperators(samples, channels, groupSize, h, w, type == "float64" ? float64 : float32);
+    }
+
+    [Fact]
+    public void Non_finite_input_is_reported_when_each_sample_is_one_item()
+    {
+        using var ce = new FoldedChannelEquilibrium(8, groupSize: 4);
+        using var noGrad = no_grad();
+        var x = randn(FusedBatch, 8, 4, 4);
+        x[FusedBatch - 2, 3, 2, 2] = float.PositiveInfinity;
+
+        Assert.True(CpuKernels.FusesSamples(FusedBatch));
+        var error = Assert.Throws<ArgumentException>(() => ce.call(x));
+
+        Assert.Contains("FoldedChannelEquilibrium", error.Message);
+        Assert.Contains("NaN or infinite", error.Message);
+    }
+
+    private static void AssertKernelsMatchOperators(long samples, long channels, int groupSize, long h, long w, ScalarType dtype)
+    {
         using var ce = Randomized(new FoldedChannelEquilibrium(channels, groupSize, dtype: dtype), seed: 3);
-        var input = (randn(new[] { 5, channels, h, w }, dtype: dtype, generator: new Generator(4)) * 3 + 1).requires_grad_(false);
+        var input = randn(new[] { samples, channels, h, w }, dtype: dtype, generator: new Generator(4)) * 3 + 1;
 
         Tensor kernels;
         using (no_grad())
@@ -105,6 +126,8 @@ public class CpuKernelTests
         Assert.True(Same(input.detach(), original));
         Assert.NotNull(input.grad);
     }
+
+    private static long FusedBatch => 2L * Math.Max(1, get_num_threads()) + 1;
 
     private static bool Same(Tensor a, Tensor b) => a.allclose(b, rtol: 0, atol: 0);
 
