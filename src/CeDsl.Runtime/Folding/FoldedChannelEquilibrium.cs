@@ -10,9 +10,9 @@ namespace CeDsl.Folding;
 /// with every constant folded. Per sample n it applies ONE block-diagonal map
 /// M_n = weight + diag(AR.gate_scale * y_n), where weight = lambda * running_wm (G, d, d),
 /// AR.gate_scale = (1 - lambda) / running_scale and y_n is the AII gate of the sample's
-/// per-instance variance. On the CPU (float32, float64, no gradient) the variance and the maps are
-/// two vectorized passes (<see cref="CpuKernels"/>); elsewhere the maps of the whole batch are one
-/// batched matmul.
+/// per-instance variance. On the CPU (float32, float64, no gradient) vectorized kernels do the work
+/// (<see cref="CpuKernels"/>), one sample at a time when the batch has two samples per thread;
+/// elsewhere libtorch's operators, the maps of the whole batch as one batched matmul.
 /// No covariance, no Newton iteration, no matrix power: the only statistic of the input is the
 /// (N, C) instance variance the gate needs.
 /// </summary>
@@ -77,29 +77,31 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
         LayerChecks.Input(input, nameof(FoldedChannelEquilibrium), Channels, weight.dtype, needsInstanceVariance: true);
         var x = input.contiguous();
         long n = x.shape[0];
-        if (CpuKernels.FusesSamples(n) && AR.KernelGate() is var gate && CpuKernels.Apply(x, weight, gate.Reduce, gate.NormWeight, gate.NormBias, gate.Expand, gate.Scale))
-        {
-            var fused = InPlace ? x : empty_like(x);
-            if (!CpuKernels.ChannelEquilibrium(x, fused, weight, gate, Groups, GroupSize))
-                FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)); // throws, naming the problem
-            // A handle of its own, even in place: callers such as Sequential dispose the input.
-            return (InPlace ? x.alias() : fused).MoveToOuterDisposeScope();
-        }
-        var factor = AR.Factor(FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)));
         Tensor output;
-        if (CpuKernels.Apply(x, factor))
+        if (CpuKernels.FusesSamples(n) && AR.KernelGate() is var gate
+            && CpuKernels.Apply(x, weight, gate.Reduce, gate.NormWeight, gate.NormBias, gate.Expand, gate.Scale))
         {
             output = InPlace ? x : empty_like(x);
-            CpuKernels.BlockDiagonalMap(x, output, weight, factor, Groups, GroupSize);
-            // A handle of its own, even in place: callers such as Sequential dispose the input.
-            if (InPlace)
-                output = x.alias();
+            if (!CpuKernels.ChannelEquilibrium(x, output, weight, gate, Groups, GroupSize))
+                FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)); // throws, naming the problem
         }
         else
         {
-            var perSample = weight + factor.view(n, Groups, GroupSize).diag_embed();
-            output = perSample.matmul(x.view(n, Groups, GroupSize, x.shape[2] * x.shape[3])).view(x.shape);
+            var factor = AR.Factor(FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)));
+            if (CpuKernels.Apply(x, factor))
+            {
+                output = InPlace ? x : empty_like(x);
+                CpuKernels.BlockDiagonalMap(x, output, weight, factor, Groups, GroupSize);
+            }
+            else
+            {
+                var perSample = weight + factor.view(n, Groups, GroupSize).diag_embed();
+                output = perSample.matmul(x.view(n, Groups, GroupSize, x.shape[2] * x.shape[3])).view(x.shape);
+            }
         }
+        // In place, a handle of its own all the same: callers such as Sequential dispose the input.
+        if (ReferenceEquals(output, x))
+            output = x.alias();
         return output.MoveToOuterDisposeScope();
     }
 }
