@@ -102,9 +102,7 @@ internal static unsafe class CpuKernels
                     GateFactor(variance, factor, h, (T*)reduce, (T*)normWeight, (T*)normBias, eps, (T*)expand, scale, channels, hidden);
                     for (int group = 0; group < groups; group++)
                     {
-                        new ReadOnlySpan<T>((T*)weights + (long)group * d * d, d * d).CopyTo(new Span<T>(map, d * d));
-                        for (int i = 0; i < d; i++)
-                            map[i * d + i] += factor[group * d + i];
+                        SampleMap((T*)weights + (long)group * d * d, factor + group * d, map, d);
                         long offset = (long)group * d * positions;
                         MapGroup(x + offset, y + offset, map, d, positions);
                     }
@@ -116,6 +114,14 @@ internal static unsafe class CpuKernels
             }
         });
         return notFinite == 0;
+    }
+
+    /// <summary>One group's map for one sample: <paramref name="map"/> = weight + diag(factor), all d x d.</summary>
+    private static void SampleMap<T>(T* weight, T* factor, T* map, int d) where T : unmanaged, INumber<T>
+    {
+        new ReadOnlySpan<T>(weight, d * d).CopyTo(new Span<T>(map, d * d));
+        for (int i = 0; i < d; i++)
+            map[i * d + i] += factor[i];
     }
 
     /// <summary>factor = scale * sigmoid(expand relu(layernorm(reduce variance))) for one sample.</summary>
@@ -183,11 +189,7 @@ internal static unsafe class CpuKernels
             T* map = stackalloc T[d * d];
             for (long pair = item * pairsPerItem; pair < Math.Min(pairs, (item + 1) * pairsPerItem); pair++)
             {
-                int group = (int)(pair % groups);
-                new ReadOnlySpan<T>((T*)weights + (long)group * d * d, d * d).CopyTo(new Span<T>(map, d * d));
-                T* pairFactor = (T*)factors + pair * d;
-                for (int i = 0; i < d; i++)
-                    map[i * d + i] += pairFactor[i];
+                SampleMap((T*)weights + pair % groups * d * d, (T*)factors + pair * d, map, d);
                 long offset = pair * d * positions;
                 MapGroup((T*)source + offset, (T*)target + offset, map, d, positions);
             }

@@ -83,7 +83,7 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
         {
             output = InPlace ? x : empty_like(x);
             if (!CpuKernels.ChannelEquilibrium(x, output, weight, gate, Groups, GroupSize))
-                FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)); // throws, naming the problem
+                throw LayerChecks.NotFinite(nameof(FoldedChannelEquilibrium), FoldedAdaptiveInstanceInverse.VarianceName);
         }
         else
         {

@@ -78,9 +78,12 @@ internal static class LayerChecks
     internal static void RequireFinite(Tensor statistic, string module, string statisticName)
     {
         if (!statistic.isfinite().all().item<bool>())
-            throw new ArgumentException(
-                $"{module}: the input contains NaN or infinite values ({statisticName} is not finite).", "input");
+            throw NotFinite(module, statisticName);
     }
+
+    /// <summary>The error of <see cref="RequireFinite"/>, for callers that found the non-finite statistic themselves.</summary>
+    internal static ArgumentException NotFinite(string module, string statisticName) =>
+        new($"{module}: the input contains NaN or infinite values ({statisticName} is not finite).", "input");
 
     private static string Describe(Tensor input) => "[" + string.Join(", ", input.shape) + "]";
 }
