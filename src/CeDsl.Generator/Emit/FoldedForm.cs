@@ -26,6 +26,7 @@ internal sealed class FoldedForm
     private readonly HashSet<string> removed = new(System.StringComparer.Ordinal);
     private readonly Dictionary<string, (MemberPlan Norm, MemberPlan? Block)> chains = new(System.StringComparer.Ordinal);
     private readonly HashSet<string> chainNorms = new(System.StringComparer.Ordinal);
+    private readonly HashSet<string> chainBlocks = new(System.StringComparer.Ordinal);
 
     private FoldedForm(ClassPlan plan)
     {
@@ -87,6 +88,7 @@ internal sealed class FoldedForm
     {
         chains[conv.Path] = (norm, block);
         chainNorms.Add(norm.Path);
+        if (block is not null) chainBlocks.Add(block.Path);
         bool batchNorm = norm.Leaf!.Norm == NormKind.BN;
         if (batchNorm) removed.Add(norm.Path);
 
@@ -152,7 +154,7 @@ internal sealed class FoldedForm
     /// activation.
     /// </summary>
     private string InPlace(MemberPlan member) =>
-        chains.Values.Any(c => c.Block?.Path == member.Path) ? "inplace: true, " : "";
+        chainBlocks.Contains(member.Path) ? "inplace: true, " : "";
 
     private void CollectSteps(MemberPlan member)
     {
@@ -166,7 +168,7 @@ internal sealed class FoldedForm
             Steps.Add(new FoldStep(FoldStepKind.Chain, member.Path, chain.Norm.Path, chain.Block?.Path));
             return;
         }
-        if (chainNorms.Contains(member.Path) || chains.Values.Any(c => c.Block?.Path == member.Path)) return;
+        if (chainNorms.Contains(member.Path) || chainBlocks.Contains(member.Path)) return;
         switch (leaf.Kind)
         {
             case LayerKind.CE:
