@@ -1,5 +1,6 @@
 using CeDsl.Training;
 using TorchSharp;
+using CeDsl.Tests.Shared;
 using Xunit.Abstractions;
 
 namespace CeDsl.Cli.Tests;
@@ -12,7 +13,7 @@ public sealed class MemoryTests(ITestOutputHelper output) : IDisposable
     private const int MeasuredSteps = 300;
 
     /// <summary>
-    /// Bound on resident-memory growth over 300 steps of resnet20 at batch 2 after 100 warm-up
+    /// Bound on the growth of the native memory in use (<see cref="MallocStatistics"/>) over 300 steps of resnet20 at batch 2 after 100 warm-up
     /// steps: 16 MiB, as in the library's Trainer test. One activation of the stem alone is
     /// 2 x 16 x 32 x 32 floats = 128 KiB, and a step makes dozens, so leaking even one per step adds
     /// 37.5 MiB over 300 steps. Leaked tensor handles of any size show up in the live-tensor count,
@@ -28,16 +29,16 @@ public sealed class MemoryTests(ITestOutputHelper output) : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     [Fact]
-    public void Three_hundred_training_steps_keep_live_tensors_constant_and_resident_memory_bounded()
+    public void Three_hundred_training_steps_keep_live_tensors_constant_and_native_memory_bounded()
     {
-        long rssBefore = 0, rssAfter = 0, liveBefore = 0, liveAfter = 0, steps = 0;
+        long inUseBefore = 0, inUseAfter = 0, rssBefore = 0, rssAfter = 0, liveBefore = 0, liveAfter = 0, steps = 0;
         var observer = new StepObserver(step =>
         {
             steps = step.GlobalStep;
             if (step.GlobalStep == WarmUpSteps)
-                (rssBefore, liveBefore) = (ResidentBytes(), DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+                (inUseBefore, rssBefore, liveBefore) = (MallocStatistics.InUseBytes(), MallocStatistics.ResidentBytes(), DisposeScopeManager.Statistics.ThreadTotalLiveCount);
             if (step.GlobalStep == WarmUpSteps + MeasuredSteps)
-                (rssAfter, liveAfter) = (ResidentBytes(), DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+                (inUseAfter, rssAfter, liveAfter) = (MallocStatistics.InUseBytes(), MallocStatistics.ResidentBytes(), DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         });
         var root = new System.CommandLine.RootCommand { Commands.TrainCommand.Create(observer) };
 
@@ -58,16 +59,10 @@ public sealed class MemoryTests(ITestOutputHelper output) : IDisposable
         }
 
         Assert.True(result.ExitCode == 0, result.ToString());
-        output.WriteLine($"VmRSS {rssBefore >> 10} KiB after {WarmUpSteps} steps, {rssAfter >> 10} KiB after {MeasuredSteps} more: growth {(rssAfter - rssBefore) >> 10} KiB (bound {GrowthBoundBytes >> 10} KiB); live tensors {liveBefore} -> {liveAfter}");
+        output.WriteLine($"malloc in use {inUseBefore >> 10} KiB after {WarmUpSteps} steps, {inUseAfter >> 10} KiB after {MeasuredSteps} more: growth {(inUseAfter - inUseBefore) >> 10} KiB (bound {GrowthBoundBytes >> 10} KiB); VmRSS {rssBefore >> 10} -> {rssAfter >> 10} KiB; live tensors {liveBefore} -> {liveAfter}");
         Assert.Equal(WarmUpSteps + MeasuredSteps, steps);
         Assert.Equal(liveBefore, liveAfter);
-        Assert.True(rssAfter - rssBefore < GrowthBoundBytes, $"resident memory grew by {(rssAfter - rssBefore) >> 10} KiB over {MeasuredSteps} steps");
-    }
-
-    private static long ResidentBytes()
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-        return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0]) * 1024;
+        Assert.True(inUseAfter - inUseBefore < GrowthBoundBytes, $"native memory in use grew by {(inUseAfter - inUseBefore) >> 10} KiB over {MeasuredSteps} steps");
     }
 
     private sealed class StepObserver(Action<TrainingStep> report) : IProgress<TrainingStep>
