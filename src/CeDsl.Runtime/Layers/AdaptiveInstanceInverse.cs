@@ -77,24 +77,44 @@ public sealed class AdaptiveInstanceInverse : Module<Tensor, Tensor>
     {
         var gate = fc.call(variance);
         if (!training)
-            return gate / EvaluationScale(module);
+        {
+            CheckedRunningScale(running_scale, module);
+            return gate / running_scale;
+        }
 
         var scale = variance.mean().sqrt();
         if (!(scale.ToDouble() > 0))
-            throw new ArgumentException(
-                $"{module}: every sample and channel of the input is constant over H*W, so the instance-variance scale s is 0 " +
-                "and y / s would be infinite.", "input");
+            throw ZeroScale(module);
         RunningAverage.Update(running_scale, scale, momentum);
         return gate / scale;
     }
 
-    private Tensor EvaluationScale(string module)
+    /// <summary>m of running_scale.</summary>
+    internal double Momentum => momentum;
+
+    /// <summary>The running average of s, [1].</summary>
+    internal Tensor RunningScale => running_scale;
+
+    /// <summary>The gate's tensors, for the CPU kernels.</summary>
+    internal (Tensor Reduce, Tensor NormWeight, Tensor NormBias, double NormEps, Tensor Expand) GateTensors()
     {
-        double scale = running_scale.ToDouble();
+        var norm = (LayerNorm)fc[1];
+        return (((Linear)fc[0]).weight!, norm.weight!, norm.bias!, norm.eps, ((Linear)fc[3]).weight!);
+    }
+
+    /// <summary>The error for a training batch whose instance-variance scale s is 0.</summary>
+    internal static ArgumentException ZeroScale(string module) =>
+        new($"{module}: every sample and channel of the input is constant over H*W, so the instance-variance scale s is 0 " +
+            "and y / s would be infinite.", "input");
+
+    /// <summary>running_scale's value for evaluation; throws before any training step (it is still 0).</summary>
+    internal static double CheckedRunningScale(Tensor runningScale, string module)
+    {
+        double scale = runningScale.ToDouble();
         if (!(scale > 0) || double.IsInfinity(scale))
             throw new InvalidOperationException(
                 $"{module}: evaluation before any training step: running_scale is {scale}, and the evaluation output divides " +
                 "by it. Train at least one step in training mode, or load a state dict with a trained running_scale.");
-        return running_scale;
+        return scale;
     }
 }

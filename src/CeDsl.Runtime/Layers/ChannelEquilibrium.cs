@@ -1,3 +1,4 @@
+using CeDsl.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -74,6 +75,15 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
     /// <summary>G = C / d.</summary>
     public int Groups { get; }
 
+    /// <summary>
+    /// libtorch's operators only, never the CPU kernels: the reference the kernels are tested against, and
+    /// the "before" of the benchmarks.
+    /// </summary>
+    internal bool OperatorsOnly { get; set; }
+
+    /// <summary>Whether the last forward call ran on the CPU kernels.</summary>
+    internal bool RanOnKernels { get; private set; }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
@@ -81,6 +91,11 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
         LayerChecks.Input(input, nameof(ChannelEquilibrium), Channels, running_wm.dtype,
             needsInstanceVariance: true, pooled: pool && training);
         var x = input.contiguous();
+        var kernelModule = OperatorsOnly || pool ? null : KernelModule();
+        RanOnKernels = kernelModule is not null && ChannelEquilibriumFunction.Applies(kernelModule, x);
+        if (RanOnKernels)
+            return ChannelEquilibriumFunction.Run(kernelModule!, x, training).MoveToOuterDisposeScope();
+
         var blocks = Whitening.Blocks(x, Groups);
         // Evaluation and pooled training need only the instance variance of the unpooled input.
         var moments = InstanceMoments.Of(blocks, x.shape[0], nameof(ChannelEquilibrium), withScatter: training && !pool);
@@ -93,6 +108,13 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
         RunningAverage.Update(running_mean, mean, momentum);
         RunningAverage.Update(running_wm, wm, momentum);
         return Mix(wm, factor, blocks).view(x.shape).MoveToOuterDisposeScope();
+    }
+
+    private ChannelEquilibriumKernels.Module KernelModule()
+    {
+        var (reduce, normWeight, normBias, normEps, expand) = AR.GateTensors();
+        return new ChannelEquilibriumKernels.Module(nameof(ChannelEquilibrium), Groups, GroupSize, iterations, eps, momentum, AR.Momentum,
+            x_weight, reduce, normWeight, normBias, normEps, expand, running_mean, running_wm, AR.RunningScale);
     }
 
     /// <summary>lambda * (wm @ X) + (1 - lambda) * factor * X, as one map per sample, on the (N*G, d, P) blocks.</summary>

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
-namespace CeDsl.Folding;
+namespace CeDsl.Kernels;
 
 /// <summary>
 /// A parallel loop for <see cref="CpuKernels"/> on libtorch's own OpenMP threads: <c>GOMP_parallel</c>

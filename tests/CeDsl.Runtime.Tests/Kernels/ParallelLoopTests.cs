@@ -1,7 +1,7 @@
-using CeDsl.Folding;
+using CeDsl.Kernels;
 using static TorchSharp.torch;
 
-namespace CeDsl.Runtime.Tests.Folding;
+namespace CeDsl.Runtime.Tests.Kernels;
 
 /// <summary>The kernels' parallel loop on libtorch's OpenMP threads.</summary>
 public class ParallelLoopTests

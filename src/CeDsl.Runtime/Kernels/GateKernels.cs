@@ -1,0 +1,139 @@
+using System.Numerics;
+using static CeDsl.Kernels.BlockKernels;
+
+namespace CeDsl.Kernels;
+
+/// <summary>
+/// The AII gate y = sigmoid(expand relu(layernorm(reduce v))) of one sample's (C) instance variances,
+/// forward and backward, in the element type of the tensors (the same arithmetic as libtorch's
+/// Linear, LayerNorm, ReLU and Sigmoid, one sample at a time).
+/// </summary>
+internal static unsafe class GateKernels
+{
+    /// <summary>
+    /// The gate's weights: reduce (hidden x C), the LayerNorm's weight, bias and eps (hidden), expand (C x hidden), all row-major.
+    /// </summary>
+    internal readonly record struct Weights<T>(nint Reduce, nint NormWeight, nint NormBias, double NormEps, nint Expand, long Channels, long Hidden)
+        where T : unmanaged;
+
+    /// <summary>What <see cref="Forward{T}"/> keeps of a sample for <see cref="Backward{T}"/>: (hidden) values each, and one scalar.</summary>
+    internal readonly struct Saved<T>(T* normalized, T* affine, T* inverseStd) where T : unmanaged
+    {
+        public readonly T* Normalized = normalized, Affine = affine, InverseStd = inverseStd;
+    }
+
+    /// <summary>
+    /// output[c] = scale * y[c] for one sample's <paramref name="variance"/> (C); <paramref name="hidden"/> is
+    /// scratch of the hidden width. With <paramref name="saved"/>, also keeps the normalized hidden values,
+    /// the LayerNorm's output (before the ReLU) and its inverse standard deviation.
+    /// </summary>
+    internal static void Forward<T>(in Weights<T> weights, T* variance, T* output, T scale, T* hidden, Saved<T>? saved = null)
+        where T : unmanaged, INumber<T>, IExponentialFunctions<T>, IRootFunctions<T>
+    {
+        long channels = weights.Channels, width = weights.Hidden;
+        T* reduce = (T*)weights.Reduce, normWeight = (T*)weights.NormWeight, normBias = (T*)weights.NormBias, expand = (T*)weights.Expand;
+        T mean = T.Zero;
+        for (long k = 0; k < width; k++)
+        {
+            hidden[k] = Dot(reduce + k * channels, variance, channels);
+            mean += hidden[k];
+        }
+        mean /= T.CreateTruncating(width);
+        T spread = T.Zero;
+        for (long k = 0; k < width; k++)
+            spread += (hidden[k] - mean) * (hidden[k] - mean);
+        T inverseStd = T.One / T.Sqrt(spread / T.CreateTruncating(width) + T.CreateChecked(weights.NormEps));
+        for (long k = 0; k < width; k++)
+        {
+            T normalized = (hidden[k] - mean) * inverseStd;
+            T affine = normalized * normWeight[k] + normBias[k];
+            if (saved is { } keep)
+            {
+                keep.Normalized[k] = normalized;
+                keep.Affine[k] = affine;
+            }
+            hidden[k] = T.Max(T.Zero, affine);
+        }
+        if (saved is { } kept)
+            *kept.InverseStd = inverseStd;
+        for (long c = 0; c < channels; c++)
+            output[c] = scale / (T.One + T.Exp(-Dot(expand + c * width, hidden, width)));
+    }
+
+    /// <summary>
+    /// Gradients of the gate for a batch of <paramref name="samples"/>: from d loss / d y
+    /// (<paramref name="outputGradient"/>, N x C, overwritten) and what the forward kept (<paramref name="output"/>
+    /// y, N x C; the saved hidden values, N x hidden each; the inverse standard deviations, N), writes
+    /// d loss / d v into <paramref name="varianceGradient"/> (N x C) and the weights' gradients
+    /// (same shapes as the weights, overwritten). <paramref name="scratch"/>: 2 x N x hidden values.
+    /// </summary>
+    internal static void Backward<T>(in Weights<T> weights, long samples, T* variance, T* output, T* outputGradient,
+        T* normalized, T* affine, T* inverseStd, T* varianceGradient,
+        T* reduceGradient, T* normWeightGradient, T* normBiasGradient, T* expandGradient, T* scratch)
+        where T : unmanaged, INumber<T>
+    {
+        long channels = weights.Channels, width = weights.Hidden;
+        T* reduce = (T*)weights.Reduce, normWeight = (T*)weights.NormWeight, expand = (T*)weights.Expand;
+        T* activated = scratch, hiddenGradient = scratch + samples * width;
+
+        // Through the sigmoid: d z = d y * y * (1 - y).
+        for (long i = 0; i < samples * channels; i++)
+            outputGradient[i] *= output[i] * (T.One - output[i]);
+        for (long i = 0; i < samples * width; i++)
+        {
+            activated[i] = T.Max(T.Zero, affine[i]);
+            hiddenGradient[i] = T.Zero;
+        }
+
+        // Expand: d W2[c, :] = sum over n of d z[n, c] * r[n, :]; d r[n, :] = sum over c of d z[n, c] * W2[c, :].
+        for (long c = 0; c < channels; c++)
+        {
+            T* gradientRow = expandGradient + c * width, weightRow = expand + c * width;
+            new Span<T>(gradientRow, (int)width).Clear();
+            for (long n = 0; n < samples; n++)
+            {
+                T dz = outputGradient[n * channels + c];
+                AddScaled(gradientRow, activated + n * width, dz, width);
+                AddScaled(hiddenGradient + n * width, weightRow, dz, width);
+            }
+        }
+
+        // ReLU, the LayerNorm's affine transform, then its normalization.
+        new Span<T>(normWeightGradient, (int)width).Clear();
+        new Span<T>(normBiasGradient, (int)width).Clear();
+        T count = T.CreateTruncating(width);
+        for (long n = 0; n < samples; n++)
+        {
+            T* dHidden = hiddenGradient + n * width, normal = normalized + n * width, before = affine + n * width;
+            T meanGradient = T.Zero, meanProjection = T.Zero;
+            for (long k = 0; k < width; k++)
+            {
+                T da = before[k] > T.Zero ? dHidden[k] : T.Zero;
+                normWeightGradient[k] += da * normal[k];
+                normBiasGradient[k] += da;
+                T dNormal = da * normWeight[k];
+                dHidden[k] = dNormal;
+                meanGradient += dNormal;
+                meanProjection += dNormal * normal[k];
+            }
+            meanGradient /= count;
+            meanProjection /= count;
+            for (long k = 0; k < width; k++)
+                dHidden[k] = inverseStd[n] * (dHidden[k] - meanGradient - normal[k] * meanProjection);
+        }
+
+        // Reduce: d W1[k, :] = sum over n of d h[n, k] * v[n, :]; d v[n, :] = sum over k of d h[n, k] * W1[k, :].
+        new Span<T>(varianceGradient, checked((int)(samples * channels))).Clear();
+        for (long k = 0; k < width; k++)
+        {
+            T* gradientRow = reduceGradient + k * channels, weightRow = reduce + k * channels;
+            new Span<T>(gradientRow, (int)channels).Clear();
+            for (long n = 0; n < samples; n++)
+            {
+                T dh = hiddenGradient[n * width + k];
+                AddScaled(gradientRow, variance + n * channels, dh, channels);
+                AddScaled(varianceGradient + n * channels, weightRow, dh, channels);
+            }
+        }
+    }
+}

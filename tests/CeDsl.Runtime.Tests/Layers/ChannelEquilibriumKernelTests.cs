@@ -1,0 +1,132 @@
+using CeDsl.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CeDsl.Runtime.Tests.Layers;
+
+/// <summary>
+/// The CPU kernels of <see cref="ChannelEquilibrium"/> against its libtorch operators (OperatorsOnly) on
+/// the same state and input: outputs, input and parameter gradients, running statistics, in training and
+/// evaluation, with and without a gradient recorded.
+/// </summary>
+public class ChannelEquilibriumKernelTests
+{
+    /// <summary>
+    /// Shapes that exercise the 4 x 4 blocks of the products and their edges (d = 2, 6 rows), the stem's
+    /// d = 64, positions that leave partial vectors and tiles, and batches below and above the one that
+    /// evaluates one sample per loop item.
+    /// </summary>
+    public static TheoryData<long, long, int, long, long, string> Shapes() => new()
+    {
+        { 4, 32, 16, 7, 5, "float64" },
+        { 2, 32, 16, 7, 5, "float64" },
+        { 3, 64, 64, 9, 9, "float64" },
+        { 5, 6, 16, 3, 11, "float64" },   // C = 6: d halves to 2
+        { 4, 24, 16, 1, 2, "float64" },   // two positions: no whole vector
+        { 6, 48, 8, 6, 6, "float64" },
+        { 4, 32, 16, 14, 14, "float32" },
+        { 3, 64, 64, 9, 9, "float32" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Training_steps_give_the_operators_numbers(long n, long channels, int groupSize, long h, long w, string type)
+    {
+        var dtype = type == "float64" ? float64 : float32;
+        using var kernels = Randomized(new ChannelEquilibrium(channels, groupSize, dtype: dtype), seed: 1);
+        using var operators = CopyOnOperators(kernels, channels, groupSize, dtype);
+
+        for (int step = 0; step < 2; step++)
+        {
+            var input = Input(n, channels, h, w, dtype, seed: 2 + step);
+            var (kernelOutput, kernelGradients) = Step(kernels, input);
+            var (operatorOutput, operatorGradients) = Step(operators, input);
+
+            Assert.True(kernels.RanOnKernels);
+            Assert.False(operators.RanOnKernels);
+            AssertClose(operatorOutput, kernelOutput, dtype, "output");
+            foreach (var (name, gradient) in operatorGradients)
+                AssertClose(gradient, kernelGradients[name], dtype, $"gradient of {name}");
+            AssertSameState(operators, kernels, dtype);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Evaluation_gives_the_operators_numbers_with_and_without_a_gradient(long n, long channels, int groupSize, long h, long w, string type)
+    {
+        var dtype = type == "float64" ? float64 : float32;
+        using var kernels = Randomized(new ChannelEquilibrium(channels, groupSize, dtype: dtype), seed: 3);
+        using var operators = CopyOnOperators(kernels, channels, groupSize, dtype);
+        using (no_grad())
+        {
+            var warmUp = Input(n + 1, channels, h, w, dtype, seed: 4);
+            kernels.call(warmUp);
+            operators.call(warmUp);
+        }
+        kernels.eval();
+        operators.eval();
+        var input = Input(n, channels, h, w, dtype, seed: 5);
+
+        using (no_grad())
+            AssertClose(operators.call(input), kernels.call(input), dtype, "output without gradient");
+        Assert.True(kernels.RanOnKernels);
+
+        var (kernelOutput, kernelGradients) = Step(kernels, input);
+        var (operatorOutput, operatorGradients) = Step(operators, input);
+        AssertClose(operatorOutput, kernelOutput, dtype, "output");
+        foreach (var (name, gradient) in operatorGradients)
+            AssertClose(gradient, kernelGradients[name], dtype, $"gradient of {name}");
+        AssertSameState(operators, kernels, dtype);
+    }
+
+    /// <summary>One forward and backward with a fixed upstream gradient; the output and the gradient of the input and of every parameter.</summary>
+    private static (Tensor Output, Dictionary<string, Tensor> Gradients) Step(ChannelEquilibrium ce, Tensor input)
+    {
+        var x = input.detach().clone().requires_grad_(true);
+        ce.zero_grad();
+        var output = ce.call(x);
+        var upstream = randn(output.shape, dtype: output.dtype, generator: new Generator(9));
+        output.backward([upstream]);
+        var gradients = ce.named_parameters().ToDictionary(entry => entry.name, entry => entry.parameter.grad!.clone());
+        gradients["input"] = x.grad!.clone();
+        return (output.detach(), gradients);
+    }
+
+    private static Tensor Input(long n, long channels, long h, long w, ScalarType dtype, int seed) =>
+        randn(new[] { n, channels, h, w }, dtype: float64, generator: new Generator((ulong)seed))
+            .mul(linspace(0.5, 2.0, channels, dtype: float64).view(1, channels, 1, 1)).add(0.3).to(dtype);
+
+    /// <summary>Moves every parameter away from its special initial value (LayerNorm 1/0, x_weight 0).</summary>
+    private static ChannelEquilibrium Randomized(ChannelEquilibrium ce, int seed)
+    {
+        var generator = new Generator((ulong)seed);
+        using var noGrad = no_grad();
+        foreach (var parameter in ce.parameters())
+            parameter.add_(0.3 * randn(parameter.shape, dtype: float64, generator: generator).to(parameter.dtype));
+        return ce;
+    }
+
+    /// <summary>A module with <paramref name="source"/>'s state that runs libtorch's operators only.</summary>
+    private static ChannelEquilibrium CopyOnOperators(ChannelEquilibrium source, long channels, int groupSize, ScalarType dtype)
+    {
+        var copy = new ChannelEquilibrium(channels, groupSize, dtype: dtype) { OperatorsOnly = true };
+        copy.load_state_dict(source.state_dict());
+        return copy;
+    }
+
+    private static void AssertSameState(ChannelEquilibrium expected, ChannelEquilibrium actual, ScalarType dtype)
+    {
+        var state = actual.state_dict();
+        foreach (var (key, value) in expected.state_dict())
+            AssertClose(value, state[key], dtype, key);
+    }
+
+    private static void AssertClose(Tensor expected, Tensor actual, ScalarType dtype, string what)
+    {
+        double tolerance = dtype == float64 ? 1e-12 : 1e-6;
+        double scale = Math.Max(1e-3, expected.abs().max().to(float64).item<double>());
+        double difference = (actual.to(float64) - expected.to(float64)).abs().max().item<double>();
+        Assert.True(difference <= tolerance * scale, $"{what}: kernels differ from the operators by {difference:E2} (largest value {scale:E2})");
+    }
+}
