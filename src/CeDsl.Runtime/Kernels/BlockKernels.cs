@@ -14,8 +14,8 @@ namespace CeDsl.Kernels;
 /// </summary>
 internal static unsafe class BlockKernels
 {
-    /// <summary>Bytes of packed rows one <see cref="Products{T}"/> chunk holds, so that it stays in the first-level cache.</summary>
-    private const int ProductChunkBytes = 16 << 10;
+    /// <summary>Bytes of the rows one <see cref="Products{T}"/> chunk covers, so that they stay in the second-level cache.</summary>
+    private const int ProductChunkBytes = 256 << 10;
 
     /// <summary>The address of a tensor's first element; valid while the tensor is.</summary>
     internal static nint Address(torch.Tensor tensor) =>
@@ -108,42 +108,23 @@ internal static unsafe class BlockKernels
     /// <summary>
     /// result[i * rowsB + j] += sum over p of (a[i, p] - aCentre[i]) * (b[j, p] - bCentre[j]), in double, for
     /// <paramref name="rowsA"/> rows of <paramref name="a"/> and <paramref name="rowsB"/> of <paramref name="b"/>, each
-    /// <paramref name="positions"/> long and <paramref name="positions"/> apart (a null centre is zero).
+    /// <paramref name="positions"/> long and <paramref name="positions"/> apart (centres: both or neither).
     /// <paramref name="symmetric"/>: b is a with the same centre, and only the upper half is computed, then mirrored.
     /// </summary>
     /// <remarks>
-    /// The rows are packed, centred, a chunk of positions at a time into a buffer that stays in the
-    /// first-level cache; each 4 x 4 block of the result then runs over the chunk in 16 vector
-    /// accumulators (8 loads per 16 multiply-adds), summed into the double result once per chunk.
+    /// Each 4 x 4 block of the result runs over the rows in 16 vector accumulators (8 loads per 16
+    /// multiply-adds, centred as they are loaded), a chunk of positions at a time that keeps the rows in
+    /// the second-level cache for the other blocks; the positions after the last whole vector are added
+    /// one by one.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Products<T>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
         where T : unmanaged, INumber<T>
     {
-        int width = Vector<T>.Count;
-        int packedRows = symmetric ? rowsA : rowsA + rowsB;
-        int chunk = Math.Max(width, ProductChunkBytes / sizeof(T) / packedRows / width * width);
-        chunk = (int)Math.Min(chunk, (positions + width - 1) / width * width);
-        T* packed = stackalloc T[packedRows * chunk];
-        T* packedB = symmetric ? packed : packed + rowsA * chunk;
-        for (long start = 0; start < positions; start += chunk)
-        {
-            int length = (int)Math.Min(chunk, positions - start);
-            int span = (length + width - 1) / width * width;
-            Pack(a + start, aCentre, rowsA, positions, packed, chunk, length, span);
-            if (!symmetric)
-                Pack(b + start, bCentre, rowsB, positions, packedB, chunk, length, span);
-            for (int i = 0; i < rowsA; i += 4)
-            {
-                for (int j = symmetric ? i : 0; j < rowsB; j += 4)
-                {
-                    if (i + 4 <= rowsA && j + 4 <= rowsB)
-                        ProductBlock(packed + i * chunk, packedB + j * chunk, chunk, span, result + i * rowsB + j, rowsB);
-                    else
-                        ProductEdge(packed, packedB, chunk, span, i, Math.Min(4, rowsA - i), j, Math.Min(4, rowsB - j), result, rowsB);
-                }
-            }
-        }
+        if (aCentre is null)
+            Products<T, Uncentred>(a, aCentre, rowsA, b, bCentre, rowsB, positions, symmetric, result);
+        else
+            Products<T, Centred>(a, aCentre, rowsA, b, bCentre, rowsB, positions, symmetric, result);
         if (symmetric)
         {
             for (int i = 1; i < rowsA; i++)
@@ -152,65 +133,142 @@ internal static unsafe class BlockKernels
         }
     }
 
-    /// <summary><paramref name="rows"/> rows of <paramref name="length"/> values minus their centre, zero-padded to <paramref name="span"/>.</summary>
-    private static void Pack<T>(T* source, T* centre, int rows, long stride, T* packed, int chunk, int length, int span)
-        where T : unmanaged, INumber<T>
+    /// <summary>Whether <see cref="Products{T}"/> subtracts the centres (a type argument, so that the JIT compiles each case on its own).</summary>
+    private struct Centred;
+
+    /// <inheritdoc cref="Centred"/>
+    private struct Uncentred;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Products<T, TCentring>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
+        where T : unmanaged, INumber<T> where TCentring : struct
     {
         int width = Vector<T>.Count;
-        for (int r = 0; r < rows; r++)
+        long chunk = Math.Max(width, ProductChunkBytes / sizeof(T) / (symmetric ? rowsA : rowsA + rowsB) / width * width);
+        long end = positions / width * width;
+        // Positions after the last whole vector: the row's last vector, its lanes before them masked off.
+        bool tail = end < positions && positions >= width;
+        var tailMask = TailMask<T>((int)(positions - end));
+        for (long start = 0; start < end; start += chunk)
         {
-            T* from = source + r * stride, to = packed + r * chunk;
-            T offset = centre is null ? T.Zero : centre[r];
-            var vectorOffset = new Vector<T>(offset);
-            int p = 0;
-            for (; p + width <= length; p += width)
-                Store(to + p, Load(from + p) - vectorOffset);
-            for (; p < length; p++)
-                to[p] = from[p] - offset;
-            for (; p < span; p++)
-                to[p] = T.Zero;
+            long span = Math.Min(chunk, end - start);
+            long last = tail && start + span == end ? positions - width - start : -1;
+            for (int i = 0; i < rowsA; i += 4)
+            {
+                for (int j = symmetric ? i : 0; j < rowsB; j += 4)
+                {
+                    if (i + 4 <= rowsA && j + 4 <= rowsB)
+                        ProductBlock<T, TCentring>(a + i * positions + start, aCentre + i, positions, b + j * positions + start, bCentre + j, positions, span, last, tailMask,
+                            result + i * rowsB + j, rowsB);
+                    else
+                        ProductEdge<T, TCentring>(a + start, aCentre, positions, b + start, bCentre, positions, span, last, tailMask,
+                            i, Math.Min(4, rowsA - i), j, Math.Min(4, rowsB - j), result, rowsB);
+                }
+            }
         }
+        // Rows shorter than a vector.
+        for (int i = 0; i < rowsA && positions < width; i++)
+            for (int j = symmetric ? i : 0; j < rowsB; j++)
+            {
+                T centreA = typeof(TCentring) == typeof(Centred) ? aCentre[i] : T.Zero, centreB = typeof(TCentring) == typeof(Centred) ? bCentre[j] : T.Zero;
+                double sum = 0;
+                for (long p = 0; p < positions; p++)
+                    sum += double.CreateTruncating((a[i * positions + p] - centreA) * (b[j * positions + p] - centreB));
+                result[i * rowsB + j] += sum;
+            }
+    }
+
+    /// <summary>A vector whose last <paramref name="count"/> lanes are all ones (bits), the others zero.</summary>
+    private static Vector<T> TailMask<T>(int count) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        Span<T> lanes = stackalloc T[width];
+        for (int lane = 0; lane < width; lane++)
+            lanes[lane] = lane >= width - count ? T.One : T.Zero;
+        return Vector.GreaterThan(new Vector<T>(lanes), Vector<T>.Zero);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ProductBlock<T>(T* a, T* b, int chunk, int span, double* result, int stride) where T : unmanaged, INumber<T>
+    private static Vector<T> Centre<T, TCentring>(T* centre) where T : unmanaged, INumber<T> where TCentring : struct =>
+        typeof(TCentring) == typeof(Centred) ? new Vector<T>(*centre) : default;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<T> Load<T, TCentring>(T* address, Vector<T> centre) where T : unmanaged, INumber<T> where TCentring : struct =>
+        typeof(TCentring) == typeof(Centred) ? Load(address) - centre : Load(address);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ProductBlock<T, TCentring>(T* a, T* aCentre, long strideA, T* b, T* bCentre, long strideB, long span, long last, Vector<T> lastMask,
+        double* result, int resultStride)
+        where T : unmanaged, INumber<T> where TCentring : struct
     {
         int width = Vector<T>.Count;
         Vector<T> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector<T> c10 = default, c11 = default, c12 = default, c13 = default;
         Vector<T> c20 = default, c21 = default, c22 = default, c23 = default;
         Vector<T> c30 = default, c31 = default, c32 = default, c33 = default;
-        for (int p = 0; p < span; p += width)
+        T* a0 = a, a1 = a + strideA, a2 = a + 2 * strideA, a3 = a + 3 * strideA;
+        T* b0 = b, b1 = b + strideB, b2 = b + 2 * strideB, b3 = b + 3 * strideB;
+        Vector<T> m0 = Centre<T, TCentring>(aCentre), m1 = Centre<T, TCentring>(aCentre + 1), m2 = Centre<T, TCentring>(aCentre + 2), m3 = Centre<T, TCentring>(aCentre + 3);
+        Vector<T> n0 = Centre<T, TCentring>(bCentre), n1 = Centre<T, TCentring>(bCentre + 1), n2 = Centre<T, TCentring>(bCentre + 2), n3 = Centre<T, TCentring>(bCentre + 3);
+        for (long p = 0; p < span; p += width)
         {
-            var b0 = Load(b + p);
-            var b1 = Load(b + chunk + p);
-            var b2 = Load(b + 2 * chunk + p);
-            var b3 = Load(b + 3 * chunk + p);
-            var a0 = Load(a + p);
-            c00 = MultiplyAdd(a0, b0, c00);
-            c01 = MultiplyAdd(a0, b1, c01);
-            c02 = MultiplyAdd(a0, b2, c02);
-            c03 = MultiplyAdd(a0, b3, c03);
-            var a1 = Load(a + chunk + p);
-            c10 = MultiplyAdd(a1, b0, c10);
-            c11 = MultiplyAdd(a1, b1, c11);
-            c12 = MultiplyAdd(a1, b2, c12);
-            c13 = MultiplyAdd(a1, b3, c13);
-            var a2 = Load(a + 2 * chunk + p);
-            c20 = MultiplyAdd(a2, b0, c20);
-            c21 = MultiplyAdd(a2, b1, c21);
-            c22 = MultiplyAdd(a2, b2, c22);
-            c23 = MultiplyAdd(a2, b3, c23);
-            var a3 = Load(a + 3 * chunk + p);
-            c30 = MultiplyAdd(a3, b0, c30);
-            c31 = MultiplyAdd(a3, b1, c31);
-            c32 = MultiplyAdd(a3, b2, c32);
-            c33 = MultiplyAdd(a3, b3, c33);
+            var y0 = Load<T, TCentring>(b0 + p, n0);
+            var y1 = Load<T, TCentring>(b1 + p, n1);
+            var y2 = Load<T, TCentring>(b2 + p, n2);
+            var y3 = Load<T, TCentring>(b3 + p, n3);
+            var x = Load<T, TCentring>(a0 + p, m0);
+            c00 = MultiplyAdd(x, y0, c00);
+            c01 = MultiplyAdd(x, y1, c01);
+            c02 = MultiplyAdd(x, y2, c02);
+            c03 = MultiplyAdd(x, y3, c03);
+            x = Load<T, TCentring>(a1 + p, m1);
+            c10 = MultiplyAdd(x, y0, c10);
+            c11 = MultiplyAdd(x, y1, c11);
+            c12 = MultiplyAdd(x, y2, c12);
+            c13 = MultiplyAdd(x, y3, c13);
+            x = Load<T, TCentring>(a2 + p, m2);
+            c20 = MultiplyAdd(x, y0, c20);
+            c21 = MultiplyAdd(x, y1, c21);
+            c22 = MultiplyAdd(x, y2, c22);
+            c23 = MultiplyAdd(x, y3, c23);
+            x = Load<T, TCentring>(a3 + p, m3);
+            c30 = MultiplyAdd(x, y0, c30);
+            c31 = MultiplyAdd(x, y1, c31);
+            c32 = MultiplyAdd(x, y2, c32);
+            c33 = MultiplyAdd(x, y3, c33);
+        }
+        if (last >= 0)
+        {
+            // The same for the row's last vector, lanes already counted masked off.
+            var y0 = Load<T, TCentring>(b0 + last, n0) & lastMask;
+            var y1 = Load<T, TCentring>(b1 + last, n1) & lastMask;
+            var y2 = Load<T, TCentring>(b2 + last, n2) & lastMask;
+            var y3 = Load<T, TCentring>(b3 + last, n3) & lastMask;
+            var x = Load<T, TCentring>(a0 + last, m0);
+            c00 = MultiplyAdd(x, y0, c00);
+            c01 = MultiplyAdd(x, y1, c01);
+            c02 = MultiplyAdd(x, y2, c02);
+            c03 = MultiplyAdd(x, y3, c03);
+            x = Load<T, TCentring>(a1 + last, m1);
+            c10 = MultiplyAdd(x, y0, c10);
+            c11 = MultiplyAdd(x, y1, c11);
+            c12 = MultiplyAdd(x, y2, c12);
+            c13 = MultiplyAdd(x, y3, c13);
+            x = Load<T, TCentring>(a2 + last, m2);
+            c20 = MultiplyAdd(x, y0, c20);
+            c21 = MultiplyAdd(x, y1, c21);
+            c22 = MultiplyAdd(x, y2, c22);
+            c23 = MultiplyAdd(x, y3, c23);
+            x = Load<T, TCentring>(a3 + last, m3);
+            c30 = MultiplyAdd(x, y0, c30);
+            c31 = MultiplyAdd(x, y1, c31);
+            c32 = MultiplyAdd(x, y2, c32);
+            c33 = MultiplyAdd(x, y3, c33);
         }
         AddSums(result, c00, c01, c02, c03);
-        AddSums(result + stride, c10, c11, c12, c13);
-        AddSums(result + 2 * stride, c20, c21, c22, c23);
-        AddSums(result + 3 * stride, c30, c31, c32, c33);
+        AddSums(result + resultStride, c10, c11, c12, c13);
+        AddSums(result + 2 * resultStride, c20, c21, c22, c23);
+        AddSums(result + 3 * resultStride, c30, c31, c32, c33);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -223,18 +281,24 @@ internal static unsafe class BlockKernels
     }
 
     /// <summary>A block at the edge of the result (fewer than 4 rows or columns left): one accumulator per entry.</summary>
-    private static void ProductEdge<T>(T* a, T* b, int chunk, int span, int i0, int rows, int j0, int columns, double* result, int stride)
-        where T : unmanaged, INumber<T>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ProductEdge<T, TCentring>(T* a, T* aCentre, long strideA, T* b, T* bCentre, long strideB, long span, long last, Vector<T> lastMask,
+        int i0, int rows, int j0, int columns, double* result, int resultStride)
+        where T : unmanaged, INumber<T> where TCentring : struct
     {
         int width = Vector<T>.Count;
         for (int i = i0; i < i0 + rows; i++)
         {
+            var m = Centre<T, TCentring>(aCentre + i);
             for (int j = j0; j < j0 + columns; j++)
             {
+                var n = Centre<T, TCentring>(bCentre + j);
                 Vector<T> sum = default;
-                for (int p = 0; p < span; p += width)
-                    sum = MultiplyAdd(Load(a + i * chunk + p), Load(b + j * chunk + p), sum);
-                result[i * stride + j] += double.CreateTruncating(Vector.Sum(sum));
+                for (long p = 0; p < span; p += width)
+                    sum = MultiplyAdd(Load<T, TCentring>(a + i * strideA + p, m), Load<T, TCentring>(b + j * strideB + p, n), sum);
+                if (last >= 0)
+                    sum = MultiplyAdd(Load<T, TCentring>(a + i * strideA + last, m), Load<T, TCentring>(b + j * strideB + last, n) & lastMask, sum);
+                result[i * resultStride + j] += double.CreateTruncating(Vector.Sum(sum));
             }
         }
     }
@@ -248,32 +312,37 @@ internal static unsafe class BlockKernels
     /// <paramref name="first"/> itself: each tile of positions is packed aside before any of it is written.
     /// </summary>
     /// <remarks>
-    /// Tile by tile of 2 vectors of positions: each tile is packed into a contiguous buffer first,
+    /// Tile by tile of 4 vectors of positions: each tile is packed into a contiguous buffer first,
     /// which also keeps the rows of a large map (the stem's d = 64) from evicting each other from the
-    /// first-level cache. The last, partial tile is packed with zeros and computed whole into a
-    /// staging buffer, so that small maps (14x14 leaves 4 of 196 positions) need no scalar loop.
+    /// first-level cache; then 4 output rows at a time in 16 accumulators, each packed vector loaded
+    /// once per 4 rows. The positions after the last whole tile: where the output is not an input, a
+    /// last whole tile that overlaps the one before it (those outputs are computed twice, alike);
+    /// otherwise tiles of 2 vectors, the last one packed with zeros and computed whole into a staging
+    /// buffer, so that small maps (14x14 leaves 4 of 196 positions) need no scalar loop.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Map<T>(T* first, int firstRows, T* second, T* secondCentre, int secondRows, T* output, int outputRows,
         T* map, T* bias, long positions) where T : unmanaged, INumber<T>
     {
-        int width = Vector<T>.Count, tile = 2 * width, inputRows = firstRows + secondRows;
-        T* packed = stackalloc T[inputRows * tile];
+        int width = Vector<T>.Count, wide = 4 * width, tile = 2 * width, inputRows = firstRows + secondRows;
+        T* packed = stackalloc T[inputRows * wide];
         long p = 0;
+        for (; p + wide <= positions; p += wide)
+        {
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, wide);
+            MapWideTile(packed, output + p, positions, map, bias, outputRows, inputRows, width);
+        }
+        if (p == positions)
+            return;
+        if (p > 0 && output != first && output != second)
+        {
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - wide, packed, wide);
+            MapWideTile(packed, output + positions - wide, positions, map, bias, outputRows, inputRows, width);
+            return;
+        }
         for (; p + tile <= positions; p += tile)
         {
-            for (int j = 0; j < firstRows; j++)
-            {
-                Store(packed + j * tile, Load(first + j * positions + p));
-                Store(packed + j * tile + width, Load(first + j * positions + p + width));
-            }
-            for (int j = 0; j < secondRows; j++)
-            {
-                var centre = new Vector<T>(secondCentre is null ? T.Zero : secondCentre[j]);
-                T* row = packed + (firstRows + j) * tile;
-                Store(row, Load(second + j * positions + p) - centre);
-                Store(row + width, Load(second + j * positions + p + width) - centre);
-            }
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, tile);
             MapTile(packed, output + p, positions, map, bias, outputRows, inputRows, width);
         }
         int rest = (int)(positions - p);
@@ -292,6 +361,104 @@ internal static unsafe class BlockKernels
         MapTile(packed, staged, tile, map, bias, outputRows, inputRows, width);
         for (int i = 0; i < outputRows; i++)
             new ReadOnlySpan<T>(staged + i * tile, rest).CopyTo(new Span<T>(output + i * positions + p, rest));
+    }
+
+    /// <summary>The input rows' positions p .. p + <paramref name="tile"/> - 1 (whole vectors), the second rows centred, into <paramref name="packed"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PackTile<T>(T* first, int firstRows, T* second, T* secondCentre, int secondRows, long positions, long p, T* packed, int tile)
+        where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        for (int j = 0; j < firstRows; j++)
+            for (int q = 0; q < tile; q += width)
+                Store(packed + j * tile + q, Load(first + j * positions + p + q));
+        for (int j = 0; j < secondRows; j++)
+        {
+            var centre = new Vector<T>(secondCentre is null ? T.Zero : secondCentre[j]);
+            T* row = packed + (firstRows + j) * tile;
+            for (int q = 0; q < tile; q += width)
+                Store(row + q, Load(second + j * positions + p + q) - centre);
+        }
+    }
+
+    /// <summary>
+    /// The map of one packed tile (input rows of 4 vectors) into <paramref name="output"/>, rows
+    /// <paramref name="stride"/> apart: 4 output rows at a time, 16 accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MapWideTile<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
+        where T : unmanaged, INumber<T>
+    {
+        int wide = 4 * width, i = 0;
+        for (; i + 4 <= outputRows; i += 4)
+        {
+            Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;
+            if (bias is not null)
+            {
+                a00 = new Vector<T>(bias[i]);
+                a10 = new Vector<T>(bias[i + 1]);
+                a20 = new Vector<T>(bias[i + 2]);
+                a30 = new Vector<T>(bias[i + 3]);
+            }
+            Vector<T> a01 = a00, a02 = a00, a03 = a00, a11 = a10, a12 = a10, a13 = a10;
+            Vector<T> a21 = a20, a22 = a20, a23 = a20, a31 = a30, a32 = a30, a33 = a30;
+            T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
+            for (int j = 0; j < inputRows; j++)
+            {
+                T* row = packed + j * wide;
+                var x0 = Load(row);
+                var x1 = Load(row + width);
+                var x2 = Load(row + 2 * width);
+                var x3 = Load(row + 3 * width);
+                var m = new Vector<T>(m0[j]);
+                a00 = MultiplyAdd(m, x0, a00);
+                a01 = MultiplyAdd(m, x1, a01);
+                a02 = MultiplyAdd(m, x2, a02);
+                a03 = MultiplyAdd(m, x3, a03);
+                m = new Vector<T>(m1[j]);
+                a10 = MultiplyAdd(m, x0, a10);
+                a11 = MultiplyAdd(m, x1, a11);
+                a12 = MultiplyAdd(m, x2, a12);
+                a13 = MultiplyAdd(m, x3, a13);
+                m = new Vector<T>(m2[j]);
+                a20 = MultiplyAdd(m, x0, a20);
+                a21 = MultiplyAdd(m, x1, a21);
+                a22 = MultiplyAdd(m, x2, a22);
+                a23 = MultiplyAdd(m, x3, a23);
+                m = new Vector<T>(m3[j]);
+                a30 = MultiplyAdd(m, x0, a30);
+                a31 = MultiplyAdd(m, x1, a31);
+                a32 = MultiplyAdd(m, x2, a32);
+                a33 = MultiplyAdd(m, x3, a33);
+            }
+            StoreRow(output + i * stride, a00, a01, a02, a03, width);
+            StoreRow(output + (i + 1) * stride, a10, a11, a12, a13, width);
+            StoreRow(output + (i + 2) * stride, a20, a21, a22, a23, width);
+            StoreRow(output + (i + 3) * stride, a30, a31, a32, a33, width);
+        }
+        for (; i < outputRows; i++)
+        {
+            Vector<T> a0 = bias is null ? default : new Vector<T>(bias[i]), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < inputRows; j++)
+            {
+                T* row = packed + j * wide;
+                var m = new Vector<T>(map[i * inputRows + j]);
+                a0 = MultiplyAdd(m, Load(row), a0);
+                a1 = MultiplyAdd(m, Load(row + width), a1);
+                a2 = MultiplyAdd(m, Load(row + 2 * width), a2);
+                a3 = MultiplyAdd(m, Load(row + 3 * width), a3);
+            }
+            StoreRow(output + i * stride, a0, a1, a2, a3, width);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<T>(T* output, Vector<T> v0, Vector<T> v1, Vector<T> v2, Vector<T> v3, int width) where T : unmanaged
+    {
+        Store(output, v0);
+        Store(output + width, v1);
+        Store(output + 2 * width, v2);
+        Store(output + 3 * width, v3);
     }
 
     /// <summary>

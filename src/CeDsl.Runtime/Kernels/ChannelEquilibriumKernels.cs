@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using static CeDsl.Kernels.BlockKernels;
 using static TorchSharp.torch;
@@ -538,40 +539,67 @@ internal static unsafe class ChannelEquilibriumKernels
         long n = call.Samples, positions = call.Positions, pairs = n * groups;
         double lambda = call.Lambda, scale = call.Scale;
         double* groupMean = (double*)(workspace + call.Layout.GroupMean);
-        nint input = (nint)x, gradient = (nint)dy, output = (nint)dx, means = (nint)mean, gates = (nint)gate;
-        nint maps = (nint)wm, covariance = (nint)a, variances = (nint)varianceGradient, centres = (nint)groupMean;
-        long perItem = PairsPerItem(pairs, 3 * d * positions);
-        ParallelLoop.For((pairs + perItem - 1) / perItem, item =>
+        // Per group, [lambda wm^T | A] (d x 2d) and A m; per block only the diagonals and A mu change.
+        var groupArrays = ArrayPool<T>.Shared.Rent(groups * 2 * d * d);
+        var shiftArray = ArrayPool<double>.Shared.Rent(groups * d);
+        try
         {
-            T* map = stackalloc T[2 * d * d];
-            T* bias = stackalloc T[d];
-            for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
+            fixed (T* groupMaps = groupArrays)
+            fixed (double* shifts = shiftArray)
             {
-                int g = (int)(pair % groups);
-                double* w = (double*)maps + (long)g * d * d, s = covariance == 0 ? null : (double*)covariance + (long)g * d * d;
-                T* mu = (T*)means + pair * d;
-                for (int i = 0; i < d; i++)
+                for (int g = 0; g < groups; g++)
                 {
-                    long c = pair * d + i;
-                    double f = (1 - lambda) * double.CreateTruncating(((T*)gates)[c]) / scale;
-                    double dv = double.CreateTruncating(((T*)variances)[c]) + perVariance;
-                    double biasValue = 0;
-                    for (int j = 0; j < d; j++)
+                    double* w = wm + (long)g * d * d, s = a is null ? null : a + (long)g * d * d;
+                    T* target = groupMaps + (long)g * 2 * d * d;
+                    for (int i = 0; i < d; i++)
                     {
-                        // [M^T | A + D]: M^T[i, j] = lambda wm[j, i] + (i == j) f_i.
-                        double transposed = lambda * w[j * d + i] + (i == j ? f : 0);
-                        double covariant = s is null ? 0 : s[i * d + j];
-                        if (s is not null)
-                            biasValue += covariant * (double.CreateTruncating(mu[j]) - ((double*)centres)[g * d + j]);
-                        map[i * 2 * d + j] = T.CreateTruncating(transposed);
-                        map[i * 2 * d + d + j] = T.CreateTruncating(covariant + (i == j ? 2 * dv / (positions - 1) : 0));
+                        double shift = 0;
+                        for (int j = 0; j < d; j++)
+                        {
+                            target[i * 2 * d + j] = T.CreateTruncating(lambda * w[j * d + i]);
+                            target[i * 2 * d + d + j] = s is null ? T.Zero : T.CreateTruncating(s[i * d + j]);
+                            if (s is not null)
+                                shift += s[i * d + j] * groupMean[g * d + j];
+                        }
+                        shifts[g * d + i] = shift;
                     }
-                    bias[i] = T.CreateTruncating(biasValue);
                 }
-                long offset = pair * d * positions;
-                Map((T*)gradient + offset, d, (T*)input + offset, mu, d, (T*)output + offset, d, map, bias, positions);
+                nint input = (nint)x, gradient = (nint)dy, output = (nint)dx, means = (nint)mean, gates = (nint)gate;
+                nint covariance = (nint)a, variances = (nint)varianceGradient, mapsOfGroups = (nint)groupMaps, shiftsOfGroups = (nint)shifts;
+                long perItem = PairsPerItem(pairs, 3 * d * positions);
+                ParallelLoop.For((pairs + perItem - 1) / perItem, item =>
+                {
+                    T* map = stackalloc T[2 * d * d];
+                    T* bias = stackalloc T[d];
+                    for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
+                    {
+                        int g = (int)(pair % groups);
+                        new ReadOnlySpan<T>((T*)mapsOfGroups + (long)g * 2 * d * d, 2 * d * d).CopyTo(new Span<T>(map, 2 * d * d));
+                        T* mu = (T*)means + pair * d;
+                        double* s = covariance == 0 ? null : (double*)covariance + (long)g * d * d;
+                        for (int i = 0; i < d; i++)
+                        {
+                            long c = pair * d + i;
+                            // M^T[i, i] += (1 - lambda) f_i; D_i = 2 dv_i / (P - 1).
+                            map[i * 2 * d + i] += T.CreateTruncating((1 - lambda) * double.CreateTruncating(((T*)gates)[c]) / scale);
+                            double dv = double.CreateTruncating(((T*)variances)[c]) + perVariance;
+                            map[i * 2 * d + d + i] += T.CreateTruncating(2 * dv / (positions - 1));
+                            double biasValue = 0;
+                            for (int j = 0; s is not null && j < d; j++)
+                                biasValue += s[i * d + j] * double.CreateTruncating(mu[j]);
+                            bias[i] = T.CreateTruncating(s is null ? 0 : biasValue - ((double*)shiftsOfGroups)[g * d + i]);
+                        }
+                        long offset = pair * d * positions;
+                        Map((T*)gradient + offset, d, (T*)input + offset, mu, d, (T*)output + offset, d, map, bias, positions);
+                    }
+                });
             }
-        });
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(groupArrays);
+            ArrayPool<double>.Shared.Return(shiftArray);
+        }
     }
 
     /// <summary>
@@ -585,8 +613,11 @@ internal static unsafe class ChannelEquilibriumKernels
     private static class SmallMatrix
     {
         /// <summary>c = alpha op(a) op(b) + beta c, op = transposed or not.</summary>
+        /// <remarks>Row by row of c, 4 vectors of it at a time in accumulators: each row of op(b) is loaded once per 4 vectors.</remarks>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         internal static void Multiply(double* a, bool transposeA, double* b, bool transposeB, double* c, int d, double alpha, double beta)
         {
+            int width = Vector<double>.Count, block = 4 * width;
             double* right = b;
             double* transposed = stackalloc double[transposeB ? d * d : 0];
             if (transposeB)
@@ -596,16 +627,46 @@ internal static unsafe class ChannelEquilibriumKernels
                         transposed[j * d + i] = b[i * d + j];
                 right = transposed;
             }
-            double* row = stackalloc double[d];
+            var scale = new Vector<double>(alpha);
+            var keep = new Vector<double>(beta);
             for (int i = 0; i < d; i++)
             {
-                new Span<double>(row, d).Clear();
-                for (int k = 0; k < d; k++)
-                    AddScaled(row, right + k * d, transposeA ? a[k * d + i] : a[i * d + k], d);
                 double* target = c + i * d;
-                for (int j = 0; j < d; j++)
-                    target[j] = beta == 0 ? alpha * row[j] : beta * target[j] + alpha * row[j];
+                int j = 0;
+                for (; j + block <= d; j += block)
+                {
+                    Vector<double> s0 = default, s1 = default, s2 = default, s3 = default;
+                    for (int k = 0; k < d; k++)
+                    {
+                        var factor = new Vector<double>(transposeA ? a[k * d + i] : a[i * d + k]);
+                        double* row = right + k * d + j;
+                        s0 = MultiplyAdd(factor, Load(row), s0);
+                        s1 = MultiplyAdd(factor, Load(row + width), s1);
+                        s2 = MultiplyAdd(factor, Load(row + 2 * width), s2);
+                        s3 = MultiplyAdd(factor, Load(row + 3 * width), s3);
+                    }
+                    Store(target + j, Combine(s0, target + j));
+                    Store(target + j + width, Combine(s1, target + j + width));
+                    Store(target + j + 2 * width, Combine(s2, target + j + 2 * width));
+                    Store(target + j + 3 * width, Combine(s3, target + j + 3 * width));
+                }
+                for (; j + width <= d; j += width)
+                {
+                    Vector<double> sum = default;
+                    for (int k = 0; k < d; k++)
+                        sum = MultiplyAdd(new Vector<double>(transposeA ? a[k * d + i] : a[i * d + k]), Load(right + k * d + j), sum);
+                    Store(target + j, Combine(sum, target + j));
+                }
+                for (; j < d; j++)
+                {
+                    double sum = 0;
+                    for (int k = 0; k < d; k++)
+                        sum += (transposeA ? a[k * d + i] : a[i * d + k]) * right[k * d + j];
+                    target[j] = beta == 0 ? alpha * sum : beta * target[j] + alpha * sum;
+                }
             }
+
+            Vector<double> Combine(Vector<double> sum, double* target) => beta == 0 ? scale * sum : keep * Load(target) + scale * sum;
         }
     }
 }

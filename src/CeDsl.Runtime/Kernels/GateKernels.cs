@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using static CeDsl.Kernels.BlockKernels;
 
 namespace CeDsl.Kernels;
@@ -27,6 +28,7 @@ internal static unsafe class GateKernels
     /// scratch of the hidden width. With <paramref name="saved"/>, also keeps the normalized hidden values,
     /// the LayerNorm's output (before the ReLU) and its inverse standard deviation.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Forward<T>(in Weights<T> weights, T* variance, T* output, T scale, T* hidden, Saved<T>? saved = null)
         where T : unmanaged, INumber<T>, IExponentialFunctions<T>, IRootFunctions<T>
     {
@@ -67,6 +69,7 @@ internal static unsafe class GateKernels
     /// d loss / d v into <paramref name="varianceGradient"/> (N x C) and the weights' gradients
     /// (same shapes as the weights, overwritten). <paramref name="scratch"/>: 2 x N x hidden values.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Backward<T>(in Weights<T> weights, long samples, T* variance, T* output, T* outputGradient,
         T* normalized, T* affine, T* inverseStd, T* varianceGradient,
         T* reduceGradient, T* normWeightGradient, T* normBiasGradient, T* expandGradient, T* scratch)

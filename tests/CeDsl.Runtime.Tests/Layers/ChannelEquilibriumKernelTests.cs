@@ -80,6 +80,49 @@ public class ChannelEquilibriumKernelTests
         AssertSameState(operators, kernels, dtype);
     }
 
+    [Fact]
+    public void A_retained_graph_gives_the_same_gradients_twice()
+    {
+        using var kernels = Randomized(new ChannelEquilibrium(32, 16, dtype: float64), seed: 6);
+        using var operators = CopyOnOperators(kernels, 32, 16, float64);
+        var input = Input(4, 32, 6, 6, float64, seed: 7);
+        var gradients = new[] { kernels, operators }.Select(ce =>
+        {
+            var x = input.clone().requires_grad_(true);
+            var output = ce.call(x);
+            var upstream = randn(output.shape, dtype: float64, generator: new Generator(8));
+            output.backward([upstream], retain_graph: true);
+            var once = x.grad!.clone();
+            output.backward([upstream]);
+            Assert.True(x.grad!.allclose(2 * once, rtol: 1e-14, atol: 0));
+            return (Input: x.grad!.clone(), XWeight: ce.named_parameters().Single(p => p.name == "x_weight").parameter.grad!.clone());
+        }).ToList();
+
+        AssertClose(gradients[1].Input, gradients[0].Input, float64, "input gradient after two backward passes");
+        AssertClose(gradients[1].XWeight, gradients[0].XWeight, float64, "x_weight gradient after two backward passes");
+    }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(2)]
+    public void Non_finite_input_in_evaluation_is_rejected_on_the_kernels(long samples)
+    {
+        using var ce = new ChannelEquilibrium(16, 8);
+        using (no_grad())
+            ce.call(Input(4, 16, 5, 5, float32, seed: 9));
+        ce.eval();
+        var x = Input(samples, 16, 5, 5, float32, seed: 10);
+        x[samples - 1, 11, 2, 3] = float.NaN;
+
+        using (no_grad())
+        {
+            var error = Assert.Throws<ArgumentException>(() => ce.call(x));
+            Assert.StartsWith("ChannelEquilibrium:", error.Message);
+            Assert.Contains("NaN or infinite", error.Message);
+        }
+        Assert.True(ce.RanOnKernels);
+    }
+
     /// <summary>One forward and backward with a fixed upstream gradient; the output and the gradient of the input and of every parameter.</summary>
     private static (Tensor Output, Dictionary<string, Tensor> Gradients) Step(ChannelEquilibrium ce, Tensor input)
     {
