@@ -64,16 +64,16 @@ public sealed class AdaptiveInstanceInverse : Module<Tensor, Tensor>
         var x = input.contiguous();
         var blocks = Whitening.Blocks(x, Channels);
         var variance = InstanceMoments.Of(blocks, x.shape[0], nameof(AdaptiveInstanceInverse), withScatter: false).Variance;
-        var factor = Factor(variance, nameof(AdaptiveInstanceInverse));
+        var factor = Factor(variance, nameof(AdaptiveInstanceInverse), training, updateRunningScale: training);
         return ChannelScale.Apply(blocks, factor).view(x.shape).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// The per-(sample, channel) factor y / s, (N, C), from the instance variance. In training this
-    /// updates running_scale (after its checks pass); in evaluation it divides by running_scale and
-    /// throws before any training step.
+    /// The per-(sample, channel) factor y / s, (N, C), from the instance variance. In training s is the
+    /// batch's, and with <paramref name="updateRunningScale"/> it updates running_scale (after its checks
+    /// pass); in evaluation it divides by running_scale and throws before any training step.
     /// </summary>
-    internal Tensor Factor(Tensor variance, string module)
+    internal Tensor Factor(Tensor variance, string module, bool training, bool updateRunningScale)
     {
         var gate = fc.call(variance);
         if (!training)
@@ -85,7 +85,8 @@ public sealed class AdaptiveInstanceInverse : Module<Tensor, Tensor>
         var scale = variance.mean().sqrt();
         if (!(scale.ToDouble() > 0))
             throw ZeroScale(module);
-        RunningAverage.Update(running_scale, scale, momentum);
+        if (updateRunningScale)
+            RunningAverage.Update(running_scale, scale, momentum);
         return gate / scale;
     }
 

@@ -93,21 +93,33 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
         var x = input.contiguous();
         var kernelModule = OperatorsOnly || pool ? null : KernelModule();
         RanOnKernels = kernelModule is not null && ChannelEquilibriumFunction.Applies(kernelModule, x);
-        if (RanOnKernels)
-            return ChannelEquilibriumFunction.Run(kernelModule!, x, training).MoveToOuterDisposeScope();
+        bool mode = training;
+        var output = RanOnKernels
+            ? ChannelEquilibriumFunction.Run(kernelModule!, x, mode, recompute: input => Operators(input, mode, updateStatistics: false))
+            : Operators(x, mode, updateStatistics: mode);
+        return output.MoveToOuterDisposeScope();
+    }
 
+    /// <summary>
+    /// The output with libtorch's operators (autograd records every step), in training or evaluation
+    /// mode; <paramref name="updateStatistics"/>: update the running statistics (training).
+    /// </summary>
+    private Tensor Operators(Tensor x, bool training, bool updateStatistics)
+    {
         var blocks = Whitening.Blocks(x, Groups);
         // Evaluation and pooled training need only the instance variance of the unpooled input.
         var moments = InstanceMoments.Of(blocks, x.shape[0], nameof(ChannelEquilibrium), withScatter: training && !pool);
         if (!training)
-            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium)), blocks).view(x.shape)
-                .MoveToOuterDisposeScope();
+            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium), training, updateRunningScale: false), blocks).view(x.shape);
 
         var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, nameof(ChannelEquilibrium));
-        var factor = AR.Factor(moments.Variance, nameof(ChannelEquilibrium));
-        RunningAverage.Update(running_mean, mean, momentum);
-        RunningAverage.Update(running_wm, wm, momentum);
-        return Mix(wm, factor, blocks).view(x.shape).MoveToOuterDisposeScope();
+        var factor = AR.Factor(moments.Variance, nameof(ChannelEquilibrium), training, updateStatistics);
+        if (updateStatistics)
+        {
+            RunningAverage.Update(running_mean, mean, momentum);
+            RunningAverage.Update(running_wm, wm, momentum);
+        }
+        return Mix(wm, factor, blocks).view(x.shape);
     }
 
     private ChannelEquilibriumKernels.Module KernelModule()

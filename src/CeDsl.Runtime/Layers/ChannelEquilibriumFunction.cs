@@ -33,8 +33,12 @@ internal sealed class ChannelEquilibriumFunction : autograd.SingleTensorFunction
         && new[] { module.XWeight, module.Reduce, module.NormWeight, module.NormBias, module.Expand, module.RunningMean, module.RunningWm, module.RunningScale }
             .All(tensor => tensor.dtype == input.dtype && CpuKernels.Addressable(tensor));
 
-    /// <summary>The module's output for a contiguous input the kernels take (<see cref="Applies"/>).</summary>
-    internal static Tensor Run(ChannelEquilibriumKernels.Module module, Tensor input, bool training)
+    /// <summary>
+    /// The module's output for a contiguous input the kernels take (<see cref="Applies"/>).
+    /// <paramref name="recompute"/>: the same output with libtorch's operators and without updating the running
+    /// statistics, for a backward pass that must itself be differentiable (create_graph).
+    /// </summary>
+    internal static Tensor Run(ChannelEquilibriumKernels.Module module, Tensor input, bool training, Func<Tensor, Tensor> recompute)
     {
         ReleaseHandedOut();
         var call = new ChannelEquilibriumKernels.Call(module, training, input.shape[0], input.shape[2] * input.shape[3]);
@@ -52,7 +56,7 @@ internal sealed class ChannelEquilibriumFunction : autograd.SingleTensorFunction
         // The forward pass runs before the node exists, so that a rejected input leaves no node behind.
         var workspace = empty(call.Layout.Bytes, ScalarType.Byte);
         ChannelEquilibriumKernels.Forward(call, input, output, workspace);
-        return apply([.. differentiable, new Computed(call, output, workspace, [.. differentiable.Select(tensor => tensor.requires_grad)])]);
+        return apply([.. differentiable, new Computed(call, output, workspace, [.. differentiable.Select(tensor => tensor.requires_grad)], recompute)]);
     }
 
     /// <inheritdoc/>
@@ -75,6 +79,13 @@ internal sealed class ChannelEquilibriumFunction : autograd.SingleTensorFunction
             var saved = ctx.get_saved_variables();
             Tensor input = saved[0], workspace = saved[1];
             var parameters = saved.Skip(2).ToArray();
+            if (is_grad_enabled())
+            {
+                // A backward pass with create_graph: the kernels' gradients would not be differentiable, so the
+                // gradients come from libtorch's operators on the same input and weights.
+                gradients.AddRange(Differentiable(computed, input, parameters, grad_output));
+                return Handed(gradients, grad_output);
+            }
             Tensor? inputGradient = computed.RequiresGradient[0] ? empty_like(input) : null;
             var parameterGradients = parameters.Select(parameter => empty_like(parameter)).ToArray();
             ChannelEquilibriumKernels.Backward(computed.Call, input, grad_output.contiguous(), workspace, inputGradient,
@@ -83,10 +94,29 @@ internal sealed class ChannelEquilibriumFunction : autograd.SingleTensorFunction
             for (int i = 0; i < parameters.Length; i++)
                 gradients.Add(computed.RequiresGradient[i + 1] ? parameterGradients[i] : null!);
             gradients.Add(null!); // the Computed argument
-            foreach (var gradient in gradients.Where(gradient => gradient is not null))
-                gradient.DetachFromDisposeScope();
+            return Handed(gradients, grad_output);
         }
-        grad_output.Dispose();
+    }
+
+    /// <summary>The gradients of the operators' output (recomputed, recording autograd) with respect to the arguments that need them.</summary>
+    private static IEnumerable<Tensor> Differentiable(Computed computed, Tensor input, Tensor[] parameters, Tensor outputGradient)
+    {
+        Tensor[] arguments = [input, .. parameters];
+        var wanted = Enumerable.Range(0, arguments.Length).Where(i => computed.RequiresGradient[i]).ToArray();
+        var output = computed.Recompute(input);
+        var results = autograd.grad([output], [.. wanted.Select(i => arguments[i])], [outputGradient], retain_graph: true, create_graph: true, allow_unused: true);
+        var gradients = new Tensor[arguments.Length + 1];
+        for (int k = 0; k < wanted.Length; k++)
+            gradients[wanted[k]] = results[k];
+        return gradients;
+    }
+
+    /// <summary>Returns the gradients to TorchSharp, keeping their handles until the next call (see the remarks above).</summary>
+    private static List<Tensor> Handed(List<Tensor> gradients, Tensor outputGradient)
+    {
+        foreach (var gradient in gradients.Where(gradient => gradient is not null))
+            gradient.DetachFromDisposeScope();
+        outputGradient.Dispose();
         (handedOut ??= []).AddRange(gradients.Where(gradient => gradient is not null));
         return gradients;
     }
@@ -104,5 +134,5 @@ internal sealed class ChannelEquilibriumFunction : autograd.SingleTensorFunction
     /// The forward pass's results, handed through <see cref="autograd.Function{T}"/>'s untyped arguments, and
     /// which of the differentiable arguments (input, x_weight, the gate's four weights) need a gradient.
     /// </summary>
-    private sealed record Computed(ChannelEquilibriumKernels.Call Call, Tensor Output, Tensor Workspace, bool[] RequiresGradient);
+    private sealed record Computed(ChannelEquilibriumKernels.Call Call, Tensor Output, Tensor Workspace, bool[] RequiresGradient, Func<Tensor, Tensor> Recompute);
 }

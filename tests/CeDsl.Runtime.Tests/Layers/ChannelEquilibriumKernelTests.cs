@@ -103,6 +103,40 @@ public class ChannelEquilibriumKernelTests
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Second_order_gradients_are_the_operators(bool training)
+    {
+        using var kernels = Randomized(new ChannelEquilibrium(16, 8, dtype: float64), seed: 11);
+        using var operators = CopyOnOperators(kernels, 16, 8, float64);
+        if (!training)
+        {
+            using (no_grad())
+                foreach (var ce in new[] { kernels, operators })
+                    ce.call(Input(4, 16, 5, 5, float64, seed: 12));
+            kernels.eval();
+            operators.eval();
+        }
+        var input = Input(3, 16, 5, 5, float64, seed: 13);
+        var weights = randn(input.shape, dtype: float64, generator: new Generator(14));
+        var results = new[] { kernels, operators }.Select(ce =>
+        {
+            var x = input.clone().requires_grad_(true);
+            ce.zero_grad();
+            var first = autograd.grad([(ce.call(x) * weights).sum()], [x], retain_graph: true, create_graph: true)[0];
+            first.square().sum().backward();
+            var gradients = ce.named_parameters().ToDictionary(entry => entry.name, entry => entry.parameter.grad!.clone());
+            gradients["input"] = x.grad!.clone();
+            return (First: first.detach(), Gradients: gradients);
+        }).ToList();
+
+        Assert.True(kernels.RanOnKernels);
+        AssertClose(results[1].First, results[0].First, float64, "first-order input gradient");
+        foreach (var (name, gradient) in results[1].Gradients)
+            AssertClose(gradient, results[0].Gradients[name], float64, $"second-order gradient of {name}");
+    }
+
+    [Theory]
     [InlineData(4)]
     [InlineData(2)]
     public void Non_finite_input_in_evaluation_is_rejected_on_the_kernels(long samples)
