@@ -4,8 +4,8 @@
 
 - ce_resnet20_pytorch.safetensors: a CE-ResNet-20 for 1x32x32 inputs and 10 classes built in
   PyTorch with torchvision's ResNet layout and the CE module written from the semantics page
-  (tests/CeDsl.Runtime.Tests/Fixtures/reference/ce_reference.py), after two SGD steps on random data
-  so that every running statistic has moved. ce_resnet20_io.safetensors: an input batch, the
+  docs/semantics/channel-equilibrium.md (tests/CeDsl.Runtime.Tests/Fixtures/reference/ce_reference.py),
+  after two SGD steps on random data so that every running statistic has moved. ce_resnet20_io.safetensors: an input batch, the
   evaluation-mode logits, the training-mode logits and the running statistics after that
   training-mode forward (prefixed "after.").
 
