@@ -53,13 +53,45 @@ internal static class PythonTorch
     public static PythonResult RunScript(string script, TimeSpan timeout, params string[] arguments)
     {
         _ = Version;
-        var result = RunUnchecked(Executable, [Path.Combine(ScriptsDirectory, script), .. arguments], timeout);
-        if (result.ExitCode != 0)
-            throw new InvalidOperationException(result.Describe());
-        return result;
+        return Checked(RunUnchecked(Executable, [Path.Combine(ScriptsDirectory, script), .. arguments], timeout));
     }
 
-    private static PythonResult RunUnchecked(string python, IReadOnlyList<string> arguments, TimeSpan timeout)
+    /// <summary>
+    /// Runs <c>Scripts/<paramref name="script"/></c> as <paramref name="processes"/> ranks under torchrun on this machine,
+    /// rendezvous and gloo on the loopback interface only; throws with the output unless every rank exits with 0.
+    /// </summary>
+    /// <remarks>
+    /// <c>--redirects 1 --tee 1</c> works around Debian's PyTorch 1.13 on Python 3.11, whose torchrun fails with
+    /// "'NoneType' object has no attribute 'get'" for the default "0" (Python 3.11 no longer iterates the zero
+    /// flag Std.NONE); with it each rank's standard output is also kept in a log file.
+    /// </remarks>
+    public static PythonResult RunTorchrun(int processes, string script, TimeSpan timeout, params string[] arguments)
+    {
+        _ = Version;
+        string[] launcher =
+        [
+            "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", processes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--master_addr", "127.0.0.1", "--master_port", FreeLoopbackPort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--redirects", "1", "--tee", "1",
+        ];
+        return Checked(RunUnchecked(Executable, [.. launcher, Path.Combine(ScriptsDirectory, script), .. arguments], timeout,
+            new Dictionary<string, string> { ["GLOO_SOCKET_IFNAME"] = "lo" }));
+    }
+
+    private static int FreeLoopbackPort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    private static PythonResult Checked(PythonResult result) =>
+        result.ExitCode == 0 ? result : throw new InvalidOperationException(result.Describe());
+
+    private static PythonResult RunUnchecked(string python, IReadOnlyList<string> arguments, TimeSpan timeout,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(python)
         {
@@ -74,6 +106,8 @@ internal static class PythonTorch
         start.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
         // Two cores are shared by everything: one thread per Python process.
         start.Environment["OMP_NUM_THREADS"] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
 
         var output = new StringBuilder();
         var watch = Stopwatch.StartNew();
