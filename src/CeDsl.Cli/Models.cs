@@ -100,7 +100,7 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
     {
         if (network is null)
             throw new UserException($"--checkpoint: '{path}' is not a CeDsl checkpoint. If it is a plain state dict (PyTorch's torch.save, " +
-                "safetensors), which does not name its network, give the zoo network with --network NAME (cedsl summary --help lists them).");
+                "safetensors), which does not name its network, cedsl eval, fold and analyze load it given the zoo network with --network NAME (cedsl summary --help lists them).");
         var entry = Models.Find(network);
         var model = Models.Create(entry);
         try
