@@ -26,6 +26,23 @@ public sealed class StateDictCompatibilityTests : IDisposable
     }
 
     [Fact]
+    public void A_torch_save_checkpoint_of_a_DataParallel_CeResNet20_loads_strictly_and_gives_PyTorchs_outputs()
+    {
+        // The layout of the CE authors' released checkpoints: {"epoch", "arch", "best_acc1", "state_dict": {"module.conv1.weight": ...}}.
+        using var network = new CeResNet20(classes: 10, inChannels: 1);
+        var report = StateDict.Load(network, Path.Combine(Fixtures, "ce_resnet20_dataparallel.pth"), strict: true);
+        Assert.True(report.IsComplete);
+        using var scope = NewDisposeScope();
+        var io = PyTorchIo();
+        network.eval();
+        using (no_grad())
+            AssertClose(io["eval_logits"], network.call(io["input"]), 1e-4, "eval logits");
+        var saved = SafeTensors.Load(Path.Combine(Fixtures, "ce_resnet20_pytorch.safetensors"));
+        foreach (var (name, value) in network.state_dict())
+            Assert.True(saved[name].to(value.dtype).eq(value).all().item<bool>(), $"{name} differs from the saved value");
+    }
+
+    [Fact]
     public void CeResNet20TrainedInPyTorchGivesPyTorchsOutputs()
     {
         using var network = new CeResNet20(classes: 10, inChannels: 1);
