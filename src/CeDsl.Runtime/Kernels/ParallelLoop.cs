@@ -19,11 +19,28 @@ internal static unsafe class ParallelLoop
     /// <summary>Whether the loops run on libtorch's OpenMP threads (else on .NET's thread pool).</summary>
     internal static bool OnLibTorchThreads => OpenMpParallel != null;
 
-    /// <summary>Runs <paramref name="body"/> for 0 .. <paramref name="count"/> - 1, items taken one at a time by whichever thread is free.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> for 0 .. <paramref name="count"/> - 1, items taken one at a time by whichever
+    /// thread is free; on the calling thread alone for one item or one thread. An exception in an item stops the
+    /// loop and reaches the caller in an <see cref="AggregateException"/>.
+    /// </summary>
     internal static void For(long count, Action<long> body)
     {
         int threads = Math.Max(1, get_num_threads());
-        if (OpenMpParallel == null || threads == 1 || count == 1)
+        if (threads == 1 || count == 1)
+        {
+            try
+            {
+                for (long item = 0; item < count; item++)
+                    body(item);
+            }
+            catch (Exception inline)
+            {
+                throw new AggregateException(inline);
+            }
+            return;
+        }
+        if (OpenMpParallel == null)
         {
             Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
             return;
