@@ -3,7 +3,7 @@
 # side in one process (each case in a process of its own, so that a crash in one does not lose the others),
 # and with --floor what CE must cost there. Prints the tables and writes artifacts/ce-training.table.md.
 #   bench/run-training-bench.sh [--cases resnet20:16:train,...] [--runs 5] [--iterations 5] [--threads 2] [--operators] [--floor]
-# Default cases: resnet20:16:train resnet20:16:eval resnet20:128:train resnet50:16:train. --operators adds CE on
+# Default cases: resnet20:16:train resnet20:16:eval resnet20:128:train resnet18:16:train resnet50:16:train. --operators adds CE on
 # libtorch's operators only (the trainable CE before the CPU kernels). Needs a quiet machine: every number is a
 # wall-clock time.
 set -euo pipefail
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # The allocator settings of run-ce-bench.sh: freed activation memory stays in one heap, so the numbers
 # measure compute rather than first-touch page faults on large activations.
 export MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
-cases="resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet50:16:train"
+cases="resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet18:16:train,resnet50:16:train"
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in

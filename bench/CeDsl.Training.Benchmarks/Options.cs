@@ -20,7 +20,7 @@ internal sealed record BenchCase(string Family, int Batch, bool Training)
 
 internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Iterations, int Threads, bool Operators, bool Floor, string? Markdown)
 {
-    public static readonly string DefaultCases = "resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet50:16:train";
+    public static readonly string DefaultCases = "resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet18:16:train,resnet50:16:train";
 
     public static Options Parse(string[] args)
     {

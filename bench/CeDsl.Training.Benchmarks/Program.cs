@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 // of CE's cost derived from measured primitives (docs/benchmarks/ce-training.md).
 //   dotnet run -c Release --project bench/CeDsl.Training.Benchmarks -- [options]    (bench/run-training-bench.sh sets the allocator)
 // Options:
-//   --cases resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet50:16:train
+//   --cases resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet18:16:train,resnet50:16:train
 //                     family:batch:mode, each timed as the BN network, the CE network, and with --operators the
 //                     CE network on libtorch's operators only (the trainable CE before the CPU kernels)
 //   --runs 5          runs per case; a run times every variant (in rotation) for --iterations steps, median

@@ -26,10 +26,12 @@ internal sealed class ChannelEquilibriumFunction : autograd.SingleTensorFunction
 
     /// <summary>
     /// Whether the kernels take this call: CPU float32 or float64, the input and every tensor of the module
-    /// contiguous and of the input's type.
+    /// contiguous and of the input's type, and the per-block d x d statistics (N * C * d values) within
+    /// what an array holds, so that no size can fail inside the backward pass.
     /// </summary>
     internal static bool Applies(ChannelEquilibriumKernels.Module module, Tensor input) =>
         CpuKernels.Addressable(input)
+        && input.shape[0] * input.shape[1] * module.GroupSize <= Array.MaxLength / 2
         && new[] { module.XWeight, module.Reduce, module.NormWeight, module.NormBias, module.Expand, module.RunningMean, module.RunningWm, module.RunningScale }
             .All(tensor => tensor.dtype == input.dtype && CpuKernels.Addressable(tensor));
 
