@@ -88,18 +88,23 @@ internal static unsafe class GateKernels
             hiddenGradient[i] = T.Zero;
         }
 
-        // Expand: d W2[c, :] = sum over n of d z[n, c] * r[n, :]; d r[n, :] = sum over c of d z[n, c] * W2[c, :].
-        for (long c = 0; c < channels; c++)
+        // Expand: d W2[c, :] = sum over n of d z[n, c] * r[n, :]; d r[n, :] = sum over c of d z[n, c] * W2[c, :],
+        // in parallel over ranges of the hidden columns (no two ranges write the same value).
+        nint dz = (nint)outputGradient, r = (nint)activated, dr = (nint)hiddenGradient, w2 = (nint)expand, dw2 = (nint)expandGradient;
+        ByColumns(width, samples * channels, (start, count) =>
         {
-            T* gradientRow = expandGradient + c * width, weightRow = expand + c * width;
-            new Span<T>(gradientRow, (int)width).Clear();
-            for (long n = 0; n < samples; n++)
+            for (long c = 0; c < channels; c++)
             {
-                T dz = outputGradient[n * channels + c];
-                AddScaled(gradientRow, activated + n * width, dz, width);
-                AddScaled(hiddenGradient + n * width, weightRow, dz, width);
+                T* gradientRow = (T*)dw2 + c * width + start, weightRow = (T*)w2 + c * width + start;
+                new Span<T>(gradientRow, (int)count).Clear();
+                for (long n = 0; n < samples; n++)
+                {
+                    T scale = ((T*)dz)[n * channels + c];
+                    AddScaled(gradientRow, (T*)r + n * width + start, scale, count);
+                    AddScaled((T*)dr + n * width + start, weightRow, scale, count);
+                }
             }
-        }
+        });
 
         // ReLU, the LayerNorm's affine transform, then its normalization.
         new Span<T>(normWeightGradient, (int)width).Clear();
@@ -125,18 +130,36 @@ internal static unsafe class GateKernels
                 dHidden[k] = inverseStd[n] * (dHidden[k] - meanGradient - normal[k] * meanProjection);
         }
 
-        // Reduce: d W1[k, :] = sum over n of d h[n, k] * v[n, :]; d v[n, :] = sum over k of d h[n, k] * W1[k, :].
-        new Span<T>(varianceGradient, checked((int)(samples * channels))).Clear();
-        for (long k = 0; k < width; k++)
+        // Reduce: d W1[k, :] = sum over n of d h[n, k] * v[n, :]; d v[n, :] = sum over k of d h[n, k] * W1[k, :],
+        // in parallel over ranges of the channels.
+        nint v = (nint)variance, dv = (nint)varianceGradient, w1 = (nint)reduce, dw1 = (nint)reduceGradient;
+        ByColumns(channels, samples * width, (start, count) =>
         {
-            T* gradientRow = reduceGradient + k * channels, weightRow = reduce + k * channels;
-            new Span<T>(gradientRow, (int)channels).Clear();
             for (long n = 0; n < samples; n++)
+                new Span<T>((T*)dv + n * channels + start, (int)count).Clear();
+            for (long k = 0; k < width; k++)
             {
-                T dh = hiddenGradient[n * width + k];
-                AddScaled(gradientRow, variance + n * channels, dh, channels);
-                AddScaled(varianceGradient + n * channels, weightRow, dh, channels);
+                T* gradientRow = (T*)dw1 + k * channels + start, weightRow = (T*)w1 + k * channels + start;
+                new Span<T>(gradientRow, (int)count).Clear();
+                for (long n = 0; n < samples; n++)
+                {
+                    T scale = ((T*)dr)[n * width + k];
+                    AddScaled(gradientRow, (T*)v + n * channels + start, scale, count);
+                    AddScaled((T*)dv + n * channels + start, weightRow, scale, count);
+                }
             }
-        }
+        });
+    }
+
+    /// <summary>
+    /// <paramref name="body"/>(start, count) over ranges of <paramref name="columns"/> columns, in parallel when the
+    /// work (<paramref name="rowsTimesOther"/> multiply-adds per column) is worth several threads.
+    /// </summary>
+    private static void ByColumns(long columns, long rowsTimesOther, Action<long, long> body)
+    {
+        const long WorkPerItem = 1L << 18, MinimumColumns = 64;
+        long items = Math.Clamp(columns * rowsTimesOther / WorkPerItem, 1, Math.Max(1, columns / MinimumColumns));
+        long perItem = (columns + items - 1) / items;
+        ParallelLoop.For((columns + perItem - 1) / perItem, item => body(item * perItem, Math.Min(perItem, columns - item * perItem)));
     }
 }

@@ -15,7 +15,10 @@ namespace CeDsl.Layers;
 /// </summary>
 /// <remarks>
 /// Both branches are linear in X per sample, so the output is computed as ONE block-diagonal map
-/// per sample, M_n = lambda * wm + diag((1 - lambda) * y_n / s), applied in a single batched matmul.
+/// per sample, M_n = lambda * wm + diag((1 - lambda) * y_n / s). For contiguous float32 and float64
+/// CPU tensors (without the pooled covariance) vectorized kernels compute the forward pass, and its
+/// backward pass as one autograd node (src/CeDsl.Runtime/Kernels/README.md); otherwise libtorch's
+/// operators, the maps of the batch as one batched matmul. Both give the same numbers.
 /// Errors: <see cref="ArgumentException"/> for a wrong rank, channel count or element type,
 /// H*W = 1, NaN or infinite values (detected in the per-instance statistics, which every mode
 /// computes), and in training an input constant over H*W in every sample and channel (s = 0);

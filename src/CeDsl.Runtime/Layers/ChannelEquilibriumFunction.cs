@@ -12,7 +12,9 @@ namespace CeDsl.Layers;
 /// TorchSharp's custom functions hand the gradients a backward call returns to libtorch as handles
 /// that must outlive the call. They stay alive until the next call of this function on the thread
 /// (forward or backward), then are disposed; by then libtorch holds its own references, so a
-/// gradient lives as long as libtorch needs it and one step's handles at most outlive it.
+/// gradient lives as long as libtorch needs it, and only the last backward call's handles outlive
+/// the step. The backward pass runs on the thread that called backward (libtorch's engine does so
+/// for CPU graphs) and must not throw: an exception cannot cross the native frames of the engine.
 /// </remarks>
 internal sealed class ChannelEquilibriumFunction : autograd.SingleTensorFunction<ChannelEquilibriumFunction>
 {
