@@ -22,7 +22,7 @@ public class ChannelEquilibriumKernelTests
         { 2, 32, 16, 7, 5, "float64" },
         { 3, 64, 64, 9, 9, "float64" },
         { 5, 6, 16, 3, 11, "float64" },   // C = 6: d halves to 2
-        { 3, 5, 16, 4, 6, "float64" },    // C = 5: d = 1, one channel per group
+        { 3, 9, 16, 4, 6, "float64" },    // C = 9: d = 1, one channel per group
         { 4, 24, 16, 1, 2, "float64" },   // two positions: no whole vector
         { 6, 48, 8, 6, 6, "float64" },
         { 4, 32, 16, 14, 14, "float32" },
