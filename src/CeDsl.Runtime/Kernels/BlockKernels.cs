@@ -12,6 +12,11 @@ namespace CeDsl.Kernels;
 /// of such rows. Callers run them in parallel over blocks (<see cref="ParallelLoop"/>); nothing here
 /// allocates on the heap.
 /// </summary>
+/// <remarks>
+/// Every method with a loop is compiled fully optimized at its first call
+/// (<see cref="MethodImplOptions.AggressiveOptimization"/>): the JIT does not inline the larger ones,
+/// and their first, unoptimized tier calls the vector helpers one by one, 20-40 times slower.
+/// </remarks>
 internal static unsafe class BlockKernels
 {
     /// <summary>Bytes of the rows one <see cref="Products{T}"/> chunk covers, so that they stay in the second-level cache.</summary>
@@ -196,7 +201,7 @@ internal static unsafe class BlockKernels
     private static Vector<T> Load<T, TCentring>(T* address, Vector<T> centre) where T : unmanaged, INumber<T> where TCentring : struct =>
         typeof(TCentring) == typeof(Centred) ? Load(address) - centre : Load(address);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ProductBlock<T, TCentring>(T* a, T* aCentre, long strideA, T* b, T* bCentre, long strideB, long span, long last, Vector<T> lastMask,
         double* result, int resultStride)
         where T : unmanaged, INumber<T> where TCentring : struct
@@ -364,7 +369,7 @@ internal static unsafe class BlockKernels
     }
 
     /// <summary>The input rows' positions p .. p + <paramref name="tile"/> - 1 (whole vectors), the second rows centred, into <paramref name="packed"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackTile<T>(T* first, int firstRows, T* second, T* secondCentre, int secondRows, long positions, long p, T* packed, int tile)
         where T : unmanaged, INumber<T>
     {
@@ -385,7 +390,7 @@ internal static unsafe class BlockKernels
     /// The map of one packed tile (input rows of 4 vectors) into <paramref name="output"/>, rows
     /// <paramref name="stride"/> apart: 4 output rows at a time, 16 accumulators.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MapWideTile<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
         where T : unmanaged, INumber<T>
     {
@@ -466,7 +471,7 @@ internal static unsafe class BlockKernels
     /// <paramref name="stride"/> apart: 4 output rows at a time, 8 accumulators, each input vector
     /// loaded once per 4 rows.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MapTile<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
         where T : unmanaged, INumber<T>
     {
