@@ -311,12 +311,11 @@ internal static unsafe class ChannelEquilibriumKernels
                 m[i] /= n;
             for (long sample = 0; sample < n; sample++)
             {
-                double* instance = (double*)grams + (sample * groups + g) * d * d;
+                AddScaled(sigma, (double*)grams + (sample * groups + g) * d * d, 1.0, d * d);
                 for (int i = 0; i < d; i++)
                     deviation[i] = double.CreateTruncating(((T*)means)[sample * channels + g * d + i]) - m[i];
                 for (int i = 0; i < d; i++)
-                    for (int j = 0; j < d; j++)
-                        sigma[i * d + j] += instance[i * d + j] + positions * deviation[i] * deviation[j];
+                    AddScaled(sigma + i * d, deviation, positions * deviation[i], d);
             }
             double trace = 0;
             for (int i = 0; i < d * d; i++)
