@@ -31,9 +31,6 @@ namespace CeDsl.Kernels;
 /// </remarks>
 internal static unsafe class ChannelEquilibriumKernels
 {
-    /// <summary>Elements of the activation one loop item should cover, so that items are worth handing to a thread.</summary>
-    private const long ElementsPerItem = 1L << 17;
-
     /// <summary>The module's tensors and settings one call reads.</summary>
     internal sealed record Module(
         string Name, int Groups, int GroupSize, int Iterations, double Eps, double Momentum, double ScaleMomentum,
@@ -187,7 +184,7 @@ internal static unsafe class ChannelEquilibriumKernels
                 var weights = new CpuKernels.Gate(module.Reduce, module.NormWeight, module.NormBias, module.NormEps, module.Expand, 1).Weights<T>();
                 T* normalized = (T*)(workspace + layout.Normalized), affine = (T*)(workspace + layout.Affine), inverseStd = (T*)(workspace + layout.InverseStd);
                 nint variances = (nint)variance, gates = (nint)gate, normal = (nint)normalized, affines = (nint)affine, inverses = (nint)inverseStd;
-                ParallelLoop.For(n, sample =>
+                ParallelLoop.For(n, workPerItem: 2 * channels * hidden, body: sample =>
                 {
                     T* scratch = stackalloc T[(int)hidden];
                     var saved = new GateKernels.Saved<T>((T*)normal + sample * hidden, (T*)affines + sample * hidden, (T*)inverses + sample);
@@ -258,8 +255,8 @@ internal static unsafe class ChannelEquilibriumKernels
         where T : unmanaged, INumber<T>
     {
         nint input = (nint)x, means = (nint)mean, variances = (nint)variance, grams = (nint)gram;
-        long pairs = samples * groups, perItem = PairsPerItem(pairs, d * positions);
-        ParallelLoop.For((pairs + perItem - 1) / perItem, item =>
+        long pairs = samples * groups, perItem = CpuKernels.BlocksPerItem(pairs, d * positions);
+        ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * d * positions * (d + 1) / 2, body: item =>
         {
             for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
             {
@@ -293,7 +290,7 @@ internal static unsafe class ChannelEquilibriumKernels
         long n = call.Samples, positions = call.Positions, channels = (long)groups * d;
         double columns = n * positions, eps = module.Eps;
         nint means = (nint)mean, grams = (nint)gram, space = (nint)workspace;
-        ParallelLoop.For(groups, item =>
+        ParallelLoop.For(groups, workPerItem: n * d * d + 6L * d * d * d, body: item =>
         {
             int g = (int)item;
             byte* w = (byte*)space;
@@ -453,8 +450,8 @@ internal static unsafe class ChannelEquilibriumKernels
     private static void MapGradients<T>(T* dy, T* x, double* dm, long samples, int groups, int d, long positions) where T : unmanaged, INumber<T>
     {
         nint gradient = (nint)dy, input = (nint)x, result = (nint)dm;
-        long pairs = samples * groups, perItem = PairsPerItem(pairs, 2 * d * positions);
-        ParallelLoop.For((pairs + perItem - 1) / perItem, item =>
+        long pairs = samples * groups, perItem = CpuKernels.BlocksPerItem(pairs, 2 * d * positions);
+        ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * d * d * positions, body: item =>
         {
             for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
             {
@@ -477,7 +474,7 @@ internal static unsafe class ChannelEquilibriumKernels
         int groups = module.Groups, d = module.GroupSize, iterations = module.Iterations;
         double columns = (double)call.Samples * call.Positions;
         nint gradients = (nint)wmGradient, result = (nint)a, space = (nint)workspace;
-        ParallelLoop.For(groups, item =>
+        ParallelLoop.For(groups, workPerItem: 14L * d * d * d, body: item =>
         {
             int g = (int)item;
             byte* w = (byte*)space;
@@ -565,8 +562,8 @@ internal static unsafe class ChannelEquilibriumKernels
                 }
                 nint input = (nint)x, gradient = (nint)dy, output = (nint)dx, means = (nint)mean, gates = (nint)gate;
                 nint covariance = (nint)a, variances = (nint)varianceGradient, mapsOfGroups = (nint)groupMaps, shiftsOfGroups = (nint)shifts;
-                long perItem = PairsPerItem(pairs, 3 * d * positions);
-                ParallelLoop.For((pairs + perItem - 1) / perItem, item =>
+                long perItem = CpuKernels.BlocksPerItem(pairs, 3 * d * positions);
+                ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * 2 * d * d * positions, body: item =>
                 {
                     T* map = stackalloc T[2 * d * d];
                     T* bias = stackalloc T[d];
@@ -600,13 +597,6 @@ internal static unsafe class ChannelEquilibriumKernels
             ArrayPool<double>.Shared.Return(shiftArray);
         }
     }
-
-    /// <summary>
-    /// (sample, group) blocks per loop item: about <see cref="ElementsPerItem"/> elements, but at least
-    /// 4 items per thread where there are blocks enough.
-    /// </summary>
-    private static long PairsPerItem(long pairs, long elementsPerPair) =>
-        Math.Clamp(ElementsPerItem / elementsPerPair, 1, Math.Max(1, pairs / (4 * Math.Max(1, get_num_threads()))));
 
     /// <summary>Products of d x d row-major double matrices (the Newton iterations and their gradients).</summary>
     private static class SmallMatrix

@@ -99,7 +99,7 @@ internal static unsafe class CpuKernels
         long channels = (long)groups * d, hidden = gate.Hidden;
         nint input = (nint)source, output = (nint)target, weight = (nint)weights;
         int notFinite = 0;
-        ParallelLoop.For(samples, sample =>
+        ParallelLoop.For(samples, workPerItem: channels * positions * (d + 2), body: sample =>
         {
             var buffers = System.Buffers.ArrayPool<T>.Shared.Rent((int)(2 * channels + hidden + d * d));
             try
@@ -133,6 +133,13 @@ internal static unsafe class CpuKernels
         return notFinite == 0;
     }
 
+    /// <summary>
+    /// (sample, group) blocks per loop item: about 2^17 elements, so that an item is worth handing to a
+    /// thread where maps are small (14x14), but at least 4 items per thread where there are blocks enough.
+    /// </summary>
+    internal static long BlocksPerItem(long blocks, long elementsPerBlock) =>
+        Math.Clamp((1L << 17) / elementsPerBlock, 1, Math.Max(1, blocks / (4 * Math.Max(1, get_num_threads()))));
+
     /// <summary>One group's map for one sample: <paramref name="map"/> = weight + diag(factor), all d x d.</summary>
     internal static void SampleMap<T>(T* weight, T* factor, T* map, int d) where T : unmanaged, INumber<T>
     {
@@ -145,7 +152,7 @@ internal static unsafe class CpuKernels
     {
         nint input = (nint)source, variance = (nint)target;
         long rowsPerTask = Math.Max(1, (1L << 16) / positions);
-        ParallelLoop.For((rows + rowsPerTask - 1) / rowsPerTask, task =>
+        ParallelLoop.For((rows + rowsPerTask - 1) / rowsPerTask, workPerItem: 2 * rowsPerTask * positions, body: task =>
         {
             long end = Math.Min(rows, (task + 1) * rowsPerTask);
             for (long row = task * rowsPerTask; row < end; row++)
@@ -158,10 +165,8 @@ internal static unsafe class CpuKernels
         where T : unmanaged, INumber<T>
     {
         nint input = (nint)source, output = (nint)target, weight = (nint)weights, factor = (nint)factors;
-        // Several (sample, group) pairs per item where maps are small (14x14), so that an item is
-        // worth handing to a thread.
-        long pairs = samples * groups, pairsPerItem = Math.Max(1, (1L << 13) / positions);
-        ParallelLoop.For((pairs + pairsPerItem - 1) / pairsPerItem, item =>
+        long pairs = samples * groups, pairsPerItem = BlocksPerItem(pairs, d * positions);
+        ParallelLoop.For((pairs + pairsPerItem - 1) / pairsPerItem, workPerItem: pairsPerItem * d * d * positions, body: item =>
         {
             T* map = stackalloc T[d * d];
             for (long pair = item * pairsPerItem; pair < Math.Min(pairs, (item + 1) * pairsPerItem); pair++)

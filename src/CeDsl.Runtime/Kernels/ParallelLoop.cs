@@ -20,14 +20,21 @@ internal static unsafe class ParallelLoop
     internal static bool OnLibTorchThreads => OpenMpParallel != null;
 
     /// <summary>
-    /// Runs <paramref name="body"/> for 0 .. <paramref name="count"/> - 1, items taken one at a time by whichever
-    /// thread is free; on the calling thread alone for one item or one thread. An exception in an item stops the
-    /// loop and reaches the caller in an <see cref="AggregateException"/>.
+    /// Multiply-adds (or comparable steps) below which a loop runs on the calling thread alone: waking the
+    /// other threads and waiting for them costs a few microseconds.
     /// </summary>
-    internal static void For(long count, Action<long> body)
+    private const long ParallelWork = 1L << 15;
+
+    /// <summary>
+    /// Runs <paramref name="body"/> for 0 .. <paramref name="count"/> - 1, items taken one at a time by whichever
+    /// thread is free; on the calling thread alone for one item, one thread, or less work in all than is worth
+    /// handing out (<paramref name="workPerItem"/>: multiply-adds or comparable steps per item; 0 for unknown).
+    /// An exception in an item stops the loop and reaches the caller in an <see cref="AggregateException"/>.
+    /// </summary>
+    internal static void For(long count, Action<long> body, long workPerItem = 0)
     {
         int threads = Math.Max(1, get_num_threads());
-        if (threads == 1 || count == 1)
+        if (threads == 1 || count == 1 || (workPerItem > 0 && count * workPerItem < ParallelWork))
         {
             try
             {
