@@ -34,6 +34,22 @@ public class ParallelLoopTests
     }
 
     [Fact]
+    public void A_loop_with_little_work_runs_on_the_calling_thread()
+    {
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        int runs = 0;
+
+        ParallelLoop.For(64, item =>
+        {
+            Interlocked.Increment(ref runs);
+            threads[Environment.CurrentManagedThreadId] = true;
+        }, workPerItem: 16);
+
+        Assert.Equal(64, runs);
+        Assert.Equal([Environment.CurrentManagedThreadId], threads.Keys);
+    }
+
+    [Fact]
     public void An_exception_in_an_item_reaches_the_caller_and_stops_the_loop()
     {
         long ran = 0;
