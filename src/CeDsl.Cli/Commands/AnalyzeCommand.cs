@@ -24,8 +24,8 @@ internal sealed class AnalyzeCommand
     public const string AblationPng = "ablation.png";
 
     private readonly DataOptions _data = new(withTrain: false);
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train (not a folded one)", Required = true, HelpName = "file" };
-    private readonly Option<string> _out = new("--out") { Description = $"Directory for {StatisticsCsv}, {StatisticsPng}, {AblationCsv}, {AblationPng}", Required = true, HelpName = "dir" };
+    private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint", "A checkpoint written by cedsl train (not a folded one)", "file", required: true);
+    private readonly Option<string?> _out = CliOptions.Path("--out", $"Directory for {StatisticsCsv}, {StatisticsPng}, {AblationCsv}, {AblationPng}, {ImportanceCsv}", "dir", required: true);
     private readonly Option<double[]> _ratios = new("--ratios")
     {
         Description = "Ablation ratios, fractions of each ablated layer's channels zeroed, separated by spaces, commas or |",
@@ -33,13 +33,13 @@ internal sealed class AnalyzeCommand
         AllowMultipleArgumentsPerToken = true,
         CustomParser = ParseRatios,
     };
-    private readonly Option<int> _repeats = new("--repeats") { Description = "Random channel orders per ratio (mean and s.d. are plotted)", DefaultValueFactory = _ => 3 };
+    private readonly Option<int> _repeats = CliOptions.Integer("--repeats", "Random channel orders per ratio (mean and s.d. are plotted)", 3, 1, "must be positive");
     private readonly Option<string> _layers = new("--ablate")
     {
         Description = "Which normalization layers to ablate: first (the first one of the stem and of every block, the paper's \"first normalization layers\") or all",
         DefaultValueFactory = _ => "first",
     };
-    private readonly Option<int> _seed = new("--seed") { Description = "Seed of the random channel orders", DefaultValueFactory = _ => 1 };
+    private readonly Option<int> _seed = CliOptions.Integer("--seed", "Seed of the random channel orders", 1, 0, "must not be negative");
 
     public static Command Create() => new AnalyzeCommand().Build();
 
@@ -51,11 +51,6 @@ internal sealed class AnalyzeCommand
         };
         _data.AddTo(command);
         _layers.AcceptOnlyFromAmong("first", "all");
-        _repeats.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() <= 0)
-                r.AddError("--repeats must be positive.");
-        });
         CommandAction.Set(command, Run);
         return command;
     }

@@ -10,8 +10,8 @@ namespace CeDsl.Cli.Commands;
 internal sealed class EvalCommand
 {
     private readonly DataOptions _data = new(withTrain: false);
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train or cedsl fold", Required = true, HelpName = "file" };
-    private readonly Option<int> _batch = new("--batch") { Description = "Images per evaluation batch", DefaultValueFactory = _ => 500 };
+    private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint", "A checkpoint written by cedsl train or cedsl fold", "file", required: true);
+    private readonly Option<int> _batch = CliOptions.Integer("--batch", "Images per evaluation batch", 500, 1, "must be positive");
 
     public static Command Create() => new EvalCommand().Build();
 
@@ -22,11 +22,6 @@ internal sealed class EvalCommand
             _checkpoint, _batch,
         };
         _data.AddTo(command);
-        _batch.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() <= 0)
-                r.AddError("--batch must be positive.");
-        });
         CommandAction.Set(command, (parse, output) =>
         {
             using var model = LoadedModel.Load(parse.GetValue(_checkpoint)!);

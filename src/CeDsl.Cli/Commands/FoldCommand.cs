@@ -19,8 +19,8 @@ internal sealed class FoldCommand
     private const double Tolerance = 1e-3;
 
     private readonly DataOptions _data = new(withTrain: false);
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train", Required = true, HelpName = "file" };
-    private readonly Option<string> _out = new("--out") { Description = "The folded checkpoint to write (safetensors)", Required = true, HelpName = "file" };
+    private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint", "A checkpoint written by cedsl train", "file", required: true);
+    private readonly Option<string?> _out = CliOptions.Path("--out", "The folded checkpoint to write (safetensors)", "file", required: true);
 
     public static Command Create() => new FoldCommand().Build();
 

@@ -51,43 +51,36 @@ internal sealed class TrainCommand
         Description = "Network of the zoo (see README: resnet20, ce-resnet20, se-resnet20, bd-resnet20, aii-resnet20, vgg16-bn, ...)",
         DefaultValueFactory = _ => "ce-resnet20",
     };
-    private readonly Option<int> _epochs = new("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 5 };
-    private readonly Option<int> _batch = new("--batch") { Description = "Training images per step", DefaultValueFactory = _ => 128 };
-    private readonly Option<double> _learningRate = new("--lr") { Description = "Base learning rate of SGD", DefaultValueFactory = _ => 0.1 };
-    private readonly Option<double> _momentum = new("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
-    private readonly Option<double> _weightDecay = new("--weight-decay") { Description = "L2 weight decay of every parameter", DefaultValueFactory = _ => 1e-4 };
-    private readonly Option<double?> _selectGamma = new("--select-gamma")
-    {
-        Description = "dealloc threshold of every selective convolution, in [0, 1) [default: the network's, 0.001]; only for networks with selective convolutions",
-        HelpName = "gamma",
-    };
+    private readonly Option<int> _epochs = CliOptions.Integer("--epochs", "Epochs to train", 5, 1, "must be positive");
+    private readonly Option<int> _batch = CliOptions.Integer("--batch", "Training images per step", 128, 2,
+        "must be at least 2 (batch normalization needs batch statistics)");
+    private readonly Option<double> _learningRate = CliOptions.Real("--lr", "Base learning rate of SGD", 0.1, v => v > 0, "must be positive");
+    private readonly Option<double> _momentum = CliOptions.Real("--momentum", "SGD momentum", 0.9, v => v is >= 0 and < 1, "must be in [0, 1)");
+    private readonly Option<double> _weightDecay = CliOptions.Real("--weight-decay", "L2 weight decay of every parameter", 1e-4, v => v >= 0, "must not be negative");
+    private readonly Option<double?> _selectGamma = CliOptions.OptionalReal("--select-gamma",
+        "dealloc threshold of every selective convolution, in [0, 1) [default: the network's, 0.001]; only for networks with selective convolutions",
+        "gamma", v => v is >= 0 and < 1, "must be in [0, 1)");
     private readonly Option<string> _schedule = new("--schedule")
     {
         Description = "Learning-rate schedule: cosine (per step) or step (x0.1 at each milestone epoch)",
         DefaultValueFactory = _ => "cosine",
     };
-    private readonly Option<int[]?> _milestones = new("--milestones")
-    {
-        Description = "Epochs at which the step schedule decays [default: half and three quarters of --epochs]",
-        AllowMultipleArgumentsPerToken = true,
-    };
-    private readonly Option<double> _warmup = new("--warmup") { Description = "Epochs of linear learning-rate warm-up (fractions allowed)", DefaultValueFactory = _ => 0 };
-    private readonly Option<double> _labelSmoothing = new("--label-smoothing") { Description = "Label smoothing of the training loss", DefaultValueFactory = _ => 0.1 };
-    private readonly Option<int> _seed = new("--seed") { Description = "Seed of the initialisation, shuffle and augmentation", DefaultValueFactory = _ => 1 };
+    private readonly Option<int[]?> _milestones = CliOptions.Integers("--milestones",
+        "Epochs at which the step schedule decays, increasing and below --epochs [default: half and three quarters of --epochs]", "epoch",
+        1, "must be positive, increasing epochs");
+    private readonly Option<double> _warmup = CliOptions.Real("--warmup", "Epochs of linear learning-rate warm-up (fractions allowed, at most --epochs)", 0,
+        v => v >= 0, "must not be negative");
+    private readonly Option<double> _labelSmoothing = CliOptions.Real("--label-smoothing", "Label smoothing of the training loss", 0.1,
+        v => v is >= 0 and < 1, "must be in [0, 1)");
+    private readonly Option<int> _seed = CliOptions.Integer("--seed", "Seed of the initialisation, shuffle and augmentation", 1, 0, "must not be negative");
     private readonly Option<bool> _augment = new("--augment") { Description = "Random 2-pixel crop and horizontal flip [default: on]" };
     private readonly Option<bool> _noAugment = new("--no-augment") { Description = "Train on the images as they are" };
-    private readonly Option<string?> _out = new("--out") { Description = "Run directory for checkpoint.safetensors and metrics.csv [default: runs/<model>]", HelpName = "dir" };
-    private readonly Option<string?> _resume = new("--resume")
-    {
-        Description = "Continue exactly from this checkpoint (give the same recipe options as the run that wrote it)",
-        HelpName = "checkpoint",
-    };
-    private readonly Option<bool> _force = new("--force") { Description = "Start over even if the run directory holds a checkpoint" };
-    private readonly Option<int?> _pauseAfter = new("--pause-after")
-    {
-        Description = "Stop after this many epochs of this invocation (the checkpoint is written; continue with --resume)",
-        HelpName = "epochs",
-    };
+    private readonly Option<string?> _out = CliOptions.Path("--out", "Run directory for checkpoint.safetensors and metrics.csv [default: runs/<model>]", "dir");
+    private readonly Option<string?> _resume = CliOptions.Path("--resume",
+        "Continue exactly from this checkpoint (give the same recipe options as the run that wrote it)", "checkpoint");
+    private readonly Option<bool> _force = new("--force") { Description = "Start over even if the run directory holds a run (its checkpoint and metrics are deleted)" };
+    private readonly Option<int?> _pauseAfter = CliOptions.OptionalInteger("--pause-after",
+        "Stop after this many epochs of this invocation (the checkpoint is written; continue with --resume)", "epochs", 1, "must be positive");
 
     private readonly IProgress<TrainingStep>? _stepObserver;
 
@@ -103,81 +96,25 @@ internal sealed class TrainCommand
             _model, _epochs, _batch, _learningRate, _momentum, _weightDecay, _schedule, _milestones,
             _warmup, _labelSmoothing, _seed, _augment, _noAugment, _out, _resume, _force, _pauseAfter, _selectGamma,
         };
-        _selectGamma.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double?>() is { } gamma && gamma is not (>= 0 and < 1))
-                r.AddError("--select-gamma must be in [0, 1).");
-        });
         _data.AddTo(command);
         _schedule.AcceptOnlyFromAmong("cosine", "step");
-        Positive(_epochs);
-        _batch.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 2)
-                r.AddError("--batch must be at least 2 (batch normalization needs batch statistics).");
-        });
-        _learningRate.Validators.Add(r =>
-        {
-            if (!(r.GetValueOrDefault<double>() > 0))
-                r.AddError("--lr must be positive.");
-        });
-        _momentum.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double>() is not (>= 0 and < 1))
-                r.AddError("--momentum must be in [0, 1).");
-        });
-        _weightDecay.Validators.Add(r =>
-        {
-            if (!(r.GetValueOrDefault<double>() >= 0))
-                r.AddError("--weight-decay must not be negative.");
-        });
-        _warmup.Validators.Add(r =>
-        {
-            if (!(r.GetValueOrDefault<double>() >= 0))
-                r.AddError("--warmup must not be negative.");
-        });
-        _labelSmoothing.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double>() is not (>= 0 and < 1))
-                r.AddError("--label-smoothing must be in [0, 1).");
-        });
-        _milestones.Validators.Add(r =>
-        {
-            var milestones = r.GetValueOrDefault<int[]?>() ?? [];
-            if (milestones.Length == 0 || milestones.Any(m => m <= 0) || milestones.Zip(milestones.Skip(1)).Any(p => p.First >= p.Second))
-                r.AddError("--milestones must be positive, increasing epochs.");
-        });
-        _seed.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 0)
-                r.AddError("--seed must not be negative.");
-        });
-        _pauseAfter.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int?>() is <= 0)
-                r.AddError("--pause-after must be positive.");
-        });
-        command.Validators.Add(r =>
-        {
-            if (r.GetValue(_augment) && r.GetValue(_noAugment))
-                r.AddError("--augment and --no-augment exclude each other.");
-            if (r.GetResult(_milestones) is { Implicit: false } && r.GetValue(_schedule) != "step")
-                r.AddError("--milestones needs --schedule step.");
-        });
         CommandAction.Set(command, (parse, output) =>
         {
             var settings = SettingsOf(parse);
             CheckBeforeLoading(settings);
             return Run(settings, _data.Load(parse, output.Output), output, _stepObserver);
-        });
+        }, stopsCleanly: true);
         return command;
     }
 
     private TrainSettings SettingsOf(ParseResult parse)
     {
+        if (parse.GetValue(_augment) && parse.GetValue(_noAugment))
+            throw new UserException("--augment and --no-augment exclude each other.");
         string model = parse.GetValue(_model)!;
         return new TrainSettings(model, parse.GetValue(_epochs), parse.GetValue(_batch), parse.GetValue(_learningRate),
-            parse.GetValue(_momentum), parse.GetValue(_weightDecay), parse.GetValue(_schedule)!, parse.GetValue(_milestones),
+            parse.GetValue(_momentum), parse.GetValue(_weightDecay), parse.GetValue(_schedule)!,
+            parse.GetResult(_milestones) is null ? null : parse.GetValue(_milestones),
             parse.GetValue(_warmup), parse.GetValue(_labelSmoothing), parse.GetValue(_seed), !parse.GetValue(_noAugment),
             parse.GetValue(_out) ?? Path.Combine("runs", model.ToLowerInvariant()), parse.GetValue(_resume),
             parse.GetValue(_force), parse.GetValue(_pauseAfter), parse.GetValue(_selectGamma));
@@ -186,6 +123,7 @@ internal sealed class TrainCommand
     /// <summary>The checks that need no data, so a mistake is reported before the images are read.</summary>
     private static void CheckBeforeLoading(TrainSettings settings)
     {
+        CheckOptions(settings);
         Models.Find(settings.Model);
         if (settings.Resume is null && File.Exists(settings.CheckpointPath) && !settings.Force)
             throw new UserException($"--out: '{settings.OutDirectory}' already holds a run ({CheckpointFile}); continue it with --resume {settings.CheckpointPath}, start over with --force, or choose another --out.");
@@ -195,6 +133,24 @@ internal sealed class TrainCommand
                 throw new UserException($"--resume: checkpoint '{resume}' does not exist.");
             Checkpoint.ReadInfo(resume);
         }
+    }
+
+    /// <summary>The rules that involve several options (each option's own range is checked when it is parsed).</summary>
+    private static void CheckOptions(TrainSettings settings)
+    {
+        if (settings.Milestones is { } milestones)
+        {
+            if (settings.Schedule != "step")
+                throw new UserException("--milestones needs --schedule step.");
+            if (milestones.Zip(milestones.Skip(1)).Any(p => p.First >= p.Second))
+                throw new UserException($"--milestones must be positive, increasing epochs; got {string.Join(" ", milestones)}.");
+            if (milestones[^1] >= settings.Epochs)
+                throw new UserException($"--milestones {milestones[^1]} is not below --epochs {settings.Epochs}: the decay would never happen.");
+        }
+        if (settings.Warmup > settings.Epochs)
+            throw new UserException(Invariant($"--warmup {settings.Warmup} is longer than the run (--epochs {settings.Epochs})."));
+        if (settings.Resume is not null && settings.Force)
+            throw new UserException("--resume and --force exclude each other: --resume continues a run, --force starts one over.");
     }
 
     /// <summary>Trains; <paramref name="data"/> is disposed.</summary>
@@ -261,31 +217,21 @@ internal sealed class TrainCommand
             return 0;
         }
 
-        using var interrupt = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            interrupt.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+        var interruption = output.Interruption;
         var completed = new List<EpochMetrics>();
         try
         {
             int stopAt = settings.PauseAfter is { } pause ? Math.Min(settings.Epochs, trainer.Position.Epoch + pause) : settings.Epochs;
             if (output.IsInteractive)
-                TrainWithProgressBar(trainer, stopAt, completed, stepObserver, interrupt.Token);
+                TrainWithProgressBar(trainer, stopAt, completed, stepObserver, interruption.Token);
             else
-                TrainPlain(trainer, stopAt, completed, text, stepObserver, interrupt.Token);
+                TrainPlain(trainer, stopAt, completed, text, stepObserver, interruption.Token);
         }
-        catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+        catch (OperationCanceledException) when (interruption.Signal is { } signal)
         {
             trainer.SaveCheckpoint(settings.CheckpointPath);
-            output.Error.WriteLine($"interrupted at epoch {trainer.Position.Epoch + 1}, batch {trainer.Position.BatchInEpoch + 1}; saved {settings.CheckpointPath}; continue with the same command and --resume {settings.CheckpointPath}");
-            return CommandAction.Interrupted;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
+            output.Error.WriteLine($"cedsl train: interrupted by {Interruption.Describe(signal)} at epoch {trainer.Position.Epoch + 1}, batch {trainer.Position.BatchInEpoch + 1}; saved {settings.CheckpointPath}; continue with the same command and --resume {settings.CheckpointPath}");
+            return interruption.ExitCode;
         }
 
         double images = completed.Sum(m => m.ImagesPerSecond * m.Seconds), seconds = completed.Sum(m => m.Seconds);
@@ -376,12 +322,6 @@ internal sealed class TrainCommand
         if (differences.Count > 0)
             throw new UserException($"--resume: checkpoint '{path}' was trained with {string.Join(", ", differences)}; give the same options to continue exactly. Nothing was written.");
     }
-
-    private static void Positive(Option<int> option) => option.Validators.Add(r =>
-    {
-        if (r.GetValueOrDefault<int>() <= 0)
-            r.AddError($"{option.Name} must be positive.");
-    });
 
 
     private sealed class StepReporter(Action<TrainingStep> report) : IProgress<TrainingStep>

@@ -1,0 +1,12 @@
+namespace CeDsl.Training;
+
+/// <summary>
+/// Training produced a non-finite loss or non-finite parameters, buffers or momentum: the run has
+/// diverged (usually a learning rate too high for the network). The trainer stops before the
+/// divergence reaches a checkpoint, so the last checkpoint written holds the last finite state.
+/// </summary>
+public sealed class TrainingDivergedException(string message, TrainingPosition position) : Exception(message)
+{
+    /// <summary>Where training stood when the divergence was found.</summary>
+    public TrainingPosition Position { get; } = position;
+}
