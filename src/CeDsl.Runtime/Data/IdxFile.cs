@@ -40,8 +40,7 @@ public static class IdxFile
     /// or is shorter or longer than its header says; the message names the file.</exception>
     public static IdxArray ReadGzip(string path, int expectedMagicNumber)
     {
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"IDX file '{path}' does not exist.", path);
+        IO.InputFile.Check(path, "IDX file");
         using var file = File.OpenRead(path);
         return ReadGzip(file, path, expectedMagicNumber);
     }

@@ -67,6 +67,7 @@ public static class StateDict
         ArgumentNullException.ThrowIfNull(module);
         ArgumentException.ThrowIfNullOrEmpty(path);
 
+        InputFile.Check(path, "State dict file");
         using var scope = NewDisposeScope();
         IReadOnlyDictionary<string, Tensor> source = IsSafeTensors(path)
             ? SafeTensors.Load(path)

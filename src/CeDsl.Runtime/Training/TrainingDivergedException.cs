@@ -5,7 +5,7 @@ namespace CeDsl.Training;
 /// diverged (usually a learning rate too high for the network). The trainer stops before the
 /// divergence reaches a checkpoint, so the last checkpoint written holds the last finite state.
 /// </summary>
-public sealed class TrainingDivergedException(string message, TrainingPosition position) : Exception(message)
+public sealed class TrainingDivergedException(string message, TrainingPosition position, Exception? inner = null) : Exception(message, inner)
 {
     /// <summary>Where training stood when the divergence was found.</summary>
     public TrainingPosition Position { get; } = position;
