@@ -37,7 +37,9 @@ internal static class Cli
             name = CommandAction.NameOf(parse.CommandResult.Command);
             if (parse.Action is ParseErrorAction && parse.Errors.Count > 0)
             {
-                error.WriteLine($"{name}: error: {string.Join(" ", parse.Errors.Select(e => e.Message).Distinct())} (see {name} --help)");
+                // Some of System.CommandLine's own messages span lines; the report is one.
+                string problems = string.Join(" ", parse.Errors.Select(e => string.Join(" ", e.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))).Distinct());
+                error.WriteLine($"{name}: error: {problems} (see {name} --help)");
                 return CommandAction.UserError;
             }
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });

@@ -49,6 +49,23 @@ internal static class CliOptions
         CustomParser = result => ParseReal(result, name, isValid, rule),
     };
 
+    /// <summary>One of <paramref name="choices"/>.</summary>
+    public static Option<string> Choice(string name, string description, string defaultValue, params string[] choices) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
+        HelpName = string.Join("|", choices),
+        CustomParser = result =>
+        {
+            string? text = Single(result);
+            if (text is null)
+                return defaultValue;
+            if (!choices.Contains(text, StringComparer.Ordinal))
+                result.AddError($"{name} must be {string.Join(" or ", choices)}; got '{text}'.");
+            return text;
+        },
+    };
+
     /// <summary>A file or directory name; an empty one is refused.</summary>
     public static Option<string?> Path(string name, string description, string helpName, bool required = false) => new(name)
     {

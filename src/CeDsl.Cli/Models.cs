@@ -1,5 +1,6 @@
 using CeDsl.Networks;
 using CeDsl.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace CeDsl.Cli;
@@ -45,6 +46,7 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
     /// <exception cref="UserException">The checkpoint names no network of the zoo.</exception>
     /// <exception cref="InvalidDataException">The file is not an intact CeDsl checkpoint.</exception>
     /// <exception cref="CheckpointMismatchException">Its tensors do not fit the network it names.</exception>
+    /// <exception cref="UserException">It names no zoo network, or holds NaN or infinite values (its run diverged).</exception>
     public static LoadedModel Load(string path)
     {
         var info = Checkpoint.ReadInfo(path);
@@ -63,6 +65,8 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
         try
         {
             Checkpoint.LoadModel(path, network, info.Architecture);
+            if (FirstNonFinite(network) is { } tensor)
+                throw new UserException($"Checkpoint '{path}' holds NaN or infinite values in '{tensor}' (the run that wrote it diverged); it cannot be used.");
             network.eval();
             return new LoadedModel(entry, folded, info, network);
         }
@@ -71,6 +75,12 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
             network.Dispose();
             throw;
         }
+    }
+
+    private static string? FirstNonFinite(nn.Module network)
+    {
+        using var scope = torch.NewDisposeScope();
+        return network.state_dict().FirstOrDefault(t => t.Value.is_floating_point() && !t.Value.isfinite().all().item<bool>()).Key;
     }
 
     /// <summary>The normalisation the network was trained with: the checkpoint's, or the commands' own.</summary>

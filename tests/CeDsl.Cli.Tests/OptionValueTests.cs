@@ -14,6 +14,7 @@ public sealed class OptionValueTests
     [InlineData("train --seed 2147483648", "--seed must be at most 2147483647; got 2147483648.")]
     [InlineData("train --lr 0.1,5", "--lr must be a finite number such as 0.1 or 1e-4; got '0.1,5'.")]
     [InlineData("train --lr Infinity", "--lr must be a finite number such as 0.1 or 1e-4; got 'Infinity'.")]
+    [InlineData("train --lr 1e300", "--lr must be positive and at most 3.4e38 (the networks' parameters are float32); got 1e300.")]
     [InlineData("train --batch x", "--batch must be a whole number; got 'x'.")]
     [InlineData("train --limit-test -1", "--limit-test must be positive; got -1.")]
     [InlineData("bench --model resnet20 --iterations 99999999999", "--iterations must be at most 2147483647; got 99999999999.")]

@@ -34,11 +34,9 @@ internal sealed class AnalyzeCommand
         CustomParser = ParseRatios,
     };
     private readonly Option<int> _repeats = CliOptions.Integer("--repeats", "Random channel orders per ratio (mean and s.d. are plotted)", 3, 1, "must be positive");
-    private readonly Option<string> _layers = new("--ablate")
-    {
-        Description = "Which normalization layers to ablate: first (the first one of the stem and of every block, the paper's \"first normalization layers\") or all",
-        DefaultValueFactory = _ => "first",
-    };
+    private readonly Option<string> _layers = CliOptions.Choice("--ablate",
+        "Which normalization layers to ablate: first (the first one of the stem and of every block, the paper's \"first normalization layers\") or all",
+        "first", "first", "all");
     private readonly Option<int> _seed = CliOptions.Integer("--seed", "Seed of the random channel orders", 1, 0, "must not be negative");
 
     public static Command Create() => new AnalyzeCommand().Build();
@@ -50,7 +48,6 @@ internal sealed class AnalyzeCommand
             _checkpoint, _out, _ratios, _repeats, _layers, _seed,
         };
         _data.AddTo(command);
-        _layers.AcceptOnlyFromAmong("first", "all");
         CommandAction.Set(command, Run);
         return command;
     }
@@ -59,6 +56,8 @@ internal sealed class AnalyzeCommand
     {
         var text = output.Output;
         string checkpoint = parse.GetValue(_checkpoint)!, outDirectory = parse.GetValue(_out)!;
+        if (File.Exists(outDirectory))
+            throw new UserException($"--out: '{outDirectory}' is a file; give a directory (it is created if missing).");
         using var model = LoadedModel.Load(checkpoint);
         if (model.IsFolded)
             throw new UserException($"--checkpoint: '{checkpoint}' is folded, so its BatchNorm layers are gone; analyze the checkpoint cedsl train wrote.");

@@ -41,6 +41,8 @@ internal sealed class FoldCommand
         string checkpoint = parse.GetValue(_checkpoint)!, outPath = parse.GetValue(_out)!;
         if (Path.GetFullPath(outPath) == Path.GetFullPath(checkpoint))
             throw new UserException($"--out: '{outPath}' is the checkpoint being folded; write the folded one beside it.");
+        if (Directory.Exists(outPath))
+            throw new UserException($"--out: '{outPath}' is a directory; give the file to write (e.g. {Path.Combine(outPath, "folded.safetensors")}).");
         using var model = LoadedModel.Load(checkpoint);
         if (model.IsFolded)
             throw new UserException($"--checkpoint: '{checkpoint}' is already folded.");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CeDsl.Analysis;
 using CeDsl.Data;
 using CeDsl.IO;
 using CeDsl.Layers;
@@ -44,6 +45,7 @@ public sealed class Trainer : IDisposable
     public Trainer(nn.Module<Tensor, Tensor> model, string architecture, ImageDataset trainSet, TrainingOptions options, ImageDataset? testSet = null)
     {
         options.Validate();
+        CheckRepresentable(model, options);
         ConvolutionGuard.Protect(model);
         _model = model;
         Architecture = architecture;
@@ -75,6 +77,30 @@ public sealed class Trainer : IDisposable
         if (testSet is not null)
             _testLoader = new BatchLoader(testSet, new BatchOptions { BatchSize = options.EvaluationBatchSize, PadTo = options.PadTo, Normalization = Normalization });
         torch.random.manual_seed(unchecked((long)options.Seed));
+    }
+
+    /// <summary>
+    /// SGD applies the learning rate and the weight decays as scalars of the parameters' element type,
+    /// and libtorch refuses one that overflows it (1e300 for float32) at the first step.
+    /// </summary>
+    private static void CheckRepresentable(nn.Module model, TrainingOptions options)
+    {
+        foreach (var dtype in model.parameters().Select(p => p.dtype).Distinct())
+        {
+            double largest = dtype switch
+            {
+                ScalarType.Float32 => float.MaxValue,
+                ScalarType.Float16 => (double)Half.MaxValue,
+                ScalarType.BFloat16 => 3.3895313892515355e38,
+                _ => double.MaxValue,
+            };
+            foreach (var (name, value) in new[] { ("learning rate", options.LearningRate), ("weight decay", options.WeightDecay) }
+                .Concat(options.ParameterGroups.Select(g => ($"weight decay of '{g.Name}'", g.WeightDecay))))
+            {
+                if (value > largest)
+                    throw new ArgumentException($"Training options: the {name} {value} does not fit the model's {dtype} parameters (at most {largest}).");
+            }
+        }
     }
 
     /// <summary>The architecture's name.</summary>
@@ -197,14 +223,17 @@ public sealed class Trainer : IDisposable
                 lossTensor = nn.functional.cross_entropy(logits, batch.Labels, label_smoothing: Options.LabelSmoothing);
                 loss = lossTensor.item<float>();
             }
-            catch (Exception e) when (e is not OperationCanceledException && FirstNonFinite() is { } tensor)
+            catch (Exception e) when (e is not OperationCanceledException && NonFiniteCause(() => _model.call(batch.Images)) is { } cause)
             {
-                // A layer that refuses non-finite input (CE does) fails first; the cause is the state the last step left.
-                throw Diverged($"'{tensor}' holds non-finite values at epoch {position.Epoch + 1}, batch {position.BatchInEpoch + 1}" +
-                    $" (step {position.GlobalStep + 1}), left by the step before (learning rate {LearningRateAt(Math.Max(0, position.GlobalStep - 1))})", position, e);
+                // A layer that refuses non-finite input (CE does) fails before the loss shows the divergence.
+                throw Diverged($"{cause} at epoch {position.Epoch + 1}, batch {position.BatchInEpoch + 1}" +
+                    $" (step {position.GlobalStep + 1}), after the step before (learning rate {LearningRateAt(Math.Max(0, position.GlobalStep - 1))})", position, e);
             }
             if (!double.IsFinite(loss))
-                throw Diverged($"the training loss is {loss} at epoch {position.Epoch + 1}, batch {position.BatchInEpoch + 1} (step {position.GlobalStep + 1}, learning rate {learningRate}); the step was not applied", position);
+            {
+                string cause = NonFiniteCause(() => _model.call(batch.Images)) is { } found ? $": {found}" : "";
+                throw Diverged($"the training loss is {loss} at epoch {position.Epoch + 1}, batch {position.BatchInEpoch + 1} (step {position.GlobalStep + 1}, learning rate {learningRate}){cause}; the step was not applied", position);
+            }
             lossTensor.backward();
             foreach (var group in _optimizer.ParamGroups)
                 group.LearningRate = learningRate;
@@ -220,7 +249,46 @@ public sealed class Trainer : IDisposable
     }
 
     private TrainingDivergedException Diverged(string what, TrainingPosition position, Exception? inner = null) =>
-        new($"{Architecture} diverged: {what}. The last checkpoint holds the last finite state; a lower learning rate may help.", position, inner);
+        new($"{Architecture} diverged: {what}.", position, inner);
+
+    /// <summary>
+    /// Why <paramref name="forward"/> (a forward pass on finite images) failed or computed a non-finite
+    /// loss, if the network diverged: a parameter or buffer that is not finite, or else the first module
+    /// whose output is not finite, found by running it again with hooks (the failing layer's refusal of
+    /// its input aside); null if neither.
+    /// </summary>
+    private string? NonFiniteCause(Action forward)
+    {
+        if (FirstNonFinite() is { } tensor)
+            return $"'{tensor}' holds non-finite values";
+        string? first = null;
+        using (var hooks = new OutputHooks())
+        {
+            foreach (var (name, module) in _model.named_modules())
+            {
+                if (module is nn.Module<Tensor, Tensor> leaf && !leaf.children().Any())
+                {
+                    hooks.Add(name, leaf, output =>
+                    {
+                        if (first is null && output.is_floating_point() && !output.isfinite().all().item<bool>())
+                            first = name;
+                        return null;
+                    });
+                }
+            }
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            try
+            {
+                forward();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The failure being explained.
+            }
+        }
+        return first is null ? null : $"the output of '{first}' holds non-finite values (the images are finite)";
+    }
 
     /// <summary>The name of the first parameter, buffer or momentum buffer that holds a NaN or an infinity, or null.</summary>
     private string? FirstNonFinite()
@@ -244,9 +312,20 @@ public sealed class Trainer : IDisposable
         int epochNumber = Position.Epoch + 1;
         if (FirstNonFinite() is { } tensor)
             throw Diverged($"'{tensor}' holds non-finite values after the last step of epoch {epochNumber} (step {Position.GlobalStep})", Position);
-        var test = _testLoader is not null && Options.EvaluateEveryEpoch ? Evaluate(cancellation) : null;
+        EvaluationResult? test = null;
+        try
+        {
+            test = _testLoader is not null && Options.EvaluateEveryEpoch ? Evaluate(cancellation) : null;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && NonFiniteCause(() => Evaluate(cancellation)) is { } cause)
+        {
+            throw Diverged($"{cause} in the evaluation after epoch {epochNumber} (step {Position.GlobalStep})", Position, e);
+        }
         if (test is { Loss: var testLoss } && !double.IsFinite(testLoss))
-            throw Diverged($"the test loss after epoch {epochNumber} is {testLoss}", Position);
+        {
+            string cause = NonFiniteCause(() => Evaluate(cancellation)) ?? $"the test loss is {testLoss}";
+            throw Diverged($"{cause} in the evaluation after epoch {epochNumber} (step {Position.GlobalStep})", Position);
+        }
         var metrics = new EpochMetrics(epochNumber, Position.GlobalStep, LearningRateAt(Position.GlobalStep - 1),
             _epoch.LossSum / _epoch.Images, (double)_epoch.Correct / _epoch.Images, test?.Loss, test?.Accuracy,
             _epoch.Images / _epoch.Seconds, _epoch.Seconds);

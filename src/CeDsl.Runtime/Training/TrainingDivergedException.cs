@@ -1,9 +1,10 @@
 namespace CeDsl.Training;
 
 /// <summary>
-/// Training produced a non-finite loss or non-finite parameters, buffers or momentum: the run has
+/// Training produced a non-finite loss, parameter, buffer, momentum buffer or activation: the run has
 /// diverged (usually a learning rate too high for the network). The trainer stops before the
 /// divergence reaches a checkpoint, so the last checkpoint written holds the last finite state.
+/// The message names what is not finite and where training stood.
 /// </summary>
 public sealed class TrainingDivergedException(string message, TrainingPosition position, Exception? inner = null) : Exception(message, inner)
 {

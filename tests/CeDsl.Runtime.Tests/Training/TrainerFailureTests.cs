@@ -111,6 +111,7 @@ public sealed class TrainerFailureTests : IDisposable
         var error = Assert.Throws<TrainingDivergedException>(() => trainer.TrainEpoch());
 
         Assert.StartsWith("TinyConvNet diverged: the training loss is NaN at epoch 2, batch 1 (step 21, learning rate ", error.Message);
+        Assert.EndsWith("): 'fc.weight' holds non-finite values; the step was not applied.", error.Message);
         Assert.Equal(new TrainingPosition(1, 0, 20), error.Position);
         Assert.Equal(epochOne, File.ReadAllBytes(options.CheckpointPath));
         Assert.Single(MetricsCsv.Read(options.MetricsCsvPath));
@@ -139,15 +140,17 @@ public sealed class TrainerFailureTests : IDisposable
 
         var error = Assert.Throws<TrainingDivergedException>(() => trainer.TrainEpoch());
 
-        Assert.Equal("TinyConvNet diverged: 'bn2.running_var' holds non-finite values after the last step of epoch 2 (step 40). The last checkpoint holds the last finite state; a lower learning rate may help.", error.Message);
+        Assert.Equal("TinyConvNet diverged: 'bn2.running_var' holds non-finite values after the last step of epoch 2 (step 40).", error.Message);
         Assert.Equal(epochOne, File.ReadAllBytes(options.CheckpointPath));
         Assert.Single(MetricsCsv.Read(options.MetricsCsvPath));
         Assert.Contains("was not written", Assert.Throws<TrainingDivergedException>(() => trainer.SaveCheckpoint(options.CheckpointPath)).Message);
     }
 
     /// <summary>CE refuses a non-finite input before the loss is computed; the divergence is named, not the input.</summary>
-    [Fact]
-    public void A_network_with_channel_equilibrium_reports_the_divergence_not_its_input()
+    [Theory]
+    [InlineData(float.NaN, "'conv1.weight' holds non-finite values at epoch 1, batch 4 (step 4), after the step before (learning rate ")]
+    [InlineData(1e38f, "holds non-finite values at epoch 1, batch 4 (step 4), after the step before (learning rate ")]
+    public void A_network_with_channel_equilibrium_reports_the_divergence_not_its_input(float weight, string expected)
     {
         torch.random.manual_seed(1);
         using var model = nn.Sequential(
@@ -159,13 +162,40 @@ public sealed class TrainerFailureTests : IDisposable
             if (step.GlobalStep == 3)
             {
                 using (torch.no_grad())
-                    model.state_dict()["conv1.weight"].fill_(float.NaN);
+                    model.state_dict()["conv1.weight"].fill_(weight);
             }
         });
 
         var error = Assert.Throws<TrainingDivergedException>(() => trainer.TrainEpoch());
 
-        Assert.StartsWith("ce-net diverged: 'conv1.weight' holds non-finite values at epoch 1, batch 4 (step 4), left by the step before", error.Message);
+        Assert.StartsWith("ce-net diverged: '", error.Message);
+        Assert.Contains(expected, error.Message);
         Assert.IsType<ArgumentException>(error.InnerException);
+    }
+
+    /// <summary>
+    /// Finite parameters that overflow in evaluation mode only (a huge BN scale): the test loss is not
+    /// finite, and the first module whose output is not finite is named.
+    /// </summary>
+    [Fact]
+    public void A_non_finite_evaluation_names_the_first_module_whose_output_overflows()
+    {
+        var options = Quick with { CheckpointPath = _directory.File("run.ckpt"), MetricsCsvPath = _directory.File("metrics.csv") };
+        using var model = TinyConvNet.Create(1);
+        using var trainer = new Trainer(model, "TinyConvNet", _data.Train, options, _data.Test);
+        trainer.StepProgress = new ActionProgress<TrainingStep>(step =>
+        {
+            if (step.Batch == step.BatchesPerEpoch)
+            {
+                using (torch.no_grad())
+                    model.state_dict()["bn2.weight"].fill_(1e38f);
+            }
+        });
+
+        var error = Assert.Throws<TrainingDivergedException>(() => trainer.TrainEpoch());
+
+        Assert.Equal("TinyConvNet diverged: the output of 'bn2' holds non-finite values (the images are finite) in the evaluation after epoch 1 (step 20).", error.Message);
+        Assert.False(File.Exists(options.CheckpointPath));
+        Assert.False(File.Exists(options.MetricsCsvPath));
     }
 }
