@@ -70,7 +70,7 @@ internal static class CommandAction
     public static string Describe(string name, Exception failure)
     {
         if (IsUserError(failure))
-            return $"{name}: error: {OneLine(failure.Message)}";
+            return $"{name}: error: {Flatten(failure.Message)}";
         if (IsOutOfMemory(failure))
             return $"{name}: error: not enough memory ({OneLine(failure.Message)}); try a smaller --batch or --input";
         string details = WriteDetails(name, failure);
@@ -83,6 +83,25 @@ internal static class CommandAction
     /// <summary>libtorch reports a failed allocation as "DefaultCPUAllocator: not enough memory: you tried to allocate ...".</summary>
     private static bool IsOutOfMemory(Exception e) => e is OutOfMemoryException
         || e is ExternalException && e.Message.Contains("not enough memory", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// A message of several lines as one: a strict load's message lists keys under headings
+    /// ("unexpected in the file (2):" then one indented key per line), which become "heading: a, b".
+    /// </summary>
+    private static string Flatten(string message)
+    {
+        var line = new System.Text.StringBuilder();
+        string previous = "";
+        foreach (string part in message.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string text = part.Trim();
+            if (line.Length > 0)
+                line.Append(char.IsWhiteSpace(part[0]) ? (previous.EndsWith(':') ? " " : ", ") : (previous.EndsWith('.') ? " " : "; "));
+            line.Append(text);
+            previous = text;
+        }
+        return line.ToString();
+    }
 
     /// <summary>The first line of a message (libtorch appends its native stack to the first).</summary>
     private static string OneLine(string message) =>

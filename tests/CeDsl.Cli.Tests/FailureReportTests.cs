@@ -28,6 +28,16 @@ public sealed class FailureReportTests
     }
 
     [Fact]
+    public void A_user_error_of_several_lines_is_one_line_that_keeps_every_item()
+    {
+        var mismatch = new CeDsl.IO.StateDictMismatchException("model.pt", "resnet20", ["fc.weight", "fc.bias"], ["layer1.0.ce.x_weight"], []);
+
+        Assert.Equal("cedsl eval: error: State dict 'model.pt' does not match module 'resnet20'; nothing was loaded. "
+            + "missing from the file (2): fc.weight, fc.bias; unexpected in the file (1): layer1.0.ce.x_weight",
+            CommandAction.Describe("cedsl eval", mismatch));
+    }
+
+    [Fact]
     public void Running_out_of_memory_is_an_error_with_a_hint_not_a_bug()
     {
         var failure = new System.Runtime.InteropServices.ExternalException(
