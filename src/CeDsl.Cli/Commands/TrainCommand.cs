@@ -267,7 +267,7 @@ internal sealed class TrainCommand
         return 0;
     }
 
-    /// <summary>Where training stands, as a person reads it: "the start", "the end of epoch 2", "epoch 3 after batch 4 of 7".</summary>
+    /// <summary>Where training stands, as a person reads it: "the start of training", "the end of epoch 2", "epoch 3 after batch 4 of 7".</summary>
     internal static string Describe(TrainingPosition position, int batchesPerEpoch) => position switch
     {
         { Epoch: 0, BatchInEpoch: 0 } => "the start of training",
