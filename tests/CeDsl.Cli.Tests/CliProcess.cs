@@ -43,8 +43,11 @@ internal sealed class CliProcess : IDisposable
     /// <summary>The cedsl executable the test project's build put beside the tests.</summary>
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "cedsl");
 
-    /// <summary>Starts <c>cedsl <paramref name="args"/></c>.</summary>
-    public static CliProcess Start(params string[] args) => new(Executable, args);
+    /// <summary>
+    /// Starts <c>cedsl <paramref name="args"/></c>, with SIGINT and SIGTERM at their default dispositions
+    /// (a process started in the background by a shell without job control inherits SIGINT ignored).
+    /// </summary>
+    public static CliProcess Start(params string[] args) => new("env", ["--default-signal=INT,TERM", Executable, .. args]);
 
     /// <summary>Runs <c>cedsl <paramref name="args"/></c> to its end.</summary>
     public static CliResult Run(params string[] args)
@@ -102,10 +105,14 @@ internal sealed class CliProcess : IDisposable
         return Result(_process.ExitCode);
     }
 
+    /// <summary>Kills the process if it still runs (SIGKILL, no clean exit) and waits until it is gone.</summary>
     public void Dispose()
     {
         if (!_process.HasExited)
+        {
             _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
         _process.Dispose();
     }
 
