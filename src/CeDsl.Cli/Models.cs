@@ -1,6 +1,7 @@
 using CeDsl.IO;
 using CeDsl.Networks;
 using CeDsl.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace CeDsl.Cli;
@@ -52,15 +53,24 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
     /// a plain state dict (PyTorch's torch.save, safetensors or TorchSharp format, recognised by content)
     /// does not, and is loaded strictly into the zoo network <paramref name="network"/>.
     /// </summary>
-    /// <exception cref="UserException">The checkpoint names no network of the zoo, or a plain state dict comes without <paramref name="network"/>.</exception>
+    /// <exception cref="UserException">The checkpoint names no network of the zoo, a plain state dict comes without <paramref name="network"/>,
+    /// or the file holds NaN or infinite values (the run that wrote it diverged).</exception>
     /// <exception cref="InvalidDataException">The file is damaged, or a PyTorch file names a Python global a weights-only load refuses.</exception>
     /// <exception cref="CheckpointMismatchException">A checkpoint's tensors do not fit the network it names.</exception>
     /// <exception cref="StateDictMismatchException">A plain state dict's keys or shapes do not fit <paramref name="network"/>.</exception>
     public static LoadedModel Load(string path, string? network = null)
     {
+        if (Directory.Exists(path))
+            throw new UserException($"Checkpoint '{path}' is a directory, not a file.");
         if (!File.Exists(path))
             throw new UserException($"Checkpoint '{path}' does not exist.");
-        return IsCheckpoint(path) ? LoadCheckpoint(path, network) : LoadStateDict(path, network);
+        var loaded = IsCheckpoint(path) ? LoadCheckpoint(path, network) : LoadStateDict(path, network);
+        if (FirstNonFinite(loaded.Network) is { } tensor)
+        {
+            loaded.Dispose();
+            throw new UserException($"Checkpoint '{path}' holds NaN or infinite values in '{tensor}' (the run that wrote it diverged); it cannot be used.");
+        }
+        return loaded;
     }
 
     private static bool IsCheckpoint(string path) =>
@@ -115,6 +125,12 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
             model.Dispose();
             throw;
         }
+    }
+
+    private static string? FirstNonFinite(nn.Module network)
+    {
+        using var scope = torch.NewDisposeScope();
+        return network.state_dict().FirstOrDefault(t => t.Value.is_floating_point() && !t.Value.isfinite().all().item<bool>()).Key;
     }
 
     /// <summary>The normalisation the network was trained with: the checkpoint's, or the commands' own.</summary>

@@ -71,6 +71,7 @@ public static class StateDict
         ArgumentNullException.ThrowIfNull(module);
         ArgumentException.ThrowIfNullOrEmpty(path);
 
+        InputFile.Check(path, "State dict file");
         using var scope = NewDisposeScope();
         return CopyInto(module, Read(path), strict, path);
     }
