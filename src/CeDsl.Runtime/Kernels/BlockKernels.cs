@@ -1,6 +1,8 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 
 namespace CeDsl.Kernels;
@@ -95,6 +97,92 @@ internal static unsafe class BlockKernels
         for (; i < count; i++)
             sum += a[i] * b[i];
         return sum;
+    }
+
+    /// <summary>
+    /// c = alpha op(a) b + beta c for row-major matrices: op(a) is <paramref name="rows"/> x <paramref name="inner"/>
+    /// (a itself, or the transpose of the inner x rows <paramref name="a"/>), b is inner x <paramref name="columns"/>,
+    /// c rows x columns. Rows <paramref name="firstRow"/> .. <paramref name="firstRow"/> + <paramref name="rowCount"/> - 1
+    /// of c only, so that callers can share the rows out among threads.
+    /// </summary>
+    /// <remarks>
+    /// 4 rows of c by 2 vectors of columns at a time in 8 accumulators: each pair of vectors of b is loaded
+    /// once per 4 rows, each element of a broadcast once per 2 vectors.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Multiply<T>(T* a, bool transposeA, T* b, T* c, long rows, long inner, long columns, T alpha, T beta,
+        long firstRow = 0, long rowCount = -1) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        long end = rowCount < 0 ? rows : firstRow + rowCount;
+        long strideI = transposeA ? 1 : inner, strideK = transposeA ? rows : 1;
+        var scale = new Vector<T>(alpha);
+        var keep = new Vector<T>(beta);
+        long i = firstRow;
+        for (; i + 4 <= end; i += 4)
+        {
+            T* a0 = a + i * strideI, a1 = a0 + strideI, a2 = a1 + strideI, a3 = a2 + strideI;
+            long j = 0;
+            for (; j + 2 * width <= columns; j += 2 * width)
+            {
+                Vector<T> s00 = default, s01 = default, s10 = default, s11 = default;
+                Vector<T> s20 = default, s21 = default, s30 = default, s31 = default;
+                for (long k = 0; k < inner; k++)
+                {
+                    T* row = b + k * columns + j;
+                    var y0 = Load(row);
+                    var y1 = Load(row + width);
+                    var x = new Vector<T>(a0[k * strideK]);
+                    s00 = MultiplyAdd(x, y0, s00);
+                    s01 = MultiplyAdd(x, y1, s01);
+                    x = new Vector<T>(a1[k * strideK]);
+                    s10 = MultiplyAdd(x, y0, s10);
+                    s11 = MultiplyAdd(x, y1, s11);
+                    x = new Vector<T>(a2[k * strideK]);
+                    s20 = MultiplyAdd(x, y0, s20);
+                    s21 = MultiplyAdd(x, y1, s21);
+                    x = new Vector<T>(a3[k * strideK]);
+                    s30 = MultiplyAdd(x, y0, s30);
+                    s31 = MultiplyAdd(x, y1, s31);
+                }
+                Combine(c + i * columns + j, s00, s01);
+                Combine(c + (i + 1) * columns + j, s10, s11);
+                Combine(c + (i + 2) * columns + j, s20, s21);
+                Combine(c + (i + 3) * columns + j, s30, s31);
+            }
+            for (; j < columns; j++)
+                for (long r = 0; r < 4; r++)
+                    Scalar(i + r, j);
+        }
+        for (; i < end; i++)
+        {
+            long j = 0;
+            for (; j + width <= columns; j += width)
+            {
+                Vector<T> sum = default;
+                for (long k = 0; k < inner; k++)
+                    sum = MultiplyAdd(new Vector<T>(a[i * strideI + k * strideK]), Load(b + k * columns + j), sum);
+                Store(c + i * columns + j, beta == T.Zero ? scale * sum : keep * Load(c + i * columns + j) + scale * sum);
+            }
+            for (; j < columns; j++)
+                Scalar(i, j);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Combine(T* target, Vector<T> first, Vector<T> second)
+        {
+            Store(target, beta == T.Zero ? scale * first : keep * Load(target) + scale * first);
+            Store(target + width, beta == T.Zero ? scale * second : keep * Load(target + width) + scale * second);
+        }
+
+        void Scalar(long row, long column)
+        {
+            T sum = T.Zero;
+            for (long k = 0; k < inner; k++)
+                sum += a[row * strideI + k * strideK] * b[k * columns + column];
+            T* target = c + row * columns + column;
+            *target = beta == T.Zero ? alpha * sum : beta * *target + alpha * sum;
+        }
     }
 
     /// <summary><paramref name="target"/>[i] += <paramref name="scale"/> * <paramref name="source"/>[i] for <paramref name="count"/> values.</summary>
@@ -276,9 +364,31 @@ internal static unsafe class BlockKernels
         AddSums(result + 3 * resultStride, c30, c31, c32, c33);
     }
 
+    /// <summary>
+    /// row[k] += the sum of the lanes of s_k, k = 0..3. With AVX and 256-bit vectors, the four sums come out
+    /// of three horizontal adds together (a block's 16 sums matter where rows are short, 14x14 or 8x8).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void AddSums<T>(double* row, Vector<T> s0, Vector<T> s1, Vector<T> s2, Vector<T> s3) where T : unmanaged, INumber<T>
     {
+        if (Avx.IsSupported && Vector<T>.Count * sizeof(T) == 32)
+        {
+            Vector256<double> sums;
+            if (typeof(T) == typeof(float))
+            {
+                var pairs = Avx.HorizontalAdd(Avx.HorizontalAdd(s0.AsVector256().AsSingle(), s1.AsVector256().AsSingle()),
+                    Avx.HorizontalAdd(s2.AsVector256().AsSingle(), s3.AsVector256().AsSingle()));
+                sums = Avx.ConvertToVector256Double(pairs.GetLower() + pairs.GetUpper());
+            }
+            else
+            {
+                var low = Avx.HorizontalAdd(s0.AsVector256().AsDouble(), s1.AsVector256().AsDouble());
+                var high = Avx.HorizontalAdd(s2.AsVector256().AsDouble(), s3.AsVector256().AsDouble());
+                sums = Avx.Permute2x128(low, high, 0x20) + Avx.Permute2x128(low, high, 0x31);
+            }
+            Vector256.Store(Vector256.Load(row) + sums, row);
+            return;
+        }
         row[0] += double.CreateTruncating(Vector.Sum(s0));
         row[1] += double.CreateTruncating(Vector.Sum(s1));
         row[2] += double.CreateTruncating(Vector.Sum(s2));

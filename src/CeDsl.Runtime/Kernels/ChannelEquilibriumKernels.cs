@@ -602,11 +602,9 @@ internal static unsafe class ChannelEquilibriumKernels
     private static class SmallMatrix
     {
         /// <summary>c = alpha op(a) op(b) + beta c, op = transposed or not.</summary>
-        /// <remarks>Row by row of c, 4 vectors of it at a time in accumulators: each row of op(b) is loaded once per 4 vectors.</remarks>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         internal static void Multiply(double* a, bool transposeA, double* b, bool transposeB, double* c, int d, double alpha, double beta)
         {
-            int width = Vector<double>.Count, block = 4 * width;
             double* right = b;
             double* transposed = stackalloc double[transposeB ? d * d : 0];
             if (transposeB)
@@ -616,46 +614,7 @@ internal static unsafe class ChannelEquilibriumKernels
                         transposed[j * d + i] = b[i * d + j];
                 right = transposed;
             }
-            var scale = new Vector<double>(alpha);
-            var keep = new Vector<double>(beta);
-            for (int i = 0; i < d; i++)
-            {
-                double* target = c + i * d;
-                int j = 0;
-                for (; j + block <= d; j += block)
-                {
-                    Vector<double> s0 = default, s1 = default, s2 = default, s3 = default;
-                    for (int k = 0; k < d; k++)
-                    {
-                        var factor = new Vector<double>(transposeA ? a[k * d + i] : a[i * d + k]);
-                        double* row = right + k * d + j;
-                        s0 = MultiplyAdd(factor, Load(row), s0);
-                        s1 = MultiplyAdd(factor, Load(row + width), s1);
-                        s2 = MultiplyAdd(factor, Load(row + 2 * width), s2);
-                        s3 = MultiplyAdd(factor, Load(row + 3 * width), s3);
-                    }
-                    Store(target + j, Combine(s0, target + j));
-                    Store(target + j + width, Combine(s1, target + j + width));
-                    Store(target + j + 2 * width, Combine(s2, target + j + 2 * width));
-                    Store(target + j + 3 * width, Combine(s3, target + j + 3 * width));
-                }
-                for (; j + width <= d; j += width)
-                {
-                    Vector<double> sum = default;
-                    for (int k = 0; k < d; k++)
-                        sum = MultiplyAdd(new Vector<double>(transposeA ? a[k * d + i] : a[i * d + k]), Load(right + k * d + j), sum);
-                    Store(target + j, Combine(sum, target + j));
-                }
-                for (; j < d; j++)
-                {
-                    double sum = 0;
-                    for (int k = 0; k < d; k++)
-                        sum += (transposeA ? a[k * d + i] : a[i * d + k]) * right[k * d + j];
-                    target[j] = beta == 0 ? alpha * sum : beta * target[j] + alpha * sum;
-                }
-            }
-
-            Vector<double> Combine(Vector<double> sum, double* target) => beta == 0 ? scale * sum : keep * Load(target) + scale * sum;
+            BlockKernels.Multiply(a, transposeA, right, c, d, d, d, alpha, beta);
         }
     }
 }

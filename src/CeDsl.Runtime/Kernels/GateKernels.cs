@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using static TorchSharp.torch;
 using static CeDsl.Kernels.BlockKernels;
 
 namespace CeDsl.Kernels;
@@ -88,23 +89,10 @@ internal static unsafe class GateKernels
             hiddenGradient[i] = T.Zero;
         }
 
-        // Expand: d W2[c, :] = sum over n of d z[n, c] * r[n, :]; d r[n, :] = sum over c of d z[n, c] * W2[c, :],
-        // in parallel over ranges of the hidden columns (no two ranges write the same value).
+        // Expand: d W2 = dz^T r (C x hidden), d r = dz W2 (N x hidden).
         nint dz = (nint)outputGradient, r = (nint)activated, dr = (nint)hiddenGradient, w2 = (nint)expand, dw2 = (nint)expandGradient;
-        ByColumns(width, samples * channels, (start, count) =>
-        {
-            for (long c = 0; c < channels; c++)
-            {
-                T* gradientRow = (T*)dw2 + c * width + start, weightRow = (T*)w2 + c * width + start;
-                new Span<T>(gradientRow, (int)count).Clear();
-                for (long n = 0; n < samples; n++)
-                {
-                    T scale = ((T*)dz)[n * channels + c];
-                    AddScaled(gradientRow, (T*)r + n * width + start, scale, count);
-                    AddScaled((T*)dr + n * width + start, weightRow, scale, count);
-                }
-            }
-        });
+        ByRows(channels, samples * width, (first, count) => Multiply((T*)dz, true, (T*)r, (T*)dw2, channels, samples, width, T.One, T.Zero, first, count));
+        ByRows(samples, channels * width, (first, count) => Multiply((T*)dz, false, (T*)w2, (T*)dr, samples, channels, width, T.One, T.Zero, first, count));
 
         // ReLU, the LayerNorm's affine transform, then its normalization.
         new Span<T>(normWeightGradient, (int)width).Clear();
@@ -130,36 +118,20 @@ internal static unsafe class GateKernels
                 dHidden[k] = inverseStd[n] * (dHidden[k] - meanGradient - normal[k] * meanProjection);
         }
 
-        // Reduce: d W1[k, :] = sum over n of d h[n, k] * v[n, :]; d v[n, :] = sum over k of d h[n, k] * W1[k, :],
-        // in parallel over ranges of the channels.
+        // Reduce: d W1 = dh^T v (hidden x C), d v = dh W1 (N x C).
         nint v = (nint)variance, dv = (nint)varianceGradient, w1 = (nint)reduce, dw1 = (nint)reduceGradient;
-        ByColumns(channels, samples * width, (start, count) =>
-        {
-            for (long n = 0; n < samples; n++)
-                new Span<T>((T*)dv + n * channels + start, (int)count).Clear();
-            for (long k = 0; k < width; k++)
-            {
-                T* gradientRow = (T*)dw1 + k * channels + start, weightRow = (T*)w1 + k * channels + start;
-                new Span<T>(gradientRow, (int)count).Clear();
-                for (long n = 0; n < samples; n++)
-                {
-                    T scale = ((T*)dr)[n * width + k];
-                    AddScaled(gradientRow, (T*)v + n * channels + start, scale, count);
-                    AddScaled((T*)dv + n * channels + start, weightRow, scale, count);
-                }
-            }
-        });
+        ByRows(width, samples * channels, (first, count) => Multiply((T*)dr, true, (T*)v, (T*)dw1, width, samples, channels, T.One, T.Zero, first, count));
+        ByRows(samples, width * channels, (first, count) => Multiply((T*)dr, false, (T*)w1, (T*)dv, samples, width, channels, T.One, T.Zero, first, count));
     }
 
     /// <summary>
-    /// <paramref name="body"/>(start, count) over ranges of <paramref name="columns"/> columns, in parallel when the
-    /// work (<paramref name="rowsTimesOther"/> multiply-adds per column) is worth several threads.
+    /// <paramref name="body"/>(first, count) over ranges of <paramref name="rows"/> rows (multiples of 4), in parallel
+    /// when the work (<paramref name="workPerRow"/> multiply-adds per row) is worth several threads.
     /// </summary>
-    private static void ByColumns(long columns, long rowsTimesOther, Action<long, long> body)
+    private static void ByRows(long rows, long workPerRow, Action<long, long> body)
     {
-        const long WorkPerItem = 1L << 18, MinimumColumns = 64;
-        long items = Math.Clamp(columns * rowsTimesOther / WorkPerItem, 1, Math.Max(1, columns / MinimumColumns));
-        long perItem = (columns + items - 1) / items;
-        ParallelLoop.For((columns + perItem - 1) / perItem, item => body(item * perItem, Math.Min(perItem, columns - item * perItem)));
+        long perItem = Math.Max(4, (rows + 4 * Math.Max(1, get_num_threads()) - 1) / (4 * Math.Max(1, get_num_threads())) / 4 * 4);
+        ParallelLoop.For((rows + perItem - 1) / perItem, item => body(item * perItem, Math.Min(perItem, rows - item * perItem)),
+            workPerItem: perItem * workPerRow);
     }
 }
