@@ -34,7 +34,7 @@ internal static class CommandAction
         {
             var output = new CommandOutput(parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error);
             void Note(string message) => output.Error.WriteLine($"cedsl {command.Name}: note: {message}");
-            ConvolutionGuard.OneDnnTurnedOff += Note;
+            OneDnnGuard.OneDnnTurnedOff += Note;
             try
             {
                 return run(parse, output);
@@ -46,7 +46,7 @@ internal static class CommandAction
             }
             finally
             {
-                ConvolutionGuard.OneDnnTurnedOff -= Note;
+                OneDnnGuard.OneDnnTurnedOff -= Note;
             }
         });
 

@@ -120,6 +120,18 @@ public class ZooTests
     }
 
     [Fact]
+    public void EveryNetworkIsProtectedFromTheOneDnnDefectsWhereItIsMade()
+    {
+        foreach (var entry in new[] { "resnet50", "ce-resnet50", "shufflenetv2-0.5x", "sconv-preresnet29" }.Select(Zoo.Find))
+        {
+            using var network = entry.Create();
+            Assert.True(network.modules().Prepend(network).All(OneDnnGuard.IsProtected), entry.Name);
+            using var folded = entry.CreateFolded();
+            Assert.True(folded.modules().Prepend(folded).All(OneDnnGuard.IsProtected), entry.Name + " folded");
+        }
+    }
+
+    [Fact]
     public void FactoryNamesAreUniqueAndLowerCase()
     {
         var names = Zoo.Names.ToList();

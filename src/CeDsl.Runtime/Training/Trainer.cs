@@ -38,7 +38,7 @@ public sealed class Trainer : IDisposable
     public Trainer(nn.Module<Tensor, Tensor> model, string architecture, ImageDataset trainSet, TrainingOptions options, ImageDataset? testSet = null)
     {
         options.Validate();
-        ConvolutionGuard.Protect(model);
+        OneDnnGuard.Protect(model);
         _model = model;
         Architecture = architecture;
         Options = options;

@@ -53,6 +53,7 @@ namespace Demo
             fc = nn.Linear(64, classes, device: device, dtype: dtype);
             createFolded = (foldedDevice, foldedDtype) => new Folded(classes, inChannels, foldedDevice, foldedDtype);
             RegisterComponents();
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Computes the class scores (N, classes) of <paramref name="input"/> (N, C, H, W).</summary>
@@ -145,6 +146,7 @@ namespace Demo
                 flatten = nn.Flatten();
                 fc = nn.Linear(64, classes, device: device, dtype: dtype);
                 RegisterComponents();
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Computes the class scores (N, classes) of <paramref name="input"/> (N, C, H, W).</summary>
