@@ -230,7 +230,7 @@ public sealed class PrunedSelectiveConv2d : nn.Module<Tensor, Tensor>, IResizabl
     {
         if (input.dim() != 4 || input.shape[1] != InChannels)
             throw new ArgumentException(
-                $"{Describe()}: expected an N x {InChannels} x H x W input, got [{string.Join(", ", input.shape)}].");
+                $"{LayerPaths.Describe(this, Describe())}: expected an N x {InChannels} x H x W input, got [{string.Join(", ", input.shape)}].");
         using var scope = NewDisposeScope();
         var x = F.relu(norm.call(input.index_select(1, kept)));
         if (drop is not null)

@@ -57,6 +57,7 @@ namespace Demo
             }
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
             OneDnnGuard.Protect(this);
         }
 
@@ -140,6 +141,7 @@ namespace Demo
                     downsample = nn.Sequential(("0", nn.Conv2d(inChannels, width, 1, stride: stride, device: device, dtype: dtype)));
                 }
                 RegisterComponents();
+                LayerPaths.Record(this);
                 OneDnnGuard.Protect(this);
             }
 

@@ -62,6 +62,7 @@ namespace Demo
             }
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, placement, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
             OneDnnGuard.Protect(this);
         }
 
@@ -148,6 +149,7 @@ namespace Demo
                     downsample = nn.Sequential(("0", nn.Conv2d(inChannels, width * 4, 1, stride: stride, device: device, dtype: dtype)));
                 }
                 RegisterComponents();
+                LayerPaths.Record(this);
                 OneDnnGuard.Protect(this);
             }
 

@@ -53,6 +53,7 @@ namespace Demo
             fc = nn.Linear(64, classes, device: device, dtype: dtype);
             createFolded = (foldedDevice, foldedDtype) => new Folded(classes, inChannels, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
             OneDnnGuard.Protect(this);
         }
 
@@ -146,6 +147,7 @@ namespace Demo
                 flatten = nn.Flatten();
                 fc = nn.Linear(64, classes, device: device, dtype: dtype);
                 RegisterComponents();
+                LayerPaths.Record(this);
                 OneDnnGuard.Protect(this);
             }
 

@@ -34,6 +34,7 @@ namespace Demo
             useResidual = stride == 1 && inChannels == width * 4;
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
             OneDnnGuard.Protect(this);
         }
 
@@ -106,6 +107,7 @@ namespace Demo
                 brc_3 = new SelectiveConv2d(width, width * 4, 1, device: device, dtype: dtype);
                 useResidual = stride == 1 && inChannels == width * 4;
                 RegisterComponents();
+                LayerPaths.Record(this);
                 OneDnnGuard.Protect(this);
             }
 
