@@ -1,4 +1,5 @@
 using CeDsl.Layers;
+using CeDsl.Selective;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -158,6 +159,17 @@ public class OneDnnGuardTests
 
         Assert.Equal(new long[] { 2, 8, 2, 2 }, output.shape);
         Assert.True(network.modules().All(OneDnnGuard.IsProtected));
+    }
+
+    [Fact]
+    public void The_convolution_inside_a_selective_convolution_is_protected_with_it()
+    {
+        using var layer = new SelectiveConv2d(16, 32, 1, stride: 2);
+
+        OneDnnGuard.Protect(layer);
+
+        Assert.True(OneDnnGuard.IsStridedPointwise(layer.Conv));
+        Assert.True(OneDnnGuard.IsProtected(layer.Conv));
     }
 
     [Fact]
