@@ -19,11 +19,11 @@ namespace CeDsl.Layers;
 /// <item><b>A crash.</b> The backward pass of some 1x1 convolutions with a stride above 1 (ResNet-50's
 /// downsample 512 to 1024, stride 2, among them) divides by zero inside oneDNN: the process is killed
 /// by SIGFPE, which nothing can catch, and which shapes crash depends on the channels, the feature
-/// map and the batch. Such a convolution without padding is exactly a unit-stride 1x1 convolution of
-/// the input subsampled by the stride (every s-th row and column), whose backward pass takes another,
+/// map and the batch. Such a convolution is exactly a unit-stride 1x1 convolution of the (padded)
+/// input subsampled by the stride (every s-th row and column), whose backward pass takes another,
 /// sound oneDNN path. Every protected strided 1x1 convolution computes its training passes on the
 /// CPU in that form, on every CPU: nothing has to detect the defect (a test would kill the process it
-/// protects), the arithmetic is the same, and oneDNN keeps its speed.</item>
+/// protects), the arithmetic is the same, and oneDNN stays on.</item>
 /// </list>
 /// Where NNPACK cannot initialize on this CPU (the same VMs), <see cref="Protect"/> also turns it off
 /// once, so that libtorch does not warn "Could not initialize NNPACK!" before every convolution.
