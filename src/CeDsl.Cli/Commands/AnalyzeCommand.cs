@@ -24,7 +24,8 @@ internal sealed class AnalyzeCommand
     public const string AblationPng = "ablation.png";
 
     private readonly DataOptions _data = new(withTrain: false);
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train (not a folded one)", Required = true, HelpName = "file" };
+    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train (not a folded one), or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", Required = true, HelpName = "file" };
+    private readonly Option<string> _network = Models.NetworkOption();
     private readonly Option<string> _out = new("--out") { Description = $"Directory for {StatisticsCsv}, {StatisticsPng}, {AblationCsv}, {AblationPng}", Required = true, HelpName = "dir" };
     private readonly Option<double[]> _ratios = new("--ratios")
     {
@@ -47,7 +48,7 @@ internal sealed class AnalyzeCommand
     {
         var command = new Command("analyze", "Inhibited-channel statistics per layer and the cumulative random channel-ablation curve of a checkpoint (CSV and PNG).")
         {
-            _checkpoint, _out, _ratios, _repeats, _layers, _seed,
+            _checkpoint, _network, _out, _ratios, _repeats, _layers, _seed,
         };
         _data.AddTo(command);
         _layers.AcceptOnlyFromAmong("first", "all");
@@ -64,7 +65,7 @@ internal sealed class AnalyzeCommand
     {
         var text = output.Output;
         string checkpoint = parse.GetValue(_checkpoint)!, outDirectory = parse.GetValue(_out)!;
-        using var model = LoadedModel.Load(checkpoint);
+        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network));
         if (model.IsFolded)
             throw new UserException($"--checkpoint: '{checkpoint}' is folded, so its BatchNorm layers are gone; analyze the checkpoint cedsl train wrote.");
         using var data = _data.Load(parse, text);

@@ -10,7 +10,8 @@ namespace CeDsl.Cli.Commands;
 internal sealed class EvalCommand
 {
     private readonly DataOptions _data = new(withTrain: false);
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train or cedsl fold", Required = true, HelpName = "file" };
+    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train or cedsl fold, or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", Required = true, HelpName = "file" };
+    private readonly Option<string> _network = Models.NetworkOption();
     private readonly Option<int> _batch = new("--batch") { Description = "Images per evaluation batch", DefaultValueFactory = _ => 500 };
 
     public static Command Create() => new EvalCommand().Build();
@@ -19,7 +20,7 @@ internal sealed class EvalCommand
     {
         var command = new Command("eval", "Evaluate a checkpoint (trained or folded) on the Fashion-MNIST test images: loss and top-1 accuracy.")
         {
-            _checkpoint, _batch,
+            _checkpoint, _network, _batch,
         };
         _data.AddTo(command);
         _batch.Validators.Add(r =>
@@ -29,7 +30,7 @@ internal sealed class EvalCommand
         });
         CommandAction.Set(command, (parse, output) =>
         {
-            using var model = LoadedModel.Load(parse.GetValue(_checkpoint)!);
+            using var model = LoadedModel.Load(parse.GetValue(_checkpoint)!, parse.GetValue(_network));
             using var data = _data.Load(parse, output.Output);
             var result = Evaluator.Evaluate(model.Network, data.Test, model.Normalization, model.PadTo, parse.GetValue(_batch));
             output.Output.WriteLine($"model: {model.Description} from {parse.GetValue(_checkpoint)}");
