@@ -16,6 +16,7 @@ internal static class Cli
         BenchCommand.Create(),
         SummaryCommand.Create(),
         DemoCommand.Create(),
+        TrainStepCommand.Create(),
     };
 
     /// <summary>Parses and runs <paramref name="args"/>; returns the exit code (0 ok, 1 a failure, 130/143 interrupted by SIGINT/SIGTERM).</summary>

@@ -50,7 +50,7 @@ internal static class CommandAction
             });
             var output = new CommandOutput(parse.InvocationConfiguration.Output, error, interruption);
             void Note(string message) => error.WriteLine($"{name}: note: {message}");
-            ConvolutionGuard.OneDnnTurnedOff += Note;
+            OneDnnGuard.OneDnnTurnedOff += Note;
             try
             {
                 return run(parse, output);
@@ -62,7 +62,7 @@ internal static class CommandAction
             }
             finally
             {
-                ConvolutionGuard.OneDnnTurnedOff -= Note;
+                OneDnnGuard.OneDnnTurnedOff -= Note;
             }
         });
 

@@ -6,7 +6,7 @@ namespace CeDsl.Cli.Tests;
 /// <summary>
 /// <c>cedsl</c> run as a child process, as from a shell, for what only a process shows: the exit code
 /// of an unhandled exception or a signal, signals sent while it trains, locks held by another
-/// process, and file systems that are full or read-only.
+/// process, file systems that are full or read-only, and native code that may kill the process.
 /// </summary>
 internal sealed class CliProcess : IDisposable
 {
@@ -14,14 +14,16 @@ internal sealed class CliProcess : IDisposable
     public const int SigTerm = 15;
 
     /// <summary>Generous: a child loads libtorch and may train while the other test projects run.</summary>
-    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(5);
+    private static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
 
     private readonly Process _process;
+    private readonly TimeSpan _timeout;
     private readonly List<string> _output = [];
     private readonly List<string> _error = [];
 
-    private CliProcess(string fileName, IEnumerable<string> args)
+    private CliProcess(string fileName, IEnumerable<string> args, TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null)
     {
+        _timeout = timeout ?? DefaultTimeout;
         var start = new ProcessStartInfo(fileName)
         {
             RedirectStandardOutput = true,
@@ -31,6 +33,8 @@ internal sealed class CliProcess : IDisposable
         };
         foreach (string arg in args)
             start.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
         _process = new Process { StartInfo = start };
         _process.OutputDataReceived += (_, e) => Add(_output, e.Data);
         _process.ErrorDataReceived += (_, e) => Add(_error, e.Data);
@@ -56,6 +60,20 @@ internal sealed class CliProcess : IDisposable
         return process.WaitForExit();
     }
 
+    /// <summary>Runs <c>cedsl <paramref name="args"/></c> to its end with extra <paramref name="environment"/> variables.</summary>
+    public static CliResult Run(TimeSpan timeout, IReadOnlyDictionary<string, string>? environment, params string[] args)
+    {
+        using var process = new CliProcess("env", ["--default-signal=INT,TERM", Executable, .. args], timeout, environment);
+        return process.WaitForExit();
+    }
+
+    /// <summary>"exit code 136 (killed by signal 8, SIGFPE)" for a child killed by a signal, "exit code 1" otherwise.</summary>
+    public static string DescribeExit(int exitCode) => exitCode switch
+    {
+        > 128 and < 160 => $"exit code {exitCode} (killed by signal {exitCode - 128}{(exitCode - 128) switch { 6 => ", SIGABRT", 8 => ", SIGFPE", 9 => ", SIGKILL", 11 => ", SIGSEGV", _ => "" }})",
+        _ => $"exit code {exitCode}",
+    };
+
     /// <summary>
     /// Runs <c>cedsl <paramref name="args"/></c> in a private mount namespace in which
     /// <paramref name="directory"/> is a new tmpfs with <paramref name="mountOptions"/> (e.g. "size=1m" or "ro"),
@@ -79,7 +97,7 @@ internal sealed class CliProcess : IDisposable
             {
                 if (_output.FirstOrDefault(match) is { } line)
                     return line;
-                if (_process.HasExited && deadline.Elapsed > TimeSpan.FromSeconds(1) || deadline.Elapsed > Timeout)
+                if (_process.HasExited && deadline.Elapsed > TimeSpan.FromSeconds(1) || deadline.Elapsed > _timeout)
                     throw new TimeoutException($"cedsl never printed the awaited line.\n{Result(_process.HasExited ? _process.ExitCode : -1)}");
                 Monitor.Wait(_output, TimeSpan.FromMilliseconds(200));
             }
@@ -96,10 +114,10 @@ internal sealed class CliProcess : IDisposable
     /// <summary>Waits for the process to end; its exit code and everything it printed.</summary>
     public CliResult WaitForExit()
     {
-        if (!_process.WaitForExit(Timeout))
+        if (!_process.WaitForExit(_timeout))
         {
             _process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"cedsl did not end within {Timeout}.\n{Result(-1)}");
+            throw new TimeoutException($"cedsl did not end within {_timeout}.\n{Result(-1)}");
         }
         _process.WaitForExit(); // drains the output handlers
         return Result(_process.ExitCode);

@@ -91,32 +91,34 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        LayerChecks.Input(input, nameof(ChannelEquilibrium), Channels, running_wm.dtype,
+        string layer = LayerPaths.Describe(this, nameof(ChannelEquilibrium));
+        LayerChecks.Input(input, layer, Channels, running_wm.dtype,
             needsInstanceVariance: true, pooled: pool && training);
         var x = input.contiguous();
-        var kernelModule = OperatorsOnly || pool ? null : KernelModule();
+        var kernelModule = OperatorsOnly || pool ? null : KernelModule(layer);
         RanOnKernels = kernelModule is not null && ChannelEquilibriumFunction.Applies(kernelModule, x);
         bool mode = training;
         var output = RanOnKernels
-            ? ChannelEquilibriumFunction.Run(kernelModule!, x, mode, recompute: input => Operators(input, mode, updateStatistics: false))
-            : Operators(x, mode, updateStatistics: mode);
+            ? ChannelEquilibriumFunction.Run(kernelModule!, x, mode, recompute: input => Operators(input, mode, updateStatistics: false, layer))
+            : Operators(x, mode, updateStatistics: mode, layer);
         return output.MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// The output with libtorch's operators (autograd records every step), in training or evaluation
-    /// mode; <paramref name="updateStatistics"/>: update the running statistics (training).
+    /// mode; <paramref name="updateStatistics"/>: update the running statistics (training); <paramref name="layer"/>
+    /// names the layer in errors.
     /// </summary>
-    private Tensor Operators(Tensor x, bool training, bool updateStatistics)
+    private Tensor Operators(Tensor x, bool training, bool updateStatistics, string layer)
     {
         var blocks = Whitening.Blocks(x, Groups);
         // Evaluation and pooled training need only the instance variance of the unpooled input.
-        var moments = InstanceMoments.Of(blocks, x.shape[0], nameof(ChannelEquilibrium), withScatter: training && !pool);
+        var moments = InstanceMoments.Of(blocks, x.shape[0], layer, withScatter: training && !pool);
         if (!training)
-            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium), training, updateRunningScale: false), blocks).view(x.shape);
+            return Mix(running_wm, AR.Factor(moments.Variance, layer, training, updateRunningScale: false), blocks).view(x.shape);
 
-        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, nameof(ChannelEquilibrium));
-        var factor = AR.Factor(moments.Variance, nameof(ChannelEquilibrium), training, updateStatistics);
+        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, layer);
+        var factor = AR.Factor(moments.Variance, layer, training, updateStatistics);
         if (updateStatistics)
         {
             RunningAverage.Update(running_mean, mean, momentum);
@@ -125,10 +127,10 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
         return Mix(wm, factor, blocks).view(x.shape);
     }
 
-    private ChannelEquilibriumKernels.Module KernelModule()
+    private ChannelEquilibriumKernels.Module KernelModule(string layer)
     {
         var (reduce, normWeight, normBias, normEps, expand) = AR.GateTensors();
-        return new ChannelEquilibriumKernels.Module(nameof(ChannelEquilibrium), Groups, GroupSize, iterations, eps, momentum, AR.Momentum,
+        return new ChannelEquilibriumKernels.Module(layer, Groups, GroupSize, iterations, eps, momentum, AR.Momentum,
             x_weight, reduce, normWeight, normBias, normEps, expand, running_mean, running_wm, AR.RunningScale);
     }
 

@@ -46,7 +46,7 @@ public sealed class Trainer : IDisposable
     {
         options.Validate();
         CheckRepresentable(model, options);
-        ConvolutionGuard.Protect(model);
+        OneDnnGuard.Protect(model);
         _model = model;
         Architecture = architecture;
         Options = options;

@@ -34,6 +34,8 @@ namespace Demo
             useResidual = stride == 1 && inChannels == width * 4;
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
@@ -105,6 +107,8 @@ namespace Demo
                 brc_3 = new SelectiveConv2d(width, width * 4, 1, device: device, dtype: dtype);
                 useResidual = stride == 1 && inChannels == width * 4;
                 RegisterComponents();
+                LayerPaths.Record(this);
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
