@@ -1,6 +1,8 @@
+extern alias generator;
+
 using System.Text;
 using BenchmarkDotNet.Attributes;
-using CeDsl.Generator;
+using generator::CeDsl.Generator;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 

@@ -8,55 +8,26 @@ namespace CeDsl.Architecture;
 
 /// <summary>
 /// <see cref="ChannelEquilibrium"/>: CE(X) = lambda BD(X) + (1 - lambda) AII(X) per sample, lambda = sigmoid(<c>x_weight</c>).
+/// Built with the arguments of <c>new ChannelEquilibrium(...)</c>.
 /// </summary>
-public sealed record ChannelEquilibriumOp : Operation
+/// <param name="Channels">C.</param>
+/// <param name="GroupSize">The requested group size; the property holds it after the halving rule (<see cref="GroupSizeRule"/>).</param>
+/// <param name="Reduction">r of the AII gate.</param>
+/// <param name="Iterations">T, Newton iterations.</param>
+/// <param name="Pool">Whether the covariance is that of the 2x2 max-pooled input.</param>
+/// <param name="Eps">Added to the covariance diagonal.</param>
+/// <param name="Momentum">Of the running statistics (BD's and the AII branch's).</param>
+public sealed record ChannelEquilibriumOp(long Channels, int GroupSize = LayerDefaults.GroupSize, int Reduction = LayerDefaults.Reduction,
+    int Iterations = LayerDefaults.Iterations, bool Pool = LayerDefaults.Pool, double Eps = LayerDefaults.Eps, double Momentum = LayerDefaults.Momentum) : Operation
 {
-    /// <summary>The operation of <c>new ChannelEquilibrium(...)</c> with the same arguments.</summary>
-    /// <param name="channels">C.</param>
-    /// <param name="groupSize">The requested group size, halved until it divides C (<see cref="GroupSize"/> holds the result).</param>
-    /// <param name="reduction">r of the gate.</param>
-    /// <param name="iterations">T, Newton iterations.</param>
-    /// <param name="pool">Covariance of the 2x2 max-pooled input.</param>
-    /// <param name="eps">Added to the covariance diagonal.</param>
-    /// <param name="momentum">Of the running statistics.</param>
-    public ChannelEquilibriumOp(long channels, int groupSize = LayerDefaults.GroupSize, int reduction = LayerDefaults.Reduction,
-        int iterations = LayerDefaults.Iterations, bool pool = LayerDefaults.Pool, double eps = LayerDefaults.Eps, double momentum = LayerDefaults.Momentum)
-    {
-        Channels = channels;
-        GroupSize = GroupSizeRule.Resolve(channels, groupSize);
-        Reduction = reduction;
-        Iterations = iterations;
-        Pool = pool;
-        Eps = eps;
-        Momentum = momentum;
-    }
-
-    /// <summary>C.</summary>
-    public long Channels { get; init; }
-
     /// <summary>d after the halving rule.</summary>
-    public int GroupSize { get; init; }
+    public int GroupSize { get; init; } = GroupSizeRule.Resolve(Channels, GroupSize);
 
     /// <summary>G = C / d.</summary>
     public long Groups => Channels / GroupSize;
 
-    /// <summary>r of the AII gate.</summary>
-    public int Reduction { get; init; }
-
     /// <summary>The gate's hidden width C / r.</summary>
     public long Hidden => Channels / Reduction;
-
-    /// <summary>T.</summary>
-    public int Iterations { get; init; }
-
-    /// <summary>Whether the covariance is that of the 2x2 max-pooled input.</summary>
-    public bool Pool { get; init; }
-
-    /// <summary>Added to the covariance diagonal.</summary>
-    public double Eps { get; init; }
-
-    /// <summary>Of the running statistics (BD's and the AII branch's).</summary>
-    public double Momentum { get; init; }
 
     /// <inheritdoc/>
     public override TensorShape OutputShape(IReadOnlyList<TensorShape> inputs) => LayerOperation.InstanceMap(this, inputs, Channels);
@@ -76,41 +47,21 @@ public sealed record ChannelEquilibriumOp : Operation
         LayerOperation.Map(output, GroupSize) + LayerOperation.Variance(output) + 2 * Channels * Hidden;
 }
 
-/// <summary><see cref="BatchDecorrelation"/>: the BD branch alone, wm X per group of d channels.</summary>
-public sealed record BatchDecorrelationOp : Operation
+/// <summary><see cref="BatchDecorrelation"/>: the BD branch alone, wm X per group of d channels. Built with the arguments of <c>new BatchDecorrelation(...)</c>.</summary>
+/// <param name="Channels">C.</param>
+/// <param name="GroupSize">The requested group size; the property holds it after the halving rule.</param>
+/// <param name="Iterations">T, Newton iterations.</param>
+/// <param name="Pool">Whether the covariance is that of the 2x2 max-pooled input.</param>
+/// <param name="Eps">Added to the covariance diagonal.</param>
+/// <param name="Momentum">Of the running statistics.</param>
+public sealed record BatchDecorrelationOp(long Channels, int GroupSize = LayerDefaults.GroupSize, int Iterations = LayerDefaults.Iterations,
+    bool Pool = LayerDefaults.Pool, double Eps = LayerDefaults.Eps, double Momentum = LayerDefaults.Momentum) : Operation
 {
-    /// <summary>The operation of <c>new BatchDecorrelation(...)</c> with the same arguments.</summary>
-    public BatchDecorrelationOp(long channels, int groupSize = LayerDefaults.GroupSize, int iterations = LayerDefaults.Iterations,
-        bool pool = LayerDefaults.Pool, double eps = LayerDefaults.Eps, double momentum = LayerDefaults.Momentum)
-    {
-        Channels = channels;
-        GroupSize = GroupSizeRule.Resolve(channels, groupSize);
-        Iterations = iterations;
-        Pool = pool;
-        Eps = eps;
-        Momentum = momentum;
-    }
-
-    /// <summary>C.</summary>
-    public long Channels { get; init; }
-
     /// <summary>d after the halving rule.</summary>
-    public int GroupSize { get; init; }
+    public int GroupSize { get; init; } = GroupSizeRule.Resolve(Channels, GroupSize);
 
     /// <summary>G = C / d.</summary>
     public long Groups => Channels / GroupSize;
-
-    /// <summary>T.</summary>
-    public int Iterations { get; init; }
-
-    /// <summary>Whether the covariance is that of the 2x2 max-pooled input.</summary>
-    public bool Pool { get; init; }
-
-    /// <summary>Added to the covariance diagonal.</summary>
-    public double Eps { get; init; }
-
-    /// <summary>Of the running statistics.</summary>
-    public double Momentum { get; init; }
 
     /// <inheritdoc/>
     public override TensorShape OutputShape(IReadOnlyList<TensorShape> inputs) => Map(inputs, Channels);
@@ -169,35 +120,22 @@ public sealed record SqueezeExcitationOp(long Channels, int Reduction = LayerDef
 
 /// <summary>
 /// <see cref="Folding.FoldedChannelEquilibrium"/>: CE at inference, one map (<c>weight</c> + diag(<c>AR.gate_scale</c> y)) per sample.
+/// Built with the arguments of <c>new FoldedChannelEquilibrium(...)</c>.
 /// </summary>
-public sealed record FoldedChannelEquilibriumOp : Operation
+/// <param name="Channels">C.</param>
+/// <param name="GroupSize">The requested group size; the property holds it after the halving rule.</param>
+/// <param name="Reduction">r of the gate.</param>
+/// <param name="InPlace">Whether it writes its output over its input (nothing else reads that input).</param>
+public sealed record FoldedChannelEquilibriumOp(long Channels, int GroupSize = LayerDefaults.GroupSize, int Reduction = LayerDefaults.Reduction, bool InPlace = false) : Operation
 {
-    /// <summary>The operation of <c>new FoldedChannelEquilibrium(...)</c> with the same arguments.</summary>
-    public FoldedChannelEquilibriumOp(long channels, int groupSize = LayerDefaults.GroupSize, int reduction = LayerDefaults.Reduction, bool inPlace = false)
-    {
-        Channels = channels;
-        GroupSize = GroupSizeRule.Resolve(channels, groupSize);
-        Reduction = reduction;
-        InPlace = inPlace;
-    }
-
-    /// <summary>C.</summary>
-    public long Channels { get; init; }
-
     /// <summary>d after the halving rule.</summary>
-    public int GroupSize { get; init; }
+    public int GroupSize { get; init; } = GroupSizeRule.Resolve(Channels, GroupSize);
 
     /// <summary>G = C / d.</summary>
     public long Groups => Channels / GroupSize;
 
-    /// <summary>r of the gate.</summary>
-    public int Reduction { get; init; }
-
     /// <summary>The gate's hidden width C / r.</summary>
     public long Hidden => Channels / Reduction;
-
-    /// <summary>Whether it writes its output over its input (nothing else reads that input).</summary>
-    public bool InPlace { get; init; }
 
     /// <inheritdoc/>
     public override TensorShape OutputShape(IReadOnlyList<TensorShape> inputs) => LayerOperation.InstanceMap(this, inputs, Channels);

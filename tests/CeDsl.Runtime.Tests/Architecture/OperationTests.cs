@@ -38,11 +38,11 @@ public class OperationTests
         ["linear"] = () => (nn.Linear(24, 5), new LinearOp(24, 5), Features),
         ["linear without bias"] = () => (nn.Linear(24, 5, hasBias: false), new LinearOp(24, 5, HasBias: false), Features),
         ["dropout"] = () => (nn.Dropout(0.3), new DropoutOp(0.3), Map),
-        ["channel equilibrium (halved group size)"] = () => (new ChannelEquilibrium(24, groupSize: 16, reduction: 4), new ChannelEquilibriumOp(24, groupSize: 16, reduction: 4), Map),
-        ["batch decorrelation"] = () => (new BatchDecorrelation(24, groupSize: 8), new BatchDecorrelationOp(24, groupSize: 8), Map),
+        ["channel equilibrium (halved group size)"] = () => (new ChannelEquilibrium(24, groupSize: 16, reduction: 4), new ChannelEquilibriumOp(24, GroupSize: 16, Reduction: 4), Map),
+        ["batch decorrelation"] = () => (new BatchDecorrelation(24, groupSize: 8), new BatchDecorrelationOp(24, GroupSize: 8), Map),
         ["adaptive instance inverse"] = () => (new AdaptiveInstanceInverse(24, reduction: 3), new AdaptiveInstanceInverseOp(24, 3), Map),
         ["squeeze excitation"] = () => (new SqueezeExcitation(24, reduction: 4), new SqueezeExcitationOp(24, 4), Map),
-        ["folded channel equilibrium"] = () => (new FoldedChannelEquilibrium(24, groupSize: 16, reduction: 4), new FoldedChannelEquilibriumOp(24, groupSize: 16, reduction: 4), Map),
+        ["folded channel equilibrium"] = () => (new FoldedChannelEquilibrium(24, groupSize: 16, reduction: 4), new FoldedChannelEquilibriumOp(24, GroupSize: 16, Reduction: 4), Map),
         ["folded adaptive instance inverse"] = () => (new FoldedAdaptiveInstanceInverse(24, reduction: 3), new FoldedAdaptiveInstanceInverseOp(24, 3), Map),
         ["selective convolution"] = () => (new SelectiveConv2d(24, 16, 3, stride: 2), new SelectiveConv2dOp(24, 16, 3, Stride: 2, Padding: 1), Map),
         ["selective convolution, pruning only"] = () => (new SelectiveConv2d(24, 16, 1, k: 0, dropout: 0.1), new SelectiveConv2dOp(24, 16, 1, K: 0, Dropout: 0.1), Map),
@@ -107,7 +107,7 @@ public class OperationTests
         var output = TensorShape.Map(16, 5, 4);
         Assert.Equal(16 * 5 * 4 * (24 / 3) * 9, new Conv2dOp(24, 16, 3, Groups: 3).MultiplyAccumulates([Map], output));
         Assert.Equal(10 * 24, new LinearOp(24, 10).MultiplyAccumulates([Features], TensorShape.Features(10)));
-        var ce = new ChannelEquilibriumOp(16, groupSize: 8, reduction: 4);
+        var ce = new ChannelEquilibriumOp(16, GroupSize: 8, Reduction: 4);
         Assert.Equal(16 * 8 * 20 + 16 * 20 + 2 * 16 * 4, ce.MultiplyAccumulates([output], output));
         Assert.Equal(output.Elements, new BatchNorm2dOp(16).ElementwiseOperations(output));
         Assert.Equal(0, new AddOp().MultiplyAccumulates([output, output], output));
