@@ -123,8 +123,8 @@ internal sealed class ArchitectureWriter
                     case OpKind.Shuffle:
                         Assign(x, $"scope.Apply(new ChannelShuffleOp({Literals.Long(op.Groups)}), {x.Current})");
                         break;
-                    case OpKind.Residual:
-                        WriteResidual(x);
+                    case OpKind.Residual when plan.Signature is BlockSignature block:
+                        WriteResidual(block, x);
                         break;
                 }
             }
@@ -180,9 +180,8 @@ internal sealed class ArchitectureWriter
             : $"scope.Module({path}, {Modules.Operation(member.Leaf!)}, {input})";
     }
 
-    private void WriteResidual(Value x)
+    private void WriteResidual(BlockSignature block, Value x)
     {
-        var block = (BlockSignature)plan.Signature;
         string Add(string shortcut) => $"scope.Apply(new AddOp(), {x.Current}, {shortcut})";
         switch (block.Residual, block.ResidualCondition.Known)
         {

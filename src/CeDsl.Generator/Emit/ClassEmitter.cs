@@ -97,12 +97,12 @@ internal sealed class ClassEmitter
                 writer.Line("/// <summary>The input shape (channels, height, width) the network was declared for.</summary>");
                 writer.Line($"public static global::System.Collections.Generic.IReadOnlyList<long> InputShape {{ get; }} = new long[] {{ {network.InputChannels}, {network.InputHeight}, {network.InputWidth} }};");
             }
-            if (plan.Folded is { } folded)
+            if (plan.Folded is { FoldsFrom: { } foldedFrom } folded)
             {
                 writer.Line();
-                WriteFold();
+                WriteFold(foldedFrom.Prunes);
                 writer.Line();
-                WriteFoldedClass(folded);
+                WriteFoldedClass(folded, foldedFrom.Prunes);
             }
             if (plan.FoldsFrom is { } folding)
             {
@@ -147,10 +147,10 @@ internal sealed class ClassEmitter
             OpKind.Concat => "concat",
             OpKind.Branches => "(" + string.Join(" | ", op.Targets) + ") concat",
             OpKind.Shuffle => "channel shuffle",
-            _ => ResidualLayout(),
+            _ => block is null ? null : ResidualLayout(block),
         };
 
-        private string? ResidualLayout() => (block!.Residual, block.ResidualCondition.Known) switch
+        private static string? ResidualLayout(BlockSignature block) => (block.Residual, block.ResidualCondition.Known) switch
         {
             (Shortcut.Projection, true) => "+ downsample(input)",
             (Shortcut.Projection, false) => "+ input",
@@ -171,15 +171,15 @@ internal sealed class ClassEmitter
                     : $"/// <summary>Creates the block: {Xml(Layout())}.</summary>");
                 writer.Line("/// <param name=\"inChannels\">The input channels.</param>");
                 writer.Line($"/// <param name=\"width\">The stage's width (its Out); the block gives <c>{Xml(Expressions.Of(block.OutputChannels))}</c> output channels.</param>");
-                WriteBlockParameterDocs();
+                WriteBlockParameterDocs(block);
             }
-            else
+            else if (network is not null)
             {
-                var inputs = $"{network!.InputChannels}x{network.InputHeight}x{network.InputWidth}";
+                var inputs = $"{network.InputChannels}x{network.InputHeight}x{network.InputWidth}";
                 writer.Line(IsFolded
                     ? $"/// <summary>Creates the folded network for {inputs} inputs with initial parameters, for instance to load a saved folded state dict into: {Xml(Layout())}.</summary>"
                     : $"/// <summary>Creates the network for {inputs} inputs: {Xml(Layout())}.</summary>");
-                WriteNetworkParameterDocs();
+                WriteNetworkParameterDocs(network);
             }
             writer.Line("/// <param name=\"device\">The device of the parameters and buffers (default: the default device).</param>");
             writer.Line("/// <param name=\"dtype\">The element type of the parameters and buffers (default: float32).</param>");
@@ -200,7 +200,7 @@ internal sealed class ClassEmitter
                     writer.Line();
                 }
                 WriteMembers();
-                if (UseResidualField) writer.Line($"{Field("useResidual", constructorNames)} = {Expressions.Of(block!.ResidualCondition)};");
+                if (UseResidualField && block is not null) writer.Line($"{Field("useResidual", constructorNames)} = {Expressions.Of(block.ResidualCondition)};");
                 if (plan.Folded is not null)
                 {
                     var arguments = parameters.Take(parameters.Count - 2).Select(p => p.Name).Concat(new[] { "foldedDevice", "foldedDtype" });
@@ -210,9 +210,9 @@ internal sealed class ClassEmitter
             }
         }
 
-        private void WriteBlockParameterDocs()
+        private void WriteBlockParameterDocs(BlockSignature block)
         {
-            if (block!.UsesStride) writer.Line("/// <param name=\"stride\">The stride of the layers declared with <c>Stride = From.Parameter</c>.</param>");
+            if (block.UsesStride) writer.Line("/// <param name=\"stride\">The stride of the layers declared with <c>Stride = From.Parameter</c>.</param>");
             if (block.HasPlacement)
             {
                 writer.Line(block.HasRuleSites
@@ -226,9 +226,9 @@ internal sealed class ClassEmitter
             }
         }
 
-        private void WriteNetworkParameterDocs()
+        private void WriteNetworkParameterDocs(NetworkSignature network)
         {
-            if (network!.UsesClasses) writer.Line("/// <param name=\"classes\">The number of classes (the last linear layer's outputs).</param>");
+            if (network.UsesClasses) writer.Line("/// <param name=\"classes\">The number of classes (the last linear layer's outputs).</param>");
             if (network.UsesInputChannels) writer.Line($"/// <param name=\"inChannels\">The input's channels (declared: {network.InputChannels}).</param>");
         }
 
@@ -420,8 +420,8 @@ internal sealed class ClassEmitter
                             Set($"ChannelShuffle({current}, {op.Groups})");
                             break;
 
-                        case OpKind.Residual:
-                            WriteResidual(current, Set);
+                        case OpKind.Residual when block is not null:
+                            WriteResidual(block, current, Set);
                             break;
                     }
                 }
@@ -429,9 +429,9 @@ internal sealed class ClassEmitter
             }
         }
 
-        private void WriteResidual(string current, Action<string> set)
+        private void WriteResidual(BlockSignature block, string current, Action<string> set)
         {
-            switch (block!.Residual, block.ResidualCondition.Known)
+            switch (block.Residual, block.ResidualCondition.Known)
             {
                 case (Shortcut.Projection, true):
                     set($"{current}.add({Field("downsample", forwardNames)}.call(input))");
@@ -465,9 +465,8 @@ internal sealed class ClassEmitter
 
         // ------------------------------------------------------------------ folding
 
-        private void WriteFold()
+        private void WriteFold(bool prunes)
         {
-            bool prunes = plan.Folded!.FoldsFrom!.Prunes;
             writer.Line("/// <summary>");
             writer.Line($"/// Folds this trained {Kind} for inference: returns a new <see cref=\"Folded\"/> module, in evaluation mode, whose outputs");
             writer.Line("/// equal this one's evaluation-mode outputs, with each conv → BatchNorm one convolution, BD folded into it, and CE and AII");
@@ -504,9 +503,8 @@ internal sealed class ClassEmitter
             writer.Line("nn.Module<Tensor, Tensor> IFoldable.Fold() => Fold();");
         }
 
-        private void WriteFoldedClass(ClassPlan folded)
+        private void WriteFoldedClass(ClassPlan folded, bool prunes)
         {
-            bool prunes = folded.FoldsFrom!.Prunes;
             writer.Line("/// <summary>");
             writer.Line($"/// The inference-only form of <see cref=\"{TypeName}\"/>, made by <see cref=\"Fold\"/>: the same submodules and state-dict");
             writer.Line("/// keys minus the folded norms and BD layers, convolutions with the folded bias, CE and AII in their folded forms" + (prunes ? "," : "."));

@@ -179,9 +179,9 @@ internal static class Shapes
                         Check(CheckKind.ShuffleGroups, step, new[] { current.C, Dim.Of(step.Spec.Groups) });
                         break;
 
-                    case LayerKind.Add:
+                    case LayerKind.Add when declaration is BlockDeclaration block:
                         added = true;
-                        residual = Residual(input, current, step.Spec.Location);
+                        residual = Residual(block.Residual, input, current, step.Spec.Location);
                         if (residual is null) return null;
                         break;
 
@@ -198,9 +198,9 @@ internal static class Shapes
                 }
             }
 
-            if (declaration is BlockDeclaration { Residual: not Shortcut.None } && !added)
+            if (declaration is BlockDeclaration { Residual: not Shortcut.None } residualBlock && !added)
             {
-                residual = Residual(input, current, declaration.Location);
+                residual = Residual(residualBlock.Residual, input, current, declaration.Location);
                 if (residual is null) return null;
             }
             return current;
@@ -247,8 +247,8 @@ internal static class Shapes
                 case LayerKind.Dropout:
                     Size(step, new DropoutPlan(spec.P));
                     return x;
-                case LayerKind.Block:
-                    return Block(step, x);
+                case LayerKind.Block when network is not null:
+                    return Block(step, x, network);
                 default:
                     return Structure(step, $"[{step.Kind}] is not a layer");
             }
@@ -372,7 +372,7 @@ internal static class Shapes
             return Shape.Features(size);
         }
 
-        private Shape? Block(Step step, Shape x)
+        private Shape? Block(Step step, Shape x, NetworkDeclaration network)
         {
             var instance = step.Instance!;
             var stage = step.Spec.Stage!;
@@ -388,7 +388,7 @@ internal static class Shapes
                 [Parameter.Stride] = instance.Stride,
                 [Parameter.InputHeight] = x.H.Constant!.Value,
                 [Parameter.InputWidth] = x.W.Constant!.Value,
-                [Parameter.CEGroupSize] = network!.CEGroupSize,
+                [Parameter.CEGroupSize] = network.CEGroupSize,
                 [Parameter.CEReduction] = network.CEReduction,
             };
             var prefix = step.Path!;
@@ -424,9 +424,8 @@ internal static class Shapes
             return output.Flat ? Shape.Features(c.Value) : Shape.Map(c.Value, h.Value, w.Value);
         }
 
-        private ResidualResult? Residual(Shape input, Shape main, LocationInfo? location)
+        private ResidualResult? Residual(Shortcut kind, Shape input, Shape main, LocationInfo? location)
         {
-            var kind = ((BlockDeclaration)declaration).Residual;
             if (main.Flat)
             {
                 Fail(D.InvalidStructure, location, "the residual addition needs a feature map (N, C, H, W)");
