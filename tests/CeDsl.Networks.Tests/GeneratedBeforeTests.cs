@@ -9,10 +9,13 @@ namespace CeDsl.Networks.Tests;
 /// The zoo's modules as the current generator makes them are bit for bit the modules the generator made
 /// before its pipeline was rewritten (the frozen sources in <c>GeneratedBefore/</c>): the same initial
 /// state dict from the same seed, then the same outputs, gradients, running statistics and folded modules.
-/// Both run in this process, so the comparison does not depend on the CPU's rounding.
+/// Both run in this process, so the comparison does not depend on the CPU's rounding; alone, since the
+/// modules draw their initial weights from the process's generator, which a test running alongside would also draw from.
 /// </summary>
+[Collection(Name)]
 public class GeneratedBeforeTests
 {
+    public const string Name = "Alone: seeded construction";
     private sealed record Case(Func<ScalarType, nn.Module<Tensor, Tensor>> Before, Func<ScalarType, nn.Module<Tensor, Tensor>> Now, long Side, ScalarType Type);
 
     // ResNet-50's strided 1x1 backward can crash oneDNN on some CPUs: float64 keeps it out of oneDNN.
@@ -112,3 +115,6 @@ public class GeneratedBeforeTests
         Assert.True(expected.equal(actual).all().item<bool>(), $"{what} differs from the earlier generator's module");
     }
 }
+
+[CollectionDefinition(GeneratedBeforeTests.Name, DisableParallelization = true)]
+public sealed class SeededConstructionCollection;

@@ -44,19 +44,15 @@ internal sealed class ArchitectureWriter
         if (plan.Signature is NetworkSignature network)
         {
             var declared = $"{network.InputChannels}x{network.InputHeight}x{network.InputWidth}";
-            writer.Line($"/// <summary>The architecture of this network as its constructor's defaults build it, for its declared {declared} input (see <see cref=\"DescribeArchitecture\"/>).</summary>");
+            writer.Line($"/// <summary>The architecture of this network as its constructor's defaults build it, for its declared {declared} input.</summary>");
             writer.Line("public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();");
             writer.Line();
             writer.Line("private static ModuleArchitecture? architecture;");
             writer.Line();
-            writer.Line("/// <summary>");
-            writer.Line("/// The architecture of this network as the constructor builds it with these arguments, for inputs of inChannels x");
-            writer.Line("/// <paramref name=\"inputHeight\"/> x <paramref name=\"inputWidth\"/>: every operation with its arguments and state-dict keys, every shape.");
-            writer.Line("/// </summary>");
+            WriteDocs("/// <summary>The architecture of this network as the constructor builds it with these arguments, for inputs of inputHeight x inputWidth.</summary>");
             var parameters = Signatures.Parameters(plan.Signature, withInChannels: true)
                 .Concat(new[] { ($"long inputHeight = {network.InputHeight}", "inputHeight"), ($"long inputWidth = {network.InputWidth}", "inputWidth") });
             var channels = network.UsesInputChannels ? "inChannels" : Literals.Long(network.InputChannels);
-            writer.Line("/// <exception cref=\"global::System.ArgumentException\">The network does not accept inputs of that size.</exception>");
             using (writer.Block($"public static ModuleArchitecture DescribeArchitecture({string.Join(", ", parameters.Select(p => p.Item1))})"))
             {
                 writer.Line($"var builder = new ArchitectureBuilder({name}, TensorShape.Map({channels}, inputHeight, inputWidth));");
@@ -65,11 +61,7 @@ internal sealed class ArchitectureWriter
         }
         else
         {
-            writer.Line("/// <summary>");
-            writer.Line("/// The architecture of this block as the constructor builds it with these arguments, for inputs of <paramref name=\"inChannels\"/> x");
-            writer.Line("/// <paramref name=\"inputHeight\"/> x <paramref name=\"inputWidth\"/>: every operation with its arguments and state-dict keys, every shape.");
-            writer.Line("/// </summary>");
-            writer.Line("/// <exception cref=\"global::System.ArgumentException\">The block does not accept inputs of that size with these arguments.</exception>");
+            WriteDocs("/// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>");
             var parameters = Signatures.Parameters(plan.Signature, withInChannels: true).ToList();
             parameters.InsertRange(2, new[] { ("long inputHeight", "inputHeight"), ("long inputWidth", "inputWidth") });
             using (writer.Block($"public static ModuleArchitecture DescribeArchitecture({string.Join(", ", parameters.Select(p => p.Declaration))})"))
@@ -82,9 +74,22 @@ internal sealed class ArchitectureWriter
         WriteAppend(arguments);
     }
 
+    /// <summary>The summary on the trained class; a folded class refers to it (its own differs only in the operations).</summary>
+    private void WriteDocs(string summary, string member = "DescribeArchitecture")
+    {
+        if (plan.Type.Outer is { } outer)
+        {
+            writer.Line($"/// <inheritdoc cref=\"{outer}.{member}\"/>");
+            return;
+        }
+        writer.Line(summary);
+        if (member == "DescribeArchitecture")
+            writer.Line("/// <exception cref=\"global::System.ArgumentException\">An input or argument the module cannot take; the message names the node.</exception>");
+    }
+
     private void WriteAppend(List<(string Declaration, string Name)> arguments)
     {
-        writer.Line("/// <summary>Appends the nodes of this module, called <paramref name=\"scope\"/>, on <paramref name=\"input\"/> to an architecture being built; returns its output.</summary>");
+        WriteDocs("/// <summary>Appends this module's nodes, as the module <paramref name=\"scope\"/> called on <paramref name=\"input\"/>, to an architecture being built; returns its output.</summary>", "AppendArchitecture");
         var parameters = new[] { "ArchitectureScope scope", "ArchitectureValue input" }.Concat(arguments.Select(a => a.Declaration));
         using (writer.Block($"public static ArchitectureValue AppendArchitecture({string.Join(", ", parameters)})"))
         {

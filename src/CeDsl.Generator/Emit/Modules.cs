@@ -106,33 +106,42 @@ internal static class Modules
 
     private static string Eps(NormPlan norm) => Unless(norm.Eps == Torch.Eps, "eps: " + F(norm.Eps));
 
-    /// <summary>The architecture operation of the module (not for blocks, which describe themselves).</summary>
+    /// <summary>
+    /// The architecture operation of the module (not for blocks, which describe themselves): the module's values, passed the way its factory
+    /// passes them (the operations of TorchSharp's modules take PyTorch's defaults as theirs).
+    /// </summary>
     public static string Operation(LayerPlan layer) => layer switch
     {
-        ConvPlan c => $"new Conv2dOp({D(c.In)}, {D(c.Out)}, {N(c.Kernel)}, Stride: {D(c.Stride)}, Padding: {N(c.Padding)}, Groups: {D(c.Groups)}, Bias: {B(c.Bias)})",
+        ConvPlan c => $"new Conv2dOp({D(c.In)}, {D(c.Out)}, {N(c.Kernel)}"
+            + Unless(c.Stride == Dim.Of(Torch.Stride), "Stride: " + D(c.Stride))
+            + Unless(c.Padding == Torch.Padding, "Padding: " + N(c.Padding))
+            + Unless(c.Groups == Dim.Of(Torch.Groups), "Groups: " + D(c.Groups))
+            + Unless(c.Bias == Torch.Bias, "Bias: " + B(c.Bias)) + ")",
         SelectiveConvPlan s => $"new SelectiveConv2dOp({D(s.In)}, {D(s.Out)}, {N(s.Kernel)}, Stride: {D(s.Stride)}, Padding: {N(s.Padding)}, Dropout: {F(s.Dropout)}, Gamma: {F(s.Gamma)}, K: {N(s.K)}, NMax: {NMax(s.NMax)})",
         NormPlan n => n.Module switch
         {
-            NormModule.BatchNorm2d or NormModule.BatchNorm1d => $"new {n.Module}Op({D(n.Channels)}, Eps: {F(n.Eps)}, Momentum: {F(n.Momentum)})",
-            NormModule.InstanceNorm2d => $"new InstanceNorm2dOp({D(n.Channels)}, Eps: {F(n.Eps)}, Affine: true)",
-            NormModule.LayerNorm => $"new LayerNormOp({D(n.Channels)}, Eps: {F(n.Eps)})",
-            _ => $"new GroupNormOp({D(n.Groups)}, {D(n.Channels)}, Eps: {F(n.Eps)})",
+            NormModule.BatchNorm2d or NormModule.BatchNorm1d => $"new {n.Module}Op({D(n.Channels)}{OpEps(n)}" + Unless(n.Momentum == Torch.Momentum, "Momentum: " + F(n.Momentum)) + ")",
+            NormModule.InstanceNorm2d => $"new InstanceNorm2dOp({D(n.Channels)}{OpEps(n)}, Affine: true)",
+            NormModule.LayerNorm => $"new LayerNormOp({D(n.Channels)}{OpEps(n)})",
+            _ => $"new GroupNormOp({D(n.Groups)}, {D(n.Channels)}{OpEps(n)})",
         },
         ChannelEquilibriumPlan ce => $"new ChannelEquilibriumOp({D(ce.Channels)}, GroupSize: {D(ce.GroupSize)}, Reduction: {D(ce.Reduction)}, Iterations: {N(ce.Iterations)})",
         BatchDecorrelationPlan bd => $"new BatchDecorrelationOp({D(bd.Channels)}, GroupSize: {D(bd.GroupSize)}, Iterations: {N(bd.Iterations)})",
         AdaptiveInstanceInversePlan aii => $"new AdaptiveInstanceInverseOp({D(aii.Channels)}, Reduction: {D(aii.Reduction)})",
         SqueezeExcitationPlan se => $"new SqueezeExcitationOp({D(se.Channels)}, Reduction: {D(se.Reduction)})",
         ActivationPlan a => $"new {a.Activation}Op()",
-        PoolPlan p => $"new {(p.Max ? "MaxPool2d" : "AvgPool2d")}Op({N(p.Kernel)}, {N(p.Stride)}, Padding: {N(p.Padding)})",
+        PoolPlan p => $"new {(p.Max ? "MaxPool2d" : "AvgPool2d")}Op({N(p.Kernel)}, {N(p.Stride)}" + Unless(p.Padding == Torch.Padding, "Padding: " + N(p.Padding)) + ")",
         GlobalPoolPlan g => $"new AdaptiveAvgPool2dOp({N(g.Size)}, {N(g.Size)})",
         FlattenPlan => "new FlattenOp()",
-        LinearPlan l => $"new LinearOp({D(l.In)}, {D(l.Out)}, HasBias: {B(l.Bias)})",
+        LinearPlan l => $"new LinearOp({D(l.In)}, {D(l.Out)}" + Unless(l.Bias == Torch.Bias, "HasBias: " + B(l.Bias)) + ")",
         DropoutPlan d => $"new DropoutOp({F(d.P)})",
         FoldedChannelEquilibriumPlan ce => $"new FoldedChannelEquilibriumOp({D(ce.Channels)}, GroupSize: {D(ce.GroupSize)}, Reduction: {D(ce.Reduction)}, InPlace: {B(ce.InPlace)})",
         FoldedAdaptiveInstanceInversePlan aii => $"new FoldedAdaptiveInstanceInverseOp({D(aii.Channels)}, Reduction: {D(aii.Reduction)}, InPlace: {B(aii.InPlace)})",
         PrunedSelectiveConvPlan p => $"new PrunedSelectiveConv2dOp({D(p.In)}, {D(p.Out)}, {N(p.Kernel)}, Stride: {D(p.Stride)}, Padding: {N(p.Padding)}, Dropout: {F(p.Dropout)})",
         _ => throw new InvalidOperationException("no operation for " + layer.GetType().Name),
     };
+
+    private static string OpEps(NormPlan norm) => Unless(norm.Eps == Torch.Eps, "Eps: " + F(norm.Eps));
 
     /// <summary>The block's constructor arguments, named (<paramref name="named"/>) or positional, without device and dtype; <paramref name="withInChannels"/> false leaves inChannels out (the architecture reads it from the input).</summary>
     public static string BlockArguments(BlockArguments arguments, bool named, bool withInChannels = true)

@@ -2,66 +2,91 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Linq;
-using System.Reflection;
+using CeDsl.Generator.Model;
 using Microsoft.CodeAnalysis;
 
 namespace CeDsl.Generator.Parsing;
 
 /// <summary>
-/// Turns an attribute application into an instance of the DSL's attribute class (compiled into the
-/// generator): its constructor runs with the written arguments and its properties are set from the named
-/// ones, so every value not written keeps the default the attribute class declares. Arguments the compiler
-/// already rejects, and values of type <see cref="Type"/> (a stage's block types, read as symbols), are left
-/// at their defaults.
+/// Reads attribute applications: every value written, and for every other value the default its DSL
+/// attribute class declares (read from an instance of the class, made once per class). Arguments the compiler
+/// rejects keep the default.
 /// </summary>
 internal static class AttributeReader
 {
-    private static readonly ConcurrentDictionary<(Type, string), PropertyInfo?> Properties = new();
-    private static readonly ConcurrentDictionary<(Type, int), ConstructorInfo?> Constructors = new();
+    private static readonly ConcurrentDictionary<LayerKind, LayerSpec> Defaults = new();
 
-    public static T Read<T>(AttributeData data) where T : Attribute => (T)Read(typeof(T), data);
-
-    public static Attribute Read(Type type, AttributeData data)
+    /// <summary>The layer an attribute application declares.</summary>
+    public static LayerSpec Layer(AttributeData data, Type type, LayerKind kind, LocationInfo? location)
     {
-        var positional = data.ConstructorArguments;
-        var constructor = Constructors.GetOrAdd((type, positional.Length), key => key.Item1.GetConstructors().FirstOrDefault(c => c.GetParameters().Length == key.Item2));
-        Attribute attribute;
-        if (constructor is null)
+        var spec = Defaults.GetOrAdd(kind, _ => LayerSpecs.From(DefaultInstance(type), kind, null)) with { Location = location };
+        if (data.AttributeConstructor is { } constructor)
         {
-            attribute = (Attribute)Activator.CreateInstance(type, nonPublic: false)!;
+            var positional = data.ConstructorArguments;
+            for (int i = 0; i < positional.Length && i < constructor.Parameters.Length; i++)
+                spec = Set(spec, constructor.Parameters[i].Name, positional[i]);
         }
-        else
-        {
-            var parameters = constructor.GetParameters();
-            attribute = (Attribute)constructor.Invoke(parameters.Select((p, i) => Value(positional[i], p.ParameterType) ?? Default(p)).ToArray());
-        }
+        foreach (var argument in data.NamedArguments) spec = Set(spec, argument.Key, argument.Value);
+        return spec;
+    }
 
+    /// <summary>An instance with every default (zero for a required kernel, null for a required block type).</summary>
+    private static Attribute DefaultInstance(Type type)
+    {
+        var constructor = type.GetConstructors().OrderBy(c => c.GetParameters().Length).First();
+        var arguments = constructor.GetParameters()
+            .Select(p => p.HasDefaultValue ? p.DefaultValue : p.ParameterType.IsValueType ? Activator.CreateInstance(p.ParameterType) : null)
+            .ToArray();
+        return (Attribute)constructor.Invoke(arguments);
+    }
+
+    private static LayerSpec Set(LayerSpec spec, string name, TypedConstant value)
+    {
+        if (value.Kind is TypedConstantKind.Error or TypedConstantKind.Array || value.Value is not { } v) return spec;
+        switch (name)
+        {
+            case "kernel": case nameof(ConvAttribute.Kernel): return spec with { Kernel = (int)v };
+            case nameof(ConvAttribute.Stride): return spec with { Stride = (int)v };
+            case nameof(ConvAttribute.Padding): return spec with { Padding = (int)v };
+            case "groups": case nameof(ConvAttribute.Groups): return spec with { Groups = (int)v };
+            case nameof(ConvAttribute.Depthwise): return spec with { Depthwise = (bool)v };
+            case "out": case nameof(ConvAttribute.Out): return spec with { Out = (int)v };
+            case nameof(ConvAttribute.Expand): return spec with { Expand = (int)v };
+            case nameof(ConvAttribute.ExpandInput): return spec with { ExpandInput = (int)v };
+            case nameof(ConvAttribute.In): return spec with { In = (int)v };
+            case nameof(ConvAttribute.Bias): return spec with { Bias = (bool)v };
+            case "kind": return spec with { Norm = (Kind)(int)v };
+            case nameof(NormAttribute.Eps): return spec with { Eps = (double)v };
+            case nameof(NormAttribute.Momentum): return spec with { Momentum = (double)v };
+            case nameof(CEAttribute.GroupSize): return spec with { GroupSize = (int)v };
+            case nameof(CEAttribute.R): return spec with { R = (int)v };
+            case nameof(CEAttribute.Iterations): return spec with { Iterations = (int)v };
+            case "p": case nameof(DropoutAttribute.P): case nameof(SelectConvAttribute.Dropout): return spec with { P = (double)v };
+            case nameof(LinearAttribute.InitStd): return spec with { InitStd = (double)v };
+            case nameof(GlobalAvgPoolAttribute.Size): return spec with { Size = (int)v };
+            case nameof(SelectConvAttribute.Gamma): return spec with { Gamma = (double)v };
+            case nameof(SelectConvAttribute.K): return spec with { K = (int)v };
+            case nameof(SelectConvAttribute.NMax): return spec with { NMax = (int)v };
+            case "name": case nameof(LayerAttribute.Name): return spec with { Name = (string)v };
+            default: return spec; // a stage's values: ParseStage; an unknown property: a newer DSL than this generator
+        }
+    }
+
+    /// <summary>The named argument <paramref name="name"/>, or <paramref name="fallback"/> (the attribute's default).</summary>
+    public static T Named<T>(AttributeData data, string name, T fallback)
+    {
         foreach (var argument in data.NamedArguments)
         {
-            var property = Properties.GetOrAdd((type, argument.Key), key => key.Item1.GetProperty(key.Item2, BindingFlags.Public | BindingFlags.Instance));
-            if (property is null || !property.CanWrite) continue;
-            if (Value(argument.Value, property.PropertyType) is { } value) property.SetValue(attribute, value);
+            if (argument.Key == name && argument.Value.Kind is not TypedConstantKind.Error && argument.Value.Value is { } value)
+                return typeof(T).IsEnum ? (T)Enum.ToObject(typeof(T), value) : value is T typed ? typed : fallback;
         }
-        return attribute;
+        return fallback;
     }
 
-    private static object? Default(ParameterInfo parameter) =>
-        parameter.HasDefaultValue ? parameter.DefaultValue
-        : parameter.ParameterType.IsValueType ? Activator.CreateInstance(parameter.ParameterType) : null;
-
-    /// <summary>The constant as a value of <paramref name="type"/>, or null when it has none (an error, a type, null).</summary>
-    private static object? Value(TypedConstant constant, Type type)
-    {
-        if (constant.Kind is TypedConstantKind.Error or TypedConstantKind.Type or TypedConstantKind.Array || constant.Value is not { } value) return null;
-        var target = Nullable.GetUnderlyingType(type) ?? type;
-        if (target.IsEnum) return Enum.ToObject(target, value);
-        if (target.IsInstanceOfType(value)) return value;
-        return value is IConvertible ? Convert.ChangeType(value, target, System.Globalization.CultureInfo.InvariantCulture) : null;
-    }
-
-    /// <summary>The symbol a <see cref="Type"/>-valued argument names: positional <paramref name="index"/>, or the named argument <paramref name="name"/>.</summary>
+    /// <summary>The symbol a <see cref="Type"/>-valued argument names: positional <paramref name="index"/>.</summary>
     public static ITypeSymbol? TypeArgument(AttributeData data, int index) => Symbol(data.ConstructorArguments, index);
 
+    /// <summary>The symbol a <see cref="Type"/>-valued named argument names.</summary>
     public static ITypeSymbol? TypeArgument(AttributeData data, string name)
     {
         foreach (var argument in data.NamedArguments)

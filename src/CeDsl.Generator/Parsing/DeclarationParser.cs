@@ -34,19 +34,19 @@ internal static class DeclarationParser
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedDeclaration, location, symbol.Name, "a class cannot be both a [Block] and a [Network]"));
 
         var layers = ParseLayers(symbol, data, diagnostics, resolveStages: true, cancellationToken);
-        var network = AttributeReader.Read<NetworkAttribute>(data);
+        var defaults = NetworkDefaults;
         return new NetworkDeclaration(
             TypeRefOf(symbol),
             location,
-            network.Init,
-            network.Input ?? "",
-            network.Classes,
-            network.CE,
-            network.CEGroupSize,
-            network.StemCEGroupSize,
-            network.CEReduction,
-            network.CEBlocks,
-            network.CEInOwnLayers,
+            AttributeReader.Named(data, nameof(NetworkAttribute.Init), defaults.Init),
+            AttributeReader.Named(data, nameof(NetworkAttribute.Input), defaults.Input) ?? "",
+            AttributeReader.Named(data, nameof(NetworkAttribute.Classes), defaults.Classes),
+            AttributeReader.Named(data, nameof(NetworkAttribute.CE), defaults.CE),
+            AttributeReader.Named(data, nameof(NetworkAttribute.CEGroupSize), defaults.CEGroupSize),
+            AttributeReader.Named(data, nameof(NetworkAttribute.StemCEGroupSize), defaults.StemCEGroupSize),
+            AttributeReader.Named(data, nameof(NetworkAttribute.CEReduction), defaults.CEReduction),
+            AttributeReader.Named(data, nameof(NetworkAttribute.CEBlocks), defaults.CEBlocks),
+            AttributeReader.Named(data, nameof(NetworkAttribute.CEInOwnLayers), defaults.CEInOwnLayers),
             layers,
             MemberNames(symbol),
             diagnostics.ToEquatableArray());
@@ -62,8 +62,11 @@ internal static class DeclarationParser
         var diagnostics = new List<DiagnosticInfo>();
         CheckDeclaration(symbol, data, location, diagnostics);
         var layers = ParseLayers(symbol, data, diagnostics, resolveStages: false, cancellationToken);
-        var block = AttributeReader.Read<BlockAttribute>(data);
-        return new BlockDeclaration(TypeRefOf(symbol), location, block.Init, block.Residual, layers, MemberNames(symbol), diagnostics.ToEquatableArray());
+        var defaults = BlockDefaults;
+        return new BlockDeclaration(TypeRefOf(symbol), location,
+            AttributeReader.Named(data, nameof(BlockAttribute.Init), defaults.Init),
+            AttributeReader.Named(data, nameof(BlockAttribute.Residual), defaults.Residual),
+            layers, MemberNames(symbol), diagnostics.ToEquatableArray());
     }
 
     private static TypeRef TypeRefOf(INamedTypeSymbol symbol) =>
@@ -136,18 +139,26 @@ internal static class DeclarationParser
             .ToEquatableArray();
     }
 
+    // The attributes' defaults, where users read them: the DSL's classes (compiled into the generator).
+    private static readonly NetworkAttribute NetworkDefaults = new();
+    private static readonly BlockAttribute BlockDefaults = new();
+    private static readonly StageAttribute StageDefaults = new(typeof(object));
+
     private static LayerSpec ParseLayer(AttributeData data, Type type, LayerKind kind, bool resolveStages, CancellationToken cancellationToken)
     {
-        var attribute = AttributeReader.Read(type, data);
-        var spec = LayerSpecs.From(attribute, kind, AttributeLocation(data));
-        return attribute is StageAttribute stage ? spec with { Stage = ParseStage(data, stage, resolveStages, cancellationToken) } : spec;
+        var spec = AttributeReader.Layer(data, type, kind, AttributeLocation(data));
+        return kind == LayerKind.Stage ? spec with { Stage = ParseStage(data, resolveStages, cancellationToken) } : spec;
     }
 
-    private static StageSpec ParseStage(AttributeData data, StageAttribute stage, bool resolve, CancellationToken cancellationToken)
+    private static StageSpec ParseStage(AttributeData data, bool resolve, CancellationToken cancellationToken)
     {
         var block = Reference(AttributeReader.TypeArgument(data, 0), resolve, cancellationToken);
         var first = AttributeReader.TypeArgument(data, nameof(StageAttribute.First)) is { } type ? Reference(type, resolve, cancellationToken) : null;
-        return new StageSpec(stage.Blocks, stage.Out, stage.Stride, block, first);
+        return new StageSpec(
+            AttributeReader.Named(data, nameof(StageAttribute.Blocks), StageDefaults.Blocks),
+            AttributeReader.Named(data, nameof(StageAttribute.Out), StageDefaults.Out),
+            AttributeReader.Named(data, nameof(StageAttribute.Stride), StageDefaults.Stride),
+            block, first);
     }
 
     private static BlockReference Reference(ITypeSymbol? type, bool resolve, CancellationToken cancellationToken)

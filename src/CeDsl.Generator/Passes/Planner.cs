@@ -12,6 +12,15 @@ namespace CeDsl.Generator.Passes;
 /// </summary>
 internal static class Planner
 {
+    /// <summary>What a network needs of a block it instantiates: the block's constructor and the problems of its forward, without its members and folded form.</summary>
+    public static (BlockSignature Signature, EquatableArray<DiagnosticInfo> Diagnostics) Signature(
+        BlockDeclaration declaration, PlacementResult placement, NamingResult named, ShapesResult shapes)
+    {
+        var diagnostics = new List<DiagnosticInfo>();
+        Forward(declaration, named, diagnostics);
+        return (BlockSignature(declaration, placement, shapes), diagnostics.ToEquatableArray());
+    }
+
     public static (ClassPlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics) Build(
         ClassDeclaration declaration, PlacementResult placement, NamingResult named, ShapesResult shapes)
     {

@@ -5,14 +5,11 @@ using D = CeDsl.Generator.DiagnosticDescriptors;
 
 namespace CeDsl.Generator.Passes;
 
-/// <summary>What a stage needs of a block it instantiates: its plan and sizes, or that it failed.</summary>
-/// <param name="Plan">The block's plan (null when it has errors).</param>
+/// <summary>What a stage needs of a block it instantiates: its constructor and sizes, or that it failed.</summary>
+/// <param name="Signature">The block's constructor (null when it has errors).</param>
 /// <param name="Output">Its output shape over the block's parameters.</param>
 /// <param name="Checks">Its size checks, re-run with each stage's sizes.</param>
-internal sealed record BlockResult(ClassPlan? Plan, Shape? Output, EquatableArray<SizeCheck> Checks)
-{
-    public BlockSignature? Signature => Plan?.Signature as BlockSignature;
-}
+internal sealed record BlockResult(BlockSignature? Signature, Shape? Output, EquatableArray<SizeCheck> Checks);
 
 /// <summary>A block's shortcut: its conditions and, for a projection, the sized layers of downsample.0 and downsample.1.</summary>
 internal sealed record ResidualResult(Condition ResidualCondition, Condition ShapeCheck, Dim ResidualChannels, EquatableArray<LayerPlan> Projection);
@@ -56,7 +53,7 @@ internal static class Shapes
         private readonly System.Func<BlockDeclaration, BlockResult> block;
         private readonly Dictionary<int, LayerPlan> layers = new();
         private readonly List<SizeCheck> checks = new();
-        private readonly HashSet<(int Stage, SizeCheck Check)> reported = new();
+        private readonly HashSet<(int Stage, SizeCheck Check)> reported = new(ReportedComparer.Instance);
         private Dim strideProduct = Dim.Of(1);
         private bool usesStride, usesClasses;
 
@@ -84,7 +81,7 @@ internal static class Shapes
         private Shape? Structure(Step step, string message) => Fail(D.InvalidStructure, step.Spec.Location, message);
 
         private void Check(CheckKind kind, Step step, Dim[] operands, int number = 0, int padding = 0) =>
-            checks.Add(new SizeCheck(kind, operands.ToEquatableArray(), step.Site, step.Spec.Location, new Subject(SubjectKind.Layer, step.Label, step.Path), number, padding));
+            checks.Add(new SizeCheck(kind, new EquatableArray<Dim>(operands), step.Site, step.Spec.Location, new Subject(SubjectKind.Layer, step.Label, step.Path), number, padding));
 
         public ShapesResult? Run()
         {
@@ -478,5 +475,15 @@ internal static class Shapes
             }
             yield return new NormPlan(Module(norm.Norm, flat: false), outChannels, groups, norm.Eps, norm.Momentum);
         }
+    }
+
+    /// <summary>A block's check, once per stage: the checks are compared as objects (each is one layer's), not by their value.</summary>
+    private sealed class ReportedComparer : IEqualityComparer<(int Stage, SizeCheck Check)>
+    {
+        public static readonly ReportedComparer Instance = new();
+
+        public bool Equals((int Stage, SizeCheck Check) x, (int Stage, SizeCheck Check) y) => x.Stage == y.Stage && ReferenceEquals(x.Check, y.Check);
+
+        public int GetHashCode((int Stage, SizeCheck Check) value) => value.Stage * 31 + System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(value.Check);
     }
 }

@@ -27,8 +27,9 @@ internal sealed record ValidationResult(ClassPlan? Plan, FailedClass? Failed, Eq
 /// </summary>
 internal static class Validator
 {
-    public static ValidationResult Validate(BlockDeclaration declaration) =>
-        Result(declaration, Run(declaration, _ => throw new InvalidOperationException("a block has no stages")));
+    private static readonly Func<BlockDeclaration, BlockResult> NoStages = _ => throw new InvalidOperationException("a block has no stages");
+
+    public static ValidationResult Validate(BlockDeclaration declaration) => Result(declaration, Run(declaration, NoStages, complete: true));
 
     public static ValidationResult Validate(NetworkDeclaration declaration)
     {
@@ -37,24 +38,28 @@ internal static class Validator
         {
             if (!blocks.TryGetValue(block, out var result))
             {
-                var run = Run(block, _ => throw new InvalidOperationException("a block has no stages"));
-                blocks[block] = result = run.Errors ? new BlockResult(null, null, EquatableArray<SizeCheck>.Empty) : new BlockResult(run.Plan, run.Output, run.Checks);
+                // The block's own generation reports its diagnostics and builds its plan; the network needs its signature and sizes.
+                var run = Run(block, NoStages, complete: false);
+                blocks[block] = result = run.Errors ? new BlockResult(null, null, EquatableArray<SizeCheck>.Empty) : new BlockResult(run.Signature, run.Output, run.Checks);
             }
             return result;
         }
-        return Result(declaration, Run(declaration, Block));
+        return Result(declaration, Run(declaration, Block, complete: true));
     }
 
-    private sealed record Outcome(ClassPlan? Plan, Shape? Output, EquatableArray<SizeCheck> Checks, List<DiagnosticInfo> Diagnostics, bool DeclarationFailed)
+    /// <param name="Plan">The plan (a complete run), null with errors.</param>
+    /// <param name="Signature">A block's signature (any run without errors).</param>
+    private sealed record Outcome(ClassPlan? Plan, BlockSignature? Signature, Shape? Output, EquatableArray<SizeCheck> Checks, List<DiagnosticInfo> Diagnostics, bool DeclarationFailed)
     {
-        public bool Errors => Plan is null || Diagnostics.Exists(d => d.IsError);
+        public bool Errors => (Plan is null && Signature is null) || Diagnostics.Exists(d => d.IsError);
     }
 
-    private static Outcome Run(ClassDeclaration declaration, Func<BlockDeclaration, BlockResult> blocks)
+    /// <param name="complete">Build the plan (members, forward, folded form); otherwise only what a network needs of a block.</param>
+    private static Outcome Run(ClassDeclaration declaration, Func<BlockDeclaration, BlockResult> blocks, bool complete)
     {
         var diagnostics = new List<DiagnosticInfo>(declaration.Diagnostics);
         bool HasErrors() => diagnostics.Exists(d => d.IsError);
-        Outcome Stop(bool declarationFailed = false) => new(null, null, EquatableArray<SizeCheck>.Empty, diagnostics, declarationFailed);
+        Outcome Stop(bool declarationFailed = false) => new(null, null, null, EquatableArray<SizeCheck>.Empty, diagnostics, declarationFailed);
         if (HasErrors()) return Stop(declarationFailed: true);
 
         diagnostics.AddRange(Values.Check(declaration));
@@ -77,9 +82,15 @@ internal static class Validator
         }
         if (HasErrors()) return Stop();
 
+        if (!complete && declaration is BlockDeclaration block)
+        {
+            var (signature, signatureDiagnostics) = Planner.Signature(block, placement, named, shapes);
+            diagnostics.AddRange(signatureDiagnostics);
+            return new Outcome(null, signature, shapes.Output, shapes.Checks, diagnostics, false);
+        }
         var (plan, planDiagnostics) = Planner.Build(declaration, placement, named, shapes);
         diagnostics.AddRange(planDiagnostics);
-        return new Outcome(plan, shapes.Output, shapes.Checks, diagnostics, false);
+        return new Outcome(plan, plan?.Signature as BlockSignature, shapes.Output, shapes.Checks, diagnostics, false);
     }
 
     private static ValidationResult Result(ClassDeclaration declaration, Outcome outcome)

@@ -171,30 +171,26 @@ namespace Demo
                 folder.Chain("downsample.0", "downsample.1");
             }
 
-            /// <summary>
-            /// The architecture of this block as the constructor builds it with these arguments, for inputs of <paramref name="inChannels"/> x
-            /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-            /// </summary>
-            /// <exception cref="global::System.ArgumentException">The block does not accept inputs of that size with these arguments.</exception>
+            /// <inheritdoc cref="BasicBlock.DescribeArchitecture"/>
             public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
             {
                 var builder = new ArchitectureBuilder(nameof(BasicBlock) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
                 return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement, ceGroupSize, ceReduction));
             }
 
-            /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+            /// <inheritdoc cref="BasicBlock.AppendArchitecture"/>
             public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
             {
                 long inChannels = input.Shape.Channels;
-                var x = scope.Module("conv1", new Conv2dOp(inChannels, width, 3, Stride: stride, Padding: 1, Groups: 1, Bias: true), input);
+                var x = scope.Module("conv1", new Conv2dOp(inChannels, width, 3, Stride: stride, Padding: 1), input);
                 x = scope.Module("relu", new ReLUOp(), x);
-                x = scope.Module("conv2", new Conv2dOp(width, width, 3, Stride: 1, Padding: 1, Groups: 1, Bias: true), x);
+                x = scope.Module("conv2", new Conv2dOp(width, width, 3, Padding: 1), x);
                 if (placement == Placement.Paper)
                     x = scope.Module("ce", new FoldedChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, InPlace: true), x);
                 var identity = input;
                 if (stride != 1 || inChannels != width)
                 {
-                    identity = scope.Module("downsample.0", new Conv2dOp(inChannels, width, 1, Stride: stride, Padding: 0, Groups: 1, Bias: true), identity);
+                    identity = scope.Module("downsample.0", new Conv2dOp(inChannels, width, 1, Stride: stride), identity);
                 }
                 x = scope.Apply(new AddOp(), x, identity);
                 x = scope.Module("relu", new ReLUOp(), x);
@@ -202,33 +198,30 @@ namespace Demo
             }
         }
 
-        /// <summary>
-        /// The architecture of this block as the constructor builds it with these arguments, for inputs of <paramref name="inChannels"/> x
-        /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-        /// </summary>
-        /// <exception cref="global::System.ArgumentException">The block does not accept inputs of that size with these arguments.</exception>
+        /// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
         public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
         {
             var builder = new ArchitectureBuilder(nameof(BasicBlock), TensorShape.Map(inChannels, inputHeight, inputWidth));
             return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement, ceGroupSize, ceReduction));
         }
 
-        /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
         public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
         {
             long inChannels = input.Shape.Channels;
-            var x = scope.Module("conv1", new Conv2dOp(inChannels, width, 3, Stride: stride, Padding: 1, Groups: 1, Bias: false), input);
-            x = scope.Module("bn1", new BatchNorm2dOp(width, Eps: 1e-5, Momentum: 0.1), x);
+            var x = scope.Module("conv1", new Conv2dOp(inChannels, width, 3, Stride: stride, Padding: 1, Bias: false), input);
+            x = scope.Module("bn1", new BatchNorm2dOp(width), x);
             x = scope.Module("relu", new ReLUOp(), x);
-            x = scope.Module("conv2", new Conv2dOp(width, width, 3, Stride: 1, Padding: 1, Groups: 1, Bias: false), x);
-            x = scope.Module("bn2", new BatchNorm2dOp(width, Eps: 1e-5, Momentum: 0.1), x);
+            x = scope.Module("conv2", new Conv2dOp(width, width, 3, Padding: 1, Bias: false), x);
+            x = scope.Module("bn2", new BatchNorm2dOp(width), x);
             if (placement == Placement.Paper)
                 x = scope.Module("ce", new ChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, Iterations: 3), x);
             var identity = input;
             if (stride != 1 || inChannels != width)
             {
-                identity = scope.Module("downsample.0", new Conv2dOp(inChannels, width, 1, Stride: stride, Padding: 0, Groups: 1, Bias: false), identity);
-                identity = scope.Module("downsample.1", new BatchNorm2dOp(width, Eps: 1e-5, Momentum: 0.1), identity);
+                identity = scope.Module("downsample.0", new Conv2dOp(inChannels, width, 1, Stride: stride, Bias: false), identity);
+                identity = scope.Module("downsample.1", new BatchNorm2dOp(width), identity);
             }
             x = scope.Apply(new AddOp(), x, identity);
             x = scope.Module("relu", new ReLUOp(), x);

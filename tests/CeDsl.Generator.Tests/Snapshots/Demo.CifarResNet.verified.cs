@@ -187,27 +187,23 @@ namespace Demo
                 folder.Copy("fc");
             }
 
-            /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input (see <see cref="DescribeArchitecture"/>).</summary>
+            /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input.</summary>
             public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();
 
             private static ModuleArchitecture? architecture;
 
-            /// <summary>
-            /// The architecture of this network as the constructor builds it with these arguments, for inputs of inChannels x
-            /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-            /// </summary>
-            /// <exception cref="global::System.ArgumentException">The network does not accept inputs of that size.</exception>
+            /// <inheritdoc cref="CifarResNet.DescribeArchitecture"/>
             public static ModuleArchitecture DescribeArchitecture(long classes = 10, long inChannels = 3, long inputHeight = 32, long inputWidth = 32)
             {
                 var builder = new ArchitectureBuilder(nameof(CifarResNet) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
                 return builder.Build(AppendArchitecture(builder.Root, builder.Input, classes));
             }
 
-            /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+            /// <inheritdoc cref="CifarResNet.AppendArchitecture"/>
             public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long classes = 10)
             {
                 long inChannels = input.Shape.Channels;
-                var x = scope.Module("conv1", new Conv2dOp(inChannels, 16, 3, Stride: 1, Padding: 1, Groups: 1, Bias: true), input);
+                var x = scope.Module("conv1", new Conv2dOp(inChannels, 16, 3, Padding: 1), input);
                 x = scope.Module("ce1", new FoldedChannelEquilibriumOp(16, GroupSize: 64, Reduction: 4, InPlace: true), x);
                 x = scope.Module("relu", new ReLUOp(), x);
                 x = BasicBlock.Folded.AppendArchitecture(scope.Within("layer1.0"), x, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
@@ -218,33 +214,30 @@ namespace Demo
                 x = BasicBlock.Folded.AppendArchitecture(scope.Within("layer3.1"), x, width: 64, stride: 1, placement: Placement.None);
                 x = scope.Module("avgpool", new AdaptiveAvgPool2dOp(1, 1), x);
                 x = scope.Module("flatten", new FlattenOp(), x);
-                x = scope.Module("fc", new LinearOp(64, classes, HasBias: true), x);
+                x = scope.Module("fc", new LinearOp(64, classes), x);
                 return x;
             }
         }
 
-        /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input (see <see cref="DescribeArchitecture"/>).</summary>
+        /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input.</summary>
         public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();
 
         private static ModuleArchitecture? architecture;
 
-        /// <summary>
-        /// The architecture of this network as the constructor builds it with these arguments, for inputs of inChannels x
-        /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-        /// </summary>
-        /// <exception cref="global::System.ArgumentException">The network does not accept inputs of that size.</exception>
+        /// <summary>The architecture of this network as the constructor builds it with these arguments, for inputs of inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
         public static ModuleArchitecture DescribeArchitecture(long classes = 10, long inChannels = 3, long inputHeight = 32, long inputWidth = 32)
         {
             var builder = new ArchitectureBuilder(nameof(CifarResNet), TensorShape.Map(inChannels, inputHeight, inputWidth));
             return builder.Build(AppendArchitecture(builder.Root, builder.Input, classes));
         }
 
-        /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
         public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long classes = 10)
         {
             long inChannels = input.Shape.Channels;
-            var x = scope.Module("conv1", new Conv2dOp(inChannels, 16, 3, Stride: 1, Padding: 1, Groups: 1, Bias: false), input);
-            x = scope.Module("bn1", new BatchNorm2dOp(16, Eps: 1e-5, Momentum: 0.1), x);
+            var x = scope.Module("conv1", new Conv2dOp(inChannels, 16, 3, Padding: 1, Bias: false), input);
+            x = scope.Module("bn1", new BatchNorm2dOp(16), x);
             x = scope.Module("ce1", new ChannelEquilibriumOp(16, GroupSize: 64, Reduction: 4, Iterations: 3), x);
             x = scope.Module("relu", new ReLUOp(), x);
             x = BasicBlock.AppendArchitecture(scope.Within("layer1.0"), x, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
@@ -255,7 +248,7 @@ namespace Demo
             x = BasicBlock.AppendArchitecture(scope.Within("layer3.1"), x, width: 64, stride: 1, placement: Placement.None);
             x = scope.Module("avgpool", new AdaptiveAvgPool2dOp(1, 1), x);
             x = scope.Module("flatten", new FlattenOp(), x);
-            x = scope.Module("fc", new LinearOp(64, classes, HasBias: true), x);
+            x = scope.Module("fc", new LinearOp(64, classes), x);
             return x;
         }
     }

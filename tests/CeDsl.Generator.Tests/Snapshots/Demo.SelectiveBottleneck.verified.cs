@@ -135,18 +135,14 @@ namespace Demo
                 folder.Copy("brc_3");
             }
 
-            /// <summary>
-            /// The architecture of this block as the constructor builds it with these arguments, for inputs of <paramref name="inChannels"/> x
-            /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-            /// </summary>
-            /// <exception cref="global::System.ArgumentException">The block does not accept inputs of that size with these arguments.</exception>
+            /// <inheritdoc cref="SelectiveBottleneck.DescribeArchitecture"/>
             public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1)
             {
                 var builder = new ArchitectureBuilder(nameof(SelectiveBottleneck) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
                 return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride));
             }
 
-            /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+            /// <inheritdoc cref="SelectiveBottleneck.AppendArchitecture"/>
             public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1)
             {
                 long inChannels = input.Shape.Channels;
@@ -159,18 +155,15 @@ namespace Demo
             }
         }
 
-        /// <summary>
-        /// The architecture of this block as the constructor builds it with these arguments, for inputs of <paramref name="inChannels"/> x
-        /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-        /// </summary>
-        /// <exception cref="global::System.ArgumentException">The block does not accept inputs of that size with these arguments.</exception>
+        /// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
         public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1)
         {
             var builder = new ArchitectureBuilder(nameof(SelectiveBottleneck), TensorShape.Map(inChannels, inputHeight, inputWidth));
             return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride));
         }
 
-        /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
         public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1)
         {
             long inChannels = input.Shape.Channels;

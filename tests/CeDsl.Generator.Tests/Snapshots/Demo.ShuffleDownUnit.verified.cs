@@ -190,30 +190,26 @@ namespace Demo
                 folder.Chain("branch2.5", "branch2.6", "branch2.ce");
             }
 
-            /// <summary>
-            /// The architecture of this block as the constructor builds it with these arguments, for inputs of <paramref name="inChannels"/> x
-            /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-            /// </summary>
-            /// <exception cref="global::System.ArgumentException">The block does not accept inputs of that size with these arguments.</exception>
+            /// <inheritdoc cref="ShuffleDownUnit.DescribeArchitecture"/>
             public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
             {
                 var builder = new ArchitectureBuilder(nameof(ShuffleDownUnit) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
                 return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement, ceGroupSize, ceReduction));
             }
 
-            /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+            /// <inheritdoc cref="ShuffleDownUnit.AppendArchitecture"/>
             public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
             {
                 long inChannels = input.Shape.Channels;
-                var branch1Output = scope.Module("branch1.0", new Conv2dOp(inChannels, inChannels, 3, Stride: stride, Padding: 1, Groups: inChannels, Bias: true), input);
-                branch1Output = scope.Module("branch1.2", new Conv2dOp(inChannels, width, 1, Stride: 1, Padding: 0, Groups: 1, Bias: true), branch1Output);
+                var branch1Output = scope.Module("branch1.0", new Conv2dOp(inChannels, inChannels, 3, Stride: stride, Padding: 1, Groups: inChannels), input);
+                branch1Output = scope.Module("branch1.2", new Conv2dOp(inChannels, width, 1), branch1Output);
                 if (placement == Placement.Paper)
                     branch1Output = scope.Module("branch1.ce", new FoldedChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, InPlace: true), branch1Output);
                 branch1Output = scope.Module("branch1.4", new ReLUOp(), branch1Output);
-                var branch2Output = scope.Module("branch2.0", new Conv2dOp(inChannels, width, 1, Stride: 1, Padding: 0, Groups: 1, Bias: true), input);
+                var branch2Output = scope.Module("branch2.0", new Conv2dOp(inChannels, width, 1), input);
                 branch2Output = scope.Module("branch2.2", new ReLUOp(), branch2Output);
-                branch2Output = scope.Module("branch2.3", new Conv2dOp(width, width, 3, Stride: stride, Padding: 1, Groups: width, Bias: true), branch2Output);
-                branch2Output = scope.Module("branch2.5", new Conv2dOp(width, width, 1, Stride: 1, Padding: 0, Groups: 1, Bias: true), branch2Output);
+                branch2Output = scope.Module("branch2.3", new Conv2dOp(width, width, 3, Stride: stride, Padding: 1, Groups: width), branch2Output);
+                branch2Output = scope.Module("branch2.5", new Conv2dOp(width, width, 1), branch2Output);
                 if (placement == Placement.Paper)
                     branch2Output = scope.Module("branch2.ce", new FoldedChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, InPlace: true), branch2Output);
                 branch2Output = scope.Module("branch2.7", new ReLUOp(), branch2Output);
@@ -223,35 +219,32 @@ namespace Demo
             }
         }
 
-        /// <summary>
-        /// The architecture of this block as the constructor builds it with these arguments, for inputs of <paramref name="inChannels"/> x
-        /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-        /// </summary>
-        /// <exception cref="global::System.ArgumentException">The block does not accept inputs of that size with these arguments.</exception>
+        /// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
         public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
         {
             var builder = new ArchitectureBuilder(nameof(ShuffleDownUnit), TensorShape.Map(inChannels, inputHeight, inputWidth));
             return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement, ceGroupSize, ceReduction));
         }
 
-        /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
         public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
         {
             long inChannels = input.Shape.Channels;
             var branch1Output = scope.Module("branch1.0", new Conv2dOp(inChannels, inChannels, 3, Stride: stride, Padding: 1, Groups: inChannels, Bias: false), input);
-            branch1Output = scope.Module("branch1.1", new BatchNorm2dOp(inChannels, Eps: 1e-5, Momentum: 0.1), branch1Output);
-            branch1Output = scope.Module("branch1.2", new Conv2dOp(inChannels, width, 1, Stride: 1, Padding: 0, Groups: 1, Bias: false), branch1Output);
-            branch1Output = scope.Module("branch1.3", new BatchNorm2dOp(width, Eps: 1e-5, Momentum: 0.1), branch1Output);
+            branch1Output = scope.Module("branch1.1", new BatchNorm2dOp(inChannels), branch1Output);
+            branch1Output = scope.Module("branch1.2", new Conv2dOp(inChannels, width, 1, Bias: false), branch1Output);
+            branch1Output = scope.Module("branch1.3", new BatchNorm2dOp(width), branch1Output);
             if (placement == Placement.Paper)
                 branch1Output = scope.Module("branch1.ce", new ChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, Iterations: 3), branch1Output);
             branch1Output = scope.Module("branch1.4", new ReLUOp(), branch1Output);
-            var branch2Output = scope.Module("branch2.0", new Conv2dOp(inChannels, width, 1, Stride: 1, Padding: 0, Groups: 1, Bias: false), input);
-            branch2Output = scope.Module("branch2.1", new BatchNorm2dOp(width, Eps: 1e-5, Momentum: 0.1), branch2Output);
+            var branch2Output = scope.Module("branch2.0", new Conv2dOp(inChannels, width, 1, Bias: false), input);
+            branch2Output = scope.Module("branch2.1", new BatchNorm2dOp(width), branch2Output);
             branch2Output = scope.Module("branch2.2", new ReLUOp(), branch2Output);
             branch2Output = scope.Module("branch2.3", new Conv2dOp(width, width, 3, Stride: stride, Padding: 1, Groups: width, Bias: false), branch2Output);
-            branch2Output = scope.Module("branch2.4", new BatchNorm2dOp(width, Eps: 1e-5, Momentum: 0.1), branch2Output);
-            branch2Output = scope.Module("branch2.5", new Conv2dOp(width, width, 1, Stride: 1, Padding: 0, Groups: 1, Bias: false), branch2Output);
-            branch2Output = scope.Module("branch2.6", new BatchNorm2dOp(width, Eps: 1e-5, Momentum: 0.1), branch2Output);
+            branch2Output = scope.Module("branch2.4", new BatchNorm2dOp(width), branch2Output);
+            branch2Output = scope.Module("branch2.5", new Conv2dOp(width, width, 1, Bias: false), branch2Output);
+            branch2Output = scope.Module("branch2.6", new BatchNorm2dOp(width), branch2Output);
             if (placement == Placement.Paper)
                 branch2Output = scope.Module("branch2.ce", new ChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, Iterations: 3), branch2Output);
             branch2Output = scope.Module("branch2.7", new ReLUOp(), branch2Output);

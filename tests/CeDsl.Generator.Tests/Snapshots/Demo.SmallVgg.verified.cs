@@ -179,80 +179,73 @@ namespace Demo
                 folder.Copy("classifier.3");
             }
 
-            /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input (see <see cref="DescribeArchitecture"/>).</summary>
+            /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input.</summary>
             public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();
 
             private static ModuleArchitecture? architecture;
 
-            /// <summary>
-            /// The architecture of this network as the constructor builds it with these arguments, for inputs of inChannels x
-            /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-            /// </summary>
-            /// <exception cref="global::System.ArgumentException">The network does not accept inputs of that size.</exception>
+            /// <inheritdoc cref="SmallVgg.DescribeArchitecture"/>
             public static ModuleArchitecture DescribeArchitecture(long classes = 10, long inChannels = 3, long inputHeight = 32, long inputWidth = 32)
             {
                 var builder = new ArchitectureBuilder(nameof(SmallVgg) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
                 return builder.Build(AppendArchitecture(builder.Root, builder.Input, classes));
             }
 
-            /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+            /// <inheritdoc cref="SmallVgg.AppendArchitecture"/>
             public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long classes = 10)
             {
                 long inChannels = input.Shape.Channels;
-                var x = scope.Module("features.0", new Conv2dOp(inChannels, 32, 3, Stride: 1, Padding: 1, Groups: 1, Bias: true), input);
+                var x = scope.Module("features.0", new Conv2dOp(inChannels, 32, 3, Padding: 1), input);
                 x = scope.Module("features.ce1", new FoldedChannelEquilibriumOp(32, GroupSize: 16, Reduction: 4, InPlace: true), x);
                 x = scope.Module("features.2", new ReLUOp(), x);
-                x = scope.Module("features.3", new MaxPool2dOp(2, 2, Padding: 0), x);
-                x = scope.Module("features.4", new Conv2dOp(32, 64, 3, Stride: 1, Padding: 1, Groups: 1, Bias: true), x);
+                x = scope.Module("features.3", new MaxPool2dOp(2, 2), x);
+                x = scope.Module("features.4", new Conv2dOp(32, 64, 3, Padding: 1), x);
                 x = scope.Module("features.ce2", new FoldedChannelEquilibriumOp(64, GroupSize: 16, Reduction: 4, InPlace: true), x);
                 x = scope.Module("features.6", new ReLUOp(), x);
-                x = scope.Module("features.7", new MaxPool2dOp(2, 2, Padding: 0), x);
+                x = scope.Module("features.7", new MaxPool2dOp(2, 2), x);
                 x = scope.Module("avgpool", new AdaptiveAvgPool2dOp(1, 1), x);
                 x = scope.Module("flatten", new FlattenOp(), x);
-                x = scope.Module("classifier.0", new LinearOp(64, 128, HasBias: true), x);
+                x = scope.Module("classifier.0", new LinearOp(64, 128), x);
                 x = scope.Module("classifier.1", new ReLUOp(), x);
                 x = scope.Module("classifier.2", new DropoutOp(0.5), x);
-                x = scope.Module("classifier.3", new LinearOp(128, classes, HasBias: true), x);
+                x = scope.Module("classifier.3", new LinearOp(128, classes), x);
                 return x;
             }
         }
 
-        /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input (see <see cref="DescribeArchitecture"/>).</summary>
+        /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input.</summary>
         public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();
 
         private static ModuleArchitecture? architecture;
 
-        /// <summary>
-        /// The architecture of this network as the constructor builds it with these arguments, for inputs of inChannels x
-        /// <paramref name="inputHeight"/> x <paramref name="inputWidth"/>: every operation with its arguments and state-dict keys, every shape.
-        /// </summary>
-        /// <exception cref="global::System.ArgumentException">The network does not accept inputs of that size.</exception>
+        /// <summary>The architecture of this network as the constructor builds it with these arguments, for inputs of inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
         public static ModuleArchitecture DescribeArchitecture(long classes = 10, long inChannels = 3, long inputHeight = 32, long inputWidth = 32)
         {
             var builder = new ArchitectureBuilder(nameof(SmallVgg), TensorShape.Map(inChannels, inputHeight, inputWidth));
             return builder.Build(AppendArchitecture(builder.Root, builder.Input, classes));
         }
 
-        /// <summary>Appends the nodes of this module, called <paramref name="scope"/>, on <paramref name="input"/> to an architecture being built; returns its output.</summary>
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
         public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long classes = 10)
         {
             long inChannels = input.Shape.Channels;
-            var x = scope.Module("features.0", new Conv2dOp(inChannels, 32, 3, Stride: 1, Padding: 1, Groups: 1, Bias: true), input);
-            x = scope.Module("features.1", new BatchNorm2dOp(32, Eps: 1e-5, Momentum: 0.1), x);
+            var x = scope.Module("features.0", new Conv2dOp(inChannels, 32, 3, Padding: 1), input);
+            x = scope.Module("features.1", new BatchNorm2dOp(32), x);
             x = scope.Module("features.ce1", new ChannelEquilibriumOp(32, GroupSize: 16, Reduction: 4, Iterations: 3), x);
             x = scope.Module("features.2", new ReLUOp(), x);
-            x = scope.Module("features.3", new MaxPool2dOp(2, 2, Padding: 0), x);
-            x = scope.Module("features.4", new Conv2dOp(32, 64, 3, Stride: 1, Padding: 1, Groups: 1, Bias: true), x);
-            x = scope.Module("features.5", new BatchNorm2dOp(64, Eps: 1e-5, Momentum: 0.1), x);
+            x = scope.Module("features.3", new MaxPool2dOp(2, 2), x);
+            x = scope.Module("features.4", new Conv2dOp(32, 64, 3, Padding: 1), x);
+            x = scope.Module("features.5", new BatchNorm2dOp(64), x);
             x = scope.Module("features.ce2", new ChannelEquilibriumOp(64, GroupSize: 16, Reduction: 4, Iterations: 3), x);
             x = scope.Module("features.6", new ReLUOp(), x);
-            x = scope.Module("features.7", new MaxPool2dOp(2, 2, Padding: 0), x);
+            x = scope.Module("features.7", new MaxPool2dOp(2, 2), x);
             x = scope.Module("avgpool", new AdaptiveAvgPool2dOp(1, 1), x);
             x = scope.Module("flatten", new FlattenOp(), x);
-            x = scope.Module("classifier.0", new LinearOp(64, 128, HasBias: true), x);
+            x = scope.Module("classifier.0", new LinearOp(64, 128), x);
             x = scope.Module("classifier.1", new ReLUOp(), x);
             x = scope.Module("classifier.2", new DropoutOp(0.5), x);
-            x = scope.Module("classifier.3", new LinearOp(128, classes, HasBias: true), x);
+            x = scope.Module("classifier.3", new LinearOp(128, classes), x);
             return x;
         }
     }
