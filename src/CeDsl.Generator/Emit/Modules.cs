@@ -26,7 +26,14 @@ internal static class Modules
         public const double Momentum = 0.1;
     }
 
-    private static string Unless(bool isDefault, string argument) => isDefault ? "" : ", " + argument;
+    /// <summary>", name: value", or nothing where the value is PyTorch's default.</summary>
+    private static string Unless(bool isDefault, string name, Dim value) => isDefault ? "" : $", {name}: {D(value)}";
+
+    private static string Unless(bool isDefault, string name, int value) => isDefault ? "" : $", {name}: {N(value)}";
+
+    private static string Unless(bool isDefault, string name, double value) => isDefault ? "" : $", {name}: {F(value)}";
+
+    private static string Unless(bool isDefault, string name, bool value) => isDefault ? "" : $", {name}: {B(value)}";
 
     public const string DeviceArguments = "device: device, dtype: dtype";
 
@@ -73,29 +80,25 @@ internal static class Modules
     /// <summary>The expression that builds the module.</summary>
     public static string Factory(LayerPlan layer, TypeRef owner) => layer switch
     {
-        ConvPlan c => $"nn.Conv2d({D(c.In)}, {D(c.Out)}, {N(c.Kernel)}"
-            + Unless(c.Stride == Dim.Of(Torch.Stride), "stride: " + D(c.Stride))
-            + Unless(c.Padding == Torch.Padding, "padding: " + N(c.Padding))
-            + Unless(c.Groups == Dim.Of(Torch.Groups), "groups: " + D(c.Groups))
-            + Unless(c.Bias == Torch.Bias, "bias: " + B(c.Bias)) + $", {DeviceArguments})",
+        ConvPlan c => $"nn.Conv2d({D(c.In)}, {D(c.Out)}, {N(c.Kernel)}{Unless(c.Stride == Dim.Of(Torch.Stride), "stride", c.Stride)}{Unless(c.Padding == Torch.Padding, "padding", c.Padding)}{Unless(c.Groups == Dim.Of(Torch.Groups), "groups", c.Groups)}{Unless(c.Bias == Torch.Bias, "bias", c.Bias)}, {DeviceArguments})",
         SelectiveConvPlan s => $"new SelectiveConv2d({D(s.In)}, {D(s.Out)}, {N(s.Kernel)}, stride: {D(s.Stride)}, padding: {N(s.Padding)}, dropout: {F(s.Dropout)}, gamma: {F(s.Gamma)}, k: {N(s.K)}, nMax: {NMax(s.NMax)}, {DeviceArguments})",
         NormPlan n => n.Module switch
         {
             // Momentum is BatchNorm's: InstanceNorm2d (without running statistics), GroupNorm and LayerNorm have none.
-            NormModule.BatchNorm2d or NormModule.BatchNorm1d => $"nn.{n.Module}({D(n.Channels)}{Eps(n)}" + Unless(n.Momentum == Torch.Momentum, "momentum: " + F(n.Momentum)) + $", {DeviceArguments})",
-            NormModule.InstanceNorm2d => $"nn.InstanceNorm2d({D(n.Channels)}{Eps(n)}, affine: true, {DeviceArguments})",
-            NormModule.LayerNorm => $"nn.LayerNorm({D(n.Channels)}{Eps(n)}, {DeviceArguments})",
-            _ => $"nn.GroupNorm({D(n.Groups)}, {D(n.Channels)}{Eps(n)}, {DeviceArguments})",
+            NormModule.BatchNorm2d or NormModule.BatchNorm1d => $"nn.{n.Module}({D(n.Channels)}{Unless(n.Eps == Torch.Eps, "eps", n.Eps)}{Unless(n.Momentum == Torch.Momentum, "momentum", n.Momentum)}, {DeviceArguments})",
+            NormModule.InstanceNorm2d => $"nn.InstanceNorm2d({D(n.Channels)}{Unless(n.Eps == Torch.Eps, "eps", n.Eps)}, affine: true, {DeviceArguments})",
+            NormModule.LayerNorm => $"nn.LayerNorm({D(n.Channels)}{Unless(n.Eps == Torch.Eps, "eps", n.Eps)}, {DeviceArguments})",
+            _ => $"nn.GroupNorm({D(n.Groups)}, {D(n.Channels)}{Unless(n.Eps == Torch.Eps, "eps", n.Eps)}, {DeviceArguments})",
         },
         ChannelEquilibriumPlan ce => $"new ChannelEquilibrium({D(ce.Channels)}, groupSize: {D(ce.GroupSize)}, reduction: {D(ce.Reduction)}, iterations: {N(ce.Iterations)}, {DeviceArguments})",
         BatchDecorrelationPlan bd => $"new BatchDecorrelation({D(bd.Channels)}, groupSize: {D(bd.GroupSize)}, iterations: {N(bd.Iterations)}, {DeviceArguments})",
         AdaptiveInstanceInversePlan aii => $"new AdaptiveInstanceInverse({D(aii.Channels)}, reduction: {D(aii.Reduction)}, {DeviceArguments})",
         SqueezeExcitationPlan se => $"new SqueezeExcitation({D(se.Channels)}, reduction: {D(se.Reduction)}, {DeviceArguments})",
         ActivationPlan a => $"nn.{a.Activation}()",
-        PoolPlan p => $"nn.{TypeName(p, owner)}({N(p.Kernel)}" + Unless(p.Stride == p.Kernel, "stride: " + N(p.Stride)) + Unless(p.Padding == Torch.Padding, "padding: " + N(p.Padding)) + ")",
+        PoolPlan p => $"nn.{TypeName(p, owner)}({N(p.Kernel)}{Unless(p.Stride == p.Kernel, "stride", p.Stride)}{Unless(p.Padding == Torch.Padding, "padding", p.Padding)})",
         GlobalPoolPlan g => $"nn.AdaptiveAvgPool2d(new long[] {{ {N(g.Size)}, {N(g.Size)} }})",
         FlattenPlan => "nn.Flatten()",
-        LinearPlan l => $"nn.Linear({D(l.In)}, {D(l.Out)}" + Unless(l.Bias == Torch.Bias, "hasBias: " + B(l.Bias)) + $", {DeviceArguments})",
+        LinearPlan l => $"nn.Linear({D(l.In)}, {D(l.Out)}{Unless(l.Bias == Torch.Bias, "hasBias", l.Bias)}, {DeviceArguments})",
         DropoutPlan d => $"nn.Dropout({F(d.P)})",
         BlockPlan b => $"new {BlockType(b, owner)}({BlockArguments(b.Arguments, named: true)}, {DeviceArguments})",
         FoldedChannelEquilibriumPlan ce => $"new FoldedChannelEquilibrium({D(ce.Channels)}, groupSize: {D(ce.GroupSize)}, reduction: {D(ce.Reduction)}, inplace: {B(ce.InPlace)}, {DeviceArguments})",
@@ -104,44 +107,36 @@ internal static class Modules
         _ => throw new InvalidOperationException("no factory for " + layer.GetType().Name),
     };
 
-    private static string Eps(NormPlan norm) => Unless(norm.Eps == Torch.Eps, "eps: " + F(norm.Eps));
-
     /// <summary>
     /// The architecture operation of the module (not for blocks, which describe themselves): the module's values, passed the way its factory
     /// passes them (the operations of TorchSharp's modules take PyTorch's defaults as theirs).
     /// </summary>
     public static string Operation(LayerPlan layer) => layer switch
     {
-        ConvPlan c => $"new Conv2dOp({D(c.In)}, {D(c.Out)}, {N(c.Kernel)}"
-            + Unless(c.Stride == Dim.Of(Torch.Stride), "Stride: " + D(c.Stride))
-            + Unless(c.Padding == Torch.Padding, "Padding: " + N(c.Padding))
-            + Unless(c.Groups == Dim.Of(Torch.Groups), "Groups: " + D(c.Groups))
-            + Unless(c.Bias == Torch.Bias, "Bias: " + B(c.Bias)) + ")",
+        ConvPlan c => $"new Conv2dOp({D(c.In)}, {D(c.Out)}, {N(c.Kernel)}{Unless(c.Stride == Dim.Of(Torch.Stride), "Stride", c.Stride)}{Unless(c.Padding == Torch.Padding, "Padding", c.Padding)}{Unless(c.Groups == Dim.Of(Torch.Groups), "Groups", c.Groups)}{Unless(c.Bias == Torch.Bias, "Bias", c.Bias)})",
         SelectiveConvPlan s => $"new SelectiveConv2dOp({D(s.In)}, {D(s.Out)}, {N(s.Kernel)}, Stride: {D(s.Stride)}, Padding: {N(s.Padding)}, Dropout: {F(s.Dropout)}, Gamma: {F(s.Gamma)}, K: {N(s.K)}, NMax: {NMax(s.NMax)})",
         NormPlan n => n.Module switch
         {
-            NormModule.BatchNorm2d or NormModule.BatchNorm1d => $"new {n.Module}Op({D(n.Channels)}{OpEps(n)}" + Unless(n.Momentum == Torch.Momentum, "Momentum: " + F(n.Momentum)) + ")",
-            NormModule.InstanceNorm2d => $"new InstanceNorm2dOp({D(n.Channels)}{OpEps(n)}, Affine: true)",
-            NormModule.LayerNorm => $"new LayerNormOp({D(n.Channels)}{OpEps(n)})",
-            _ => $"new GroupNormOp({D(n.Groups)}, {D(n.Channels)}{OpEps(n)})",
+            NormModule.BatchNorm2d or NormModule.BatchNorm1d => $"new {n.Module}Op({D(n.Channels)}{Unless(n.Eps == Torch.Eps, "Eps", n.Eps)}{Unless(n.Momentum == Torch.Momentum, "Momentum", n.Momentum)})",
+            NormModule.InstanceNorm2d => $"new InstanceNorm2dOp({D(n.Channels)}{Unless(n.Eps == Torch.Eps, "Eps", n.Eps)}, Affine: true)",
+            NormModule.LayerNorm => $"new LayerNormOp({D(n.Channels)}{Unless(n.Eps == Torch.Eps, "Eps", n.Eps)})",
+            _ => $"new GroupNormOp({D(n.Groups)}, {D(n.Channels)}{Unless(n.Eps == Torch.Eps, "Eps", n.Eps)})",
         },
         ChannelEquilibriumPlan ce => $"new ChannelEquilibriumOp({D(ce.Channels)}, GroupSize: {D(ce.GroupSize)}, Reduction: {D(ce.Reduction)}, Iterations: {N(ce.Iterations)})",
         BatchDecorrelationPlan bd => $"new BatchDecorrelationOp({D(bd.Channels)}, GroupSize: {D(bd.GroupSize)}, Iterations: {N(bd.Iterations)})",
         AdaptiveInstanceInversePlan aii => $"new AdaptiveInstanceInverseOp({D(aii.Channels)}, Reduction: {D(aii.Reduction)})",
         SqueezeExcitationPlan se => $"new SqueezeExcitationOp({D(se.Channels)}, Reduction: {D(se.Reduction)})",
         ActivationPlan a => $"new {a.Activation}Op()",
-        PoolPlan p => $"new {(p.Max ? "MaxPool2d" : "AvgPool2d")}Op({N(p.Kernel)}, {N(p.Stride)}" + Unless(p.Padding == Torch.Padding, "Padding: " + N(p.Padding)) + ")",
+        PoolPlan p => $"new {(p.Max ? "MaxPool2d" : "AvgPool2d")}Op({N(p.Kernel)}, {N(p.Stride)}{Unless(p.Padding == Torch.Padding, "Padding", p.Padding)})",
         GlobalPoolPlan g => $"new AdaptiveAvgPool2dOp({N(g.Size)}, {N(g.Size)})",
         FlattenPlan => "new FlattenOp()",
-        LinearPlan l => $"new LinearOp({D(l.In)}, {D(l.Out)}" + Unless(l.Bias == Torch.Bias, "HasBias: " + B(l.Bias)) + ")",
+        LinearPlan l => $"new LinearOp({D(l.In)}, {D(l.Out)}{Unless(l.Bias == Torch.Bias, "HasBias", l.Bias)})",
         DropoutPlan d => $"new DropoutOp({F(d.P)})",
         FoldedChannelEquilibriumPlan ce => $"new FoldedChannelEquilibriumOp({D(ce.Channels)}, GroupSize: {D(ce.GroupSize)}, Reduction: {D(ce.Reduction)}, InPlace: {B(ce.InPlace)})",
         FoldedAdaptiveInstanceInversePlan aii => $"new FoldedAdaptiveInstanceInverseOp({D(aii.Channels)}, Reduction: {D(aii.Reduction)}, InPlace: {B(aii.InPlace)})",
         PrunedSelectiveConvPlan p => $"new PrunedSelectiveConv2dOp({D(p.In)}, {D(p.Out)}, {N(p.Kernel)}, Stride: {D(p.Stride)}, Padding: {N(p.Padding)}, Dropout: {F(p.Dropout)})",
         _ => throw new InvalidOperationException("no operation for " + layer.GetType().Name),
     };
-
-    private static string OpEps(NormPlan norm) => Unless(norm.Eps == Torch.Eps, "Eps: " + F(norm.Eps));
 
     /// <summary>The block's constructor arguments, named (<paramref name="named"/>) or positional, without device and dtype; <paramref name="withInChannels"/> false leaves inChannels out (the architecture reads it from the input).</summary>
     public static string BlockArguments(BlockArguments arguments, bool named, bool withInChannels = true)

@@ -74,9 +74,12 @@ internal static class Naming
         return dot < 0 ? "" : full.Substring(0, dot);
     }
 
-    /// <summary>A container while the tree is built.</summary>
+    /// <summary>A container while the tree is built (a leaf has no children, and allocates no collections).</summary>
     private sealed class Node
     {
+        private List<Node>? children;
+        private Dictionary<string, Node>? byName;
+
         public Node(string name, string path, Step? leaf)
         {
             Name = name;
@@ -87,13 +90,18 @@ internal static class Naming
         public string Name { get; }
         public string Path { get; }
         public Step? Leaf { get; }
-        public List<Node> Children { get; } = new();
-        public Dictionary<string, Node> ByName { get; } = new(StringComparer.Ordinal);
+
+        public bool TryGetChild(string name, out Node child)
+        {
+            if (byName is not null && byName.TryGetValue(name, out child!)) return true;
+            child = null!;
+            return false;
+        }
 
         public int NextIndex()
         {
             int next = 0;
-            foreach (var child in Children)
+            foreach (var child in children ?? (IEnumerable<Node>)Array.Empty<Node>())
             {
                 if (int.TryParse(child.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var index)) next = Math.Max(next, index + 1);
             }
@@ -103,12 +111,13 @@ internal static class Naming
         public Node Add(string name, Step? leaf)
         {
             var node = new Node(name, Path.Length == 0 ? name : Path + "." + name, leaf);
-            Children.Add(node);
-            ByName[name] = node;
+            (children ??= new List<Node>()).Add(node);
+            (byName ??= new Dictionary<string, Node>(StringComparer.Ordinal))[name] = node;
             return node;
         }
 
-        public ModuleNode ToModule() => new(Name, Path, Leaf?.Id, Children.Select(c => c.ToModule()).ToEquatableArray());
+        public EquatableArray<ModuleNode> Members() =>
+            children is null ? EquatableArray<ModuleNode>.Empty : children.Select(c => new ModuleNode(c.Name, c.Path, c.Leaf?.Id, c.Members())).ToEquatableArray();
     }
 
     /// <summary>The naming of one class (its tree lives for one call of <see cref="Assign"/>).</summary>
@@ -190,7 +199,7 @@ internal static class Naming
                 else
                 {
                     name = StatelessName(step.Kind);
-                    for (int suffix = 2; root.ByName.TryGetValue(name, out var existing) && !CanShare(existing, step); suffix++)
+                    for (int suffix = 2; root.TryGetChild(name, out var existing) && !CanShare(existing, step); suffix++)
                         name = StatelessName(step.Kind) + suffix.ToString(CultureInfo.InvariantCulture);
                 }
 
@@ -203,7 +212,7 @@ internal static class Naming
                 shortcutSteps.Add(Register(shortcut[i], "downsample." + i.ToString(CultureInfo.InvariantCulture), allowShare: false) ?? shortcut[i]);
 
             var steps = placed.Select(s => named.TryGetValue(s.Id, out var n) ? n : s).ToEquatableArray();
-            return new NamingResult(steps, shortcutSteps.ToEquatableArray(), root.Children.Select(c => c.ToModule()).ToEquatableArray(), diagnostics.ToEquatableArray());
+            return new NamingResult(steps, shortcutSteps.ToEquatableArray(), root.Members(), diagnostics.ToEquatableArray());
         }
 
         /// <summary>
@@ -257,7 +266,7 @@ internal static class Naming
             if (path.Length == 0) return node;
             foreach (var segment in path.Split('.'))
             {
-                if (node.ByName.TryGetValue(segment, out var child))
+                if (node.TryGetChild(segment, out var child))
                 {
                     if (child.Leaf is not null)
                     {
@@ -283,7 +292,7 @@ internal static class Naming
             if (parent is null) return null;
             var name = dot < 0 ? path : path.Substring(dot + 1);
             var withPath = step with { Path = path };
-            if (parent.ByName.TryGetValue(name, out var existing))
+            if (parent.TryGetChild(name, out var existing))
             {
                 if (allowShare && parent == root && CanShare(existing, step))
                     return named[step.Id] = withPath with { Shared = true };

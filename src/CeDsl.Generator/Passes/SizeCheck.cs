@@ -81,57 +81,57 @@ internal sealed record SizeCheck(CheckKind Kind, EquatableArray<Dim> Operands, S
             if (Operands[i].Evaluate(environment) is not { } value) return null;
             v[i] = value;
         }
-        var what = Subject.Describe(prefix);
         var location = at ?? Location;
         DiagnosticInfo Report(Microsoft.CodeAnalysis.DiagnosticDescriptor descriptor, params object[] arguments) => DiagnosticInfo.Create(descriptor, location, arguments);
+        string What() => Subject.Describe(prefix);
         switch (Kind)
         {
             case CheckKind.SplitEven:
-                return v[0] % 2 == 0 ? null : Report(D.ChannelMismatch, what, $"{v[0]} channels cannot be split into two equal halves");
+                return v[0] % 2 == 0 ? null : Report(D.ChannelMismatch, What(), $"{v[0]} channels cannot be split into two equal halves");
             case CheckKind.ConcatSpatial:
                 return v[0] == v[2] && v[1] == v[3] ? null
-                    : Report(D.ShapeMismatchAtMerge, what, $"the inputs have different spatial sizes, {v[0]}x{v[1]} and {v[2]}x{v[3]}");
+                    : Report(D.ShapeMismatchAtMerge, What(), $"the inputs have different spatial sizes, {v[0]}x{v[1]} and {v[2]}x{v[3]}");
             case CheckKind.ShuffleGroups:
-                return v[0] % v[1] == 0 ? null : Report(D.ChannelMismatch, what, $"{v[0]} channels cannot be shuffled in {v[1]} groups");
+                return v[0] % v[1] == 0 ? null : Report(D.ChannelMismatch, What(), $"{v[0]} channels cannot be shuffled in {v[1]} groups");
             case CheckKind.DeclaredIn:
-                return v[0] == v[1] ? null : Report(D.ChannelMismatch, what, $"it declares In = {v[1]}, but the previous layer gives {v[0]} channels");
+                return v[0] == v[1] ? null : Report(D.ChannelMismatch, What(), $"it declares In = {v[1]}, but the previous layer gives {v[0]} channels");
             case CheckKind.ConvGroups:
                 return v[2] > 0 && v[0] % v[2] == 0 && v[1] % v[2] == 0 ? null
-                    : Report(D.ChannelMismatch, what, $"{v[0]} input and {v[1]} output channels are not both divisible by {v[2]} groups");
+                    : Report(D.ChannelMismatch, What(), $"{v[0]} input and {v[1]} output channels are not both divisible by {v[2]} groups");
             case CheckKind.KernelFits:
                 return v[2] >= 1 && v[3] >= 1 ? null
-                    : Report(D.SpatialCollapse, what, $"the {Number}x{Number} kernel (padding {Padding}) does not fit its {v[0]}x{v[1]} input");
+                    : Report(D.SpatialCollapse, What(), $"the {Number}x{Number} kernel (padding {Padding}) does not fit its {v[0]}x{v[1]} input");
             case CheckKind.WindowFits:
                 return v[2] >= 1 && v[3] >= 1 ? null
-                    : Report(D.SpatialCollapse, what, $"a {Number}x{Number} window (padding {Padding}) does not fit a {v[0]}x{v[1]} input");
+                    : Report(D.SpatialCollapse, What(), $"a {Number}x{Number} window (padding {Padding}) does not fit a {v[0]}x{v[1]} input");
             case CheckKind.NormGroups:
             case CheckKind.ShortcutNormGroups:
                 return v[0] % v[1] == 0 ? null
-                    : Report(D.ChannelMismatch, what, $"{v[0]} channels are not divisible by {v[1]} groups; set Groups to a divisor of {v[0]}, such as {NearestDivisor(v[0], v[1])}");
+                    : Report(D.ChannelMismatch, What(), $"{v[0]} channels are not divisible by {v[1]} groups; set Groups to a divisor of {v[0]}, such as {NearestDivisor(v[0], v[1])}");
             case CheckKind.InstanceVariance:
                 return v[0] * v[1] > 1 ? null
-                    : Report(D.SpatialCollapse, what, $"the instance variance over H*W positions needs a feature map larger than 1x1, but it gets {v[0]}x{v[1]}");
+                    : Report(D.SpatialCollapse, What(), $"the instance variance over H*W positions needs a feature map larger than 1x1, but it gets {v[0]}x{v[1]}");
             case CheckKind.GroupSizeHalved:
                 if (v[0] <= 0 || v[0] % Number == 0) return null;
                 int resolved = GroupSizeRule.Resolve(v[0], Number);
                 long groups = v[0] / resolved;
-                return Report(D.GroupSizeHalved, Number, what, v[0], resolved, groups == 1 ? "1 group" : groups + " groups");
+                return Report(D.GroupSizeHalved, Number, What(), v[0], resolved, groups == 1 ? "1 group" : groups + " groups");
             case CheckKind.Reduction:
                 return v[1] <= 0 ? null
-                    : v[0] < v[1] ? Report(D.ReductionTooLarge, v[1], what, v[0])
-                    : v[0] % v[1] != 0 && Number == 0 ? Report(D.ReductionNotDividing, v[1], what, v[0], v[0] / v[1])
+                    : v[0] < v[1] ? Report(D.ReductionTooLarge, v[1], What(), v[0])
+                    : v[0] % v[1] != 0 && Number == 0 ? Report(D.ReductionNotDividing, v[1], What(), v[0], v[0] / v[1])
                     : null;
             case CheckKind.IdentityShortcut:
                 // input C, H, W; main path C, H, W; stride
                 return v[0] == v[3] && v[1] == v[4] && v[2] == v[5] ? null
-                    : Report(D.ShapeMismatchAtMerge, what, $"the main path gives {v[3]}x{v[4]}x{v[5]}, the identity shortcut {v[0]}x{v[1]}x{v[2]}"
+                    : Report(D.ShapeMismatchAtMerge, What(), $"the main path gives {v[3]}x{v[4]}x{v[5]}, the identity shortcut {v[0]}x{v[1]}x{v[2]}"
                         + (v[0] != v[3] || v[6] != 1 ? ProjectionHint : ""));
             case CheckKind.ProjectionShortcut:
                 return v[0] == v[2] && v[1] == v[3] ? null
-                    : Report(D.ShapeMismatchAtMerge, what, $"the main path gives {v[0]}x{v[1]}, the projection shortcut (stride {v[4]}) {v[2]}x{v[3]}");
+                    : Report(D.ShapeMismatchAtMerge, What(), $"the main path gives {v[0]}x{v[1]}, the projection shortcut (stride {v[4]}) {v[2]}x{v[3]}");
             case CheckKind.SameShapeResidual:
                 return v[0] != v[1] || v[2] != 1 || (v[3] == v[5] && v[4] == v[6]) ? null
-                    : Report(D.ShapeMismatchAtMerge, what, $"the main path gives {v[1]}x{v[5]}x{v[6]} from a {v[0]}x{v[3]}x{v[4]} input at stride 1");
+                    : Report(D.ShapeMismatchAtMerge, What(), $"the main path gives {v[1]}x{v[5]}x{v[6]} from a {v[0]}x{v[3]}x{v[4]} input at stride 1");
             default:
                 return null;
         }

@@ -33,14 +33,15 @@ internal static class Validator
 
     public static ValidationResult Validate(NetworkDeclaration declaration)
     {
-        var blocks = new Dictionary<BlockDeclaration, BlockResult>();
+        // By type: the stages that name a block each hold an equal copy of its declaration.
+        var blocks = new Dictionary<TypeRef, BlockResult>();
         BlockResult Block(BlockDeclaration block)
         {
-            if (!blocks.TryGetValue(block, out var result))
+            if (!blocks.TryGetValue(block.Type, out var result))
             {
                 // The block's own generation reports its diagnostics and builds its plan; the network needs its signature and sizes.
                 var run = Run(block, NoStages, complete: false);
-                blocks[block] = result = run.Errors ? new BlockResult(null, null, EquatableArray<SizeCheck>.Empty) : new BlockResult(run.Signature, run.Output, run.Checks);
+                blocks[block.Type] = result = run.Errors ? new BlockResult(null, null, EquatableArray<SizeCheck>.Empty) : new BlockResult(run.Signature, run.Output, run.Checks);
             }
             return result;
         }
