@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 2's benchmark, both halves in one run on the same machine and thread count:
+# The CE layer benchmark, both halves in one run on the same machine and thread count:
 # the PyTorch reference (Debian's python3-torch), then the TorchSharp BenchmarkDotNet suite.
 # Prints the ratio table (and writes artifacts/ce-layer.table.md) for docs/benchmarks/ce-layer.md.
 #   bench/run-ce-bench.sh [--released PATH/TO/CE_module.py]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5's benchmark: ResNet-18/50 baseline, SE, CE, unfolded and folded, evaluation forward on the
+# The folding benchmark: ResNet-18/50 baseline, SE, CE, unfolded and folded, evaluation forward on the
 # CPU, as ratios to the folded baseline (writes artifacts/folding.table.md for docs/benchmarks/folding.md).
 #   bench/run-network-bench.sh [--batch 32] [--size 224] [--rounds 3]
 set -euo pipefail

@@ -5,8 +5,9 @@ using CeDsl.Networks;
 using TorchSharp;
 using static TorchSharp.torch;
 
-// Issue 5's benchmark: whole-network evaluation forward on the CPU, baseline / SE / CE, unfolded
-// and folded, each as a ratio to the folded baseline of the same family measured in the same run.
+// The folding benchmark (docs/benchmarks/folding.md): whole-network evaluation forward on the CPU,
+// baseline / SE / CE, unfolded and folded, each as a ratio to the folded baseline of the same
+// family measured in the same run.
 // The variants are timed in rotation, round after round, so that a shared, busy machine slows them
 // alike; the table gives median times and the median of the per-round ratios.
 // --breakdown also times every FoldedChannelEquilibrium of the folded CE network on the input it

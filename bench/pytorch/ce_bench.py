@@ -3,7 +3,7 @@
 The PyTorch half of the CeDsl benchmark (the TorchSharp half is the BenchmarkDotNet suite):
 same shapes (ResNet-50: N = 32; C = 256 at 56x56, C = 1024 at 14x14), same thread count,
 float32, CPU. The CE modules are tests/CeDsl.Runtime.Tests/Fixtures/reference/ce_reference.py,
-the plain reference written from the semantics page (not optimised on purpose).
+the plain reference written from docs/semantics/channel-equilibrium.md (not optimised on purpose).
 
     /usr/bin/python3 bench/pytorch/ce_bench.py --json bench/pytorch/results.json
 

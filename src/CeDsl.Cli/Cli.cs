@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using CeDsl.Cli.Commands;
 
 namespace CeDsl.Cli;
@@ -15,12 +16,39 @@ internal static class Cli
         BenchCommand.Create(),
         SummaryCommand.Create(),
         DemoCommand.Create(),
+        TrainStepCommand.Create(),
     };
 
-    /// <summary>Parses and runs <paramref name="args"/>; returns the exit code (0 ok, 1 bad arguments or files).</summary>
-    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    /// <summary>Parses and runs <paramref name="args"/>; returns the exit code (0 ok, 1 a failure, 130/143 interrupted by SIGINT/SIGTERM).</summary>
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null) => Run(CreateRoot(), args, output, error);
+
+    /// <summary>
+    /// Parses and runs <paramref name="args"/> with <paramref name="root"/>. A bad command line is one
+    /// line on stderr naming every problem (<c>cedsl train: error: --epochs must be positive; got 0.</c>)
+    /// and exit code 1, like every other failure.
+    /// </summary>
+    public static int Run(RootCommand root, IReadOnlyList<string> args, TextWriter? output = null, TextWriter? error = null)
     {
-        var configuration = new InvocationConfiguration { Output = output ?? Console.Out, Error = error ?? Console.Error };
-        return CreateRoot().Parse(args).Invoke(configuration);
+        output ??= Console.Out;
+        error ??= Console.Error;
+        string name = "cedsl";
+        try
+        {
+            var parse = root.Parse(args);
+            name = CommandAction.NameOf(parse.CommandResult.Command);
+            if (parse.Action is ParseErrorAction && parse.Errors.Count > 0)
+            {
+                // Some of System.CommandLine's own messages span lines; the report is one.
+                string problems = string.Join(" ", parse.Errors.Select(e => string.Join(" ", e.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))).Distinct());
+                error.WriteLine($"{name}: error: {problems} (see {name} --help)");
+                return CommandAction.UserError;
+            }
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e)
+        {
+            error.WriteLine(CommandAction.Describe(name, e));
+            return CommandAction.UserError;
+        }
     }
 }

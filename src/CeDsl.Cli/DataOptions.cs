@@ -29,20 +29,11 @@ internal sealed class DataOptions
     public DataOptions(bool withTrain)
     {
         _withTrain = withTrain;
-        Data = new Option<string?>("--data")
-        {
-            Description = $"Directory with the four Fashion-MNIST IDX gzip files [default: {FashionMnist.DebianDirectory} when it exists, else the embedded subset]",
-            HelpName = "dir",
-        };
+        Data = CliOptions.Path("--data",
+            $"Directory with the four Fashion-MNIST IDX gzip files [default: {FashionMnist.DebianDirectory} when it exists, else the embedded subset]", "dir");
         Embedded = new Option<bool>("--embedded") { Description = "Use the small subset embedded in cedsl (1,000 training, 500 test images)" };
-        LimitTrain = new Option<int?>("--limit-train") { Description = "Train on the first N training images only", HelpName = "N" };
-        LimitTest = new Option<int?>("--limit-test") { Description = "Evaluate on the first N test images only", HelpName = "N" };
-        foreach (var limit in new[] { LimitTrain, LimitTest })
-            limit.Validators.Add(r =>
-            {
-                if (r.GetValueOrDefault<int?>() is <= 0)
-                    r.AddError($"{r.Option.Name} must be positive.");
-            });
+        LimitTrain = CliOptions.OptionalInteger("--limit-train", "Train on the first N training images only", "N", 1, "must be positive");
+        LimitTest = CliOptions.OptionalInteger("--limit-test", "Evaluate on the first N test images only", "N", 1, "must be positive");
     }
 
     public Option<string?> Data { get; }
@@ -60,11 +51,6 @@ internal sealed class DataOptions
         if (_withTrain)
             command.Add(LimitTrain);
         command.Add(LimitTest);
-        command.Validators.Add(r =>
-        {
-            if (r.GetResult(Data) is { Implicit: false } && r.GetValue(Embedded))
-                r.AddError("--data and --embedded exclude each other: choose one source of images.");
-        });
     }
 
     /// <summary>
@@ -75,6 +61,8 @@ internal sealed class DataOptions
     public LoadedData Load(ParseResult parse, TextWriter output)
     {
         string? directory = parse.GetValue(Data);
+        if (directory is not null && parse.GetValue(Embedded))
+            throw new UserException("--data and --embedded exclude each other: choose one source of images.");
         bool embedded = parse.GetValue(Embedded) || (directory is null && !Directory.Exists(FashionMnist.DebianDirectory));
         directory ??= FashionMnist.DebianDirectory;
         ImageDataset? train = null, test = null;
@@ -87,6 +75,8 @@ internal sealed class DataOptions
             }
             else
             {
+                if (File.Exists(directory))
+                    throw new UserException($"--data: '{directory}' is a file; give the directory that holds the four IDX gzip files ({FashionMnist.FileName(DatasetSplit.Train, images: true)}, ...).");
                 if (!Directory.Exists(directory))
                     throw new UserException($"--data: directory '{directory}' does not exist (on Debian: apt-get install dataset-fashion-mnist; or use --embedded).");
                 test = FashionMnist.LoadSplit(directory, DatasetSplit.Test);

@@ -15,16 +15,14 @@ internal static class DemoCommand
 {
     public static Command Create()
     {
-        var steps = new Option<int>("--steps") { Description = "Training steps.", DefaultValueFactory = _ => 60 };
-        var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 32 };
-        var seed = new Option<int>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1 };
+        var steps = CliOptions.Integer("--steps", "Training steps.", 60, 1, "must be positive");
+        var batch = CliOptions.Integer("--batch", "Images per step.", 32, 2, "must be at least 2 (CE estimates batch statistics)");
+        var seed = CliOptions.Integer("--seed", "Random seed.", 1, 0, "must not be negative");
         var command = new Command("demo", "Train a small CE network on synthetic images and show what CE does.")
         {
             steps, batch, seed,
         };
-        steps.Validators.Add(r => { if (r.GetValueOrDefault<int>() <= 0) r.AddError("--steps must be positive."); });
-        batch.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 2) r.AddError("--batch must be at least 2 (CE estimates batch statistics)."); });
-        command.SetAction(parse => Run(parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(seed), Console.Out));
+        CommandAction.Set(command, (parse, output) => Run(parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(seed), output.Output));
         return command;
     }
 

@@ -1,4 +1,3 @@
-using CeDsl.Layers;
 using static TorchSharp.torch;
 
 namespace CeDsl.Networks;
@@ -19,7 +18,7 @@ public sealed record ZooEntry(string Name, Type Type, string Family, string Vari
     {
         if (classes is <= 0) throw new ArgumentOutOfRangeException(nameof(classes), classes, $"The number of classes of '{Name}' must be positive.");
         if (inChannels is <= 0) throw new ArgumentOutOfRangeException(nameof(inChannels), inChannels, $"The input channels of '{Name}' must be positive.");
-        return Protected(Factory(classes ?? Classes, inChannels ?? InputShape[0], device, dtype));
+        return Factory(classes ?? Classes, inChannels ?? InputShape[0], device, dtype);
     }
 
     /// <summary>
@@ -34,17 +33,7 @@ public sealed record ZooEntry(string Name, Type Type, string Family, string Vari
             ?? throw new InvalidOperationException($"{Type.Name} has no nested Folded class.");
         var constructor = folded.GetConstructor([typeof(long), typeof(long), typeof(Device), typeof(ScalarType?)])
             ?? throw new InvalidOperationException($"{Type.Name}.Folded has no constructor (classes, inChannels, device, dtype) like {Type.Name}'s.");
-        return Protected((nn.Module<Tensor, Tensor>)constructor.Invoke([classes ?? Classes, inChannels ?? InputShape[0], device, dtype]));
-    }
-
-    /// <summary>
-    /// Every zoo network is checked once, where it is made, against the oneDNN defect of some CPUs
-    /// (<see cref="ConvolutionGuard"/>): ShuffleNetV2's 24-channel stem is affected, the others are not.
-    /// </summary>
-    private static nn.Module<Tensor, Tensor> Protected(nn.Module<Tensor, Tensor> network)
-    {
-        ConvolutionGuard.Protect(network);
-        return network;
+        return (nn.Module<Tensor, Tensor>)constructor.Invoke([classes ?? Classes, inChannels ?? InputShape[0], device, dtype]);
     }
 }
 

@@ -24,7 +24,7 @@ internal static class CliRun
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exitCode = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int exitCode = Cli.Run(root, args, output, error);
         return new CliResult(exitCode, output.ToString(), error.ToString());
     }
 

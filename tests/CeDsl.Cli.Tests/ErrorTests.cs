@@ -59,10 +59,13 @@ public sealed class ErrorTests : IDisposable
     [Fact]
     public void Resuming_a_checkpoint_of_another_architecture_names_both_and_changes_nothing()
     {
-        var result = AssertRefusedAndUntouched(Train("--model", "resnet20", "--embedded", "--resume", _run.Checkpoint), _run.Checkpoint);
+        string elsewhere = Path.Combine(_directory, "elsewhere");
+        var result = AssertRefusedAndUntouched(() => CliRun.Run(["train", "--epochs", "1", .. CliRun.QuickTraining, "--model", "resnet20",
+            "--resume", _run.Checkpoint, "--out", elsewhere]), _run.Checkpoint);
 
         Assert.Contains("the checkpoint is 'ce-resnet20', the model is 'resnet20'", result.Error);
         Assert.Contains("Nothing was loaded", result.Error);
+        Assert.False(Directory.Exists(elsewhere));
     }
 
     [Fact]
@@ -102,7 +105,7 @@ public sealed class ErrorTests : IDisposable
     [Theory]
     [InlineData("train --batch 1", "--batch must be at least 2")]
     [InlineData("train --epochs 0", "--epochs must be positive")]
-    [InlineData("train --schedule linear", "linear")]
+    [InlineData("train --schedule linear", "--schedule must be cosine or step; got 'linear'.")]
     [InlineData("train --momentum 1", "--momentum must be in [0, 1)")]
     [InlineData("train --label-smoothing -0.1", "--label-smoothing must be in [0, 1)")]
     [InlineData("train --limit-train 0", "--limit-train must be positive")]
@@ -117,13 +120,54 @@ public sealed class ErrorTests : IDisposable
     [InlineData("eval", "--checkpoint")]
     [InlineData("analyze --checkpoint x.safetensors --out y --ratios 0,1.5", "--ratios must be numbers in [0, 1]; got '1.5'")]
     [InlineData("fold --checkpoint a.safetensors --out ./a.safetensors", "is the checkpoint being folded")]
-    [InlineData("analyze --checkpoint x.safetensors --out y --ablate middle", "middle")]
+    [InlineData("analyze --checkpoint x.safetensors --out y --ablate middle", "--ablate must be first or all; got 'middle'.")]
+    [InlineData("train --warmup 1e9 --epochs 2", "--warmup 1000000000 is longer than the run (--epochs 2).")]
+    [InlineData("train --milestones 100 --schedule step --epochs 2", "--milestones 100 is not below --epochs 2: the decay would never happen.")]
+    [InlineData("train --resume a.safetensors --force", "--resume and --force exclude each other")]
+    [InlineData("train --embedded --limit-train 32 --batch 100000", "--batch 100000 is more than the 32 training images")]
+    [InlineData("tran --epochs 1", "Unrecognized command or argument 'tran'.")]
     public void Bad_arguments_are_named_with_exit_code_1(string commandLine, string expected)
     {
         var result = CliRun.Run(commandLine.Split(' '));
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains(expected, result.Error);
+        Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
+        Assert.DoesNotContain("   at ", result.Error);
+    }
+
+    [Fact]
+    public void A_directory_or_file_in_the_wrong_place_is_named_as_such()
+    {
+        string file = Path.Combine(_directory, "a-file");
+        File.WriteAllText(file, "not a directory");
+
+        (string[] Args, string Expected)[] cases =
+        [
+            (["eval", "--checkpoint", _directory, "--embedded"], $"Checkpoint '{_directory}' is a directory, not a file."),
+            (["train", "--resume", _directory, "--embedded"], $"--resume: '{_directory}' is a directory; give the checkpoint file in it"),
+            (["train", "--data", file], $"--data: '{file}' is a file; give the directory that holds the four IDX gzip files"),
+            (["train", "--embedded", "--out", file], $"--out: '{file}' is a file; give a directory (it is created if missing)."),
+            (["analyze", "--checkpoint", _run.Checkpoint, "--embedded", "--out", file], $"--out: '{file}' is a file; give a directory"),
+            (["fold", "--checkpoint", _run.Checkpoint, "--embedded", "--out", _directory], $"--out: '{_directory}' is a directory; give the file to write"),
+        ];
+        foreach (var (args, expected) in cases)
+        {
+            var result = CliRun.Run(args);
+            OptionValueTests.AssertOneLineError(result, args[0]);
+            Assert.True(result.Error.Contains(expected, StringComparison.Ordinal), $"{string.Join(" ", args)}: {result}");
+        }
+    }
+
+    [Fact]
+    public void An_idx_file_cut_short_in_its_gzip_trailer_is_named_and_the_existing_run_is_untouched()
+    {
+        string labels = Path.Combine(_data, "train-labels-idx1-ubyte.gz");
+        byte[] whole = File.ReadAllBytes(labels);
+        File.WriteAllBytes(labels, whole[..^8]);
+
+        var result = AssertRefusedAndUntouched(Train("--data", _data), labels);
+        Assert.Contains("truncated: the gzip trailer (CRC-32 and size) is missing", result.Error);
     }
 
     private Func<CliResult> Train(params string[] args) => () =>

@@ -52,7 +52,7 @@ public class PrunedFoldingTests
     /// <remarks>
     /// In float32 too: the pruned 3x3 layers have widths (e.g. 29 of 32 channels) that libtorch 2.10's oneDNN
     /// convolves wrongly on some CPUs; folding resizes them through PrunedSelectiveConv2d, which calls
-    /// ConvolutionGuard.Protect, so the float32 comparison holds on such a CPU as well.
+    /// OneDnnGuard.Protect, so the float32 comparison holds on such a CPU as well.
     /// </remarks>
     [Theory]
     [InlineData(ScalarType.Float64, 1e-10)]

@@ -120,6 +120,30 @@ public class ZooTests
     }
 
     [Fact]
+    public void ALayerErrorInsideANetworkNamesTheLayer()
+    {
+        // At 16x16 the feature map is 1x1 from layer3 on: CE's per-instance variance is undefined there.
+        using var network = Zoo.Create("ce-resnet50");
+        network.train();
+
+        var error = Assert.Throws<ArgumentException>(() => network.call(torch.randn(2, 3, 16, 16)));
+
+        Assert.StartsWith("layer3.0.ce (ChannelEquilibrium): H*W = 1", error.Message);
+    }
+
+    [Fact]
+    public void EveryNetworkIsProtectedFromTheOneDnnDefectsWhereItIsMade()
+    {
+        foreach (var entry in new[] { "resnet50", "ce-resnet50", "shufflenetv2-0.5x", "sconv-preresnet29" }.Select(Zoo.Find))
+        {
+            using var network = entry.Create();
+            Assert.True(network.modules().Prepend(network).All(OneDnnGuard.IsProtected), entry.Name);
+            using var folded = entry.CreateFolded();
+            Assert.True(folded.modules().Prepend(folded).All(OneDnnGuard.IsProtected), entry.Name + " folded");
+        }
+    }
+
+    [Fact]
     public void FactoryNamesAreUniqueAndLowerCase()
     {
         var names = Zoo.Names.ToList();

@@ -29,6 +29,10 @@ public sealed class PackagedSample : IDisposable
             .Descendants("Version").Single().Value;
         Version = $"{RepositoryVersion}-ptest-{Guid.NewGuid().ToString("N")[..12]}";
         WorkDirectory = Directory.CreateTempSubdirectory("cedsl-packaging-").FullName;
+        // A consumer's project stands alone: MSBuild stops its upward search for these files here, so
+        // build settings that happen to sit in the temporary folder's parents never reach the sample.
+        foreach (string file in new[] { "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props" })
+            File.WriteAllText(Path.Combine(WorkDirectory, file), "<Project />\n");
         Feed = Path.Combine(WorkDirectory, "feed");
 
         PackageIds = ["CeDsl", "CeDsl.Networks"];

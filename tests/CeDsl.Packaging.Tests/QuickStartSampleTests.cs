@@ -44,7 +44,7 @@ public sealed partial class QuickStartSampleTests(PackagedSample packaged)
 
         // The file is a safetensors CeDsl checkpoint holding the network with CE where the paper puts it.
         var header = SafetensorsHeader(checkpoint);
-        Assert.Equal("1", header.GetProperty("__metadata__").GetProperty("cedsl.checkpoint").GetString());
+        Assert.Equal("2", header.GetProperty("__metadata__").GetProperty("cedsl.checkpoint").GetString());
         var names = header.EnumerateObject().Select(p => p.Name).ToList();
         Assert.Contains("model/conv1.weight", names);
         Assert.Contains("model/fc.weight", names);

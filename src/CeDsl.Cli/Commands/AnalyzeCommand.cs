@@ -24,8 +24,10 @@ internal sealed class AnalyzeCommand
     public const string AblationPng = "ablation.png";
 
     private readonly DataOptions _data = new(withTrain: false);
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train (not a folded one)", Required = true, HelpName = "file" };
-    private readonly Option<string> _out = new("--out") { Description = $"Directory for {StatisticsCsv}, {StatisticsPng}, {AblationCsv}, {AblationPng}", Required = true, HelpName = "dir" };
+    private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint",
+        "A checkpoint written by cedsl train (not a folded one), or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", "file", required: true);
+    private readonly Option<string> _network = Models.NetworkOption();
+    private readonly Option<string?> _out = CliOptions.Path("--out", $"Directory for {StatisticsCsv}, {StatisticsPng}, {AblationCsv}, {AblationPng}, {ImportanceCsv}", "dir", required: true);
     private readonly Option<double[]> _ratios = new("--ratios")
     {
         Description = "Ablation ratios, fractions of each ablated layer's channels zeroed, separated by spaces, commas or |",
@@ -33,13 +35,11 @@ internal sealed class AnalyzeCommand
         AllowMultipleArgumentsPerToken = true,
         CustomParser = ParseRatios,
     };
-    private readonly Option<int> _repeats = new("--repeats") { Description = "Random channel orders per ratio (mean and s.d. are plotted)", DefaultValueFactory = _ => 3 };
-    private readonly Option<string> _layers = new("--ablate")
-    {
-        Description = "Which normalization layers to ablate: first (the first one of the stem and of every block, the paper's \"first normalization layers\") or all",
-        DefaultValueFactory = _ => "first",
-    };
-    private readonly Option<int> _seed = new("--seed") { Description = "Seed of the random channel orders", DefaultValueFactory = _ => 1 };
+    private readonly Option<int> _repeats = CliOptions.Integer("--repeats", "Random channel orders per ratio (mean and s.d. are plotted)", 3, 1, "must be positive");
+    private readonly Option<string> _layers = CliOptions.Choice("--ablate",
+        "Which normalization layers to ablate: first (the first one of the stem and of every block, the paper's \"first normalization layers\") or all",
+        "first", "first", "all");
+    private readonly Option<int> _seed = CliOptions.Integer("--seed", "Seed of the random channel orders", 1, 0, "must not be negative");
 
     public static Command Create() => new AnalyzeCommand().Build();
 
@@ -47,15 +47,9 @@ internal sealed class AnalyzeCommand
     {
         var command = new Command("analyze", "Inhibited-channel statistics per layer and the cumulative random channel-ablation curve of a checkpoint (CSV and PNG).")
         {
-            _checkpoint, _out, _ratios, _repeats, _layers, _seed,
+            _checkpoint, _network, _out, _ratios, _repeats, _layers, _seed,
         };
         _data.AddTo(command);
-        _layers.AcceptOnlyFromAmong("first", "all");
-        _repeats.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() <= 0)
-                r.AddError("--repeats must be positive.");
-        });
         CommandAction.Set(command, Run);
         return command;
     }
@@ -64,7 +58,9 @@ internal sealed class AnalyzeCommand
     {
         var text = output.Output;
         string checkpoint = parse.GetValue(_checkpoint)!, outDirectory = parse.GetValue(_out)!;
-        using var model = LoadedModel.Load(checkpoint);
+        if (File.Exists(outDirectory))
+            throw new UserException($"--out: '{outDirectory}' is a file; give a directory (it is created if missing).");
+        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network));
         if (model.IsFolded)
             throw new UserException($"--checkpoint: '{checkpoint}' is folded, so its BatchNorm layers are gone; analyze the checkpoint cedsl train wrote.");
         using var data = _data.Load(parse, text);

@@ -26,10 +26,11 @@ internal sealed class BenchCommand
         AllowMultipleArgumentsPerToken = true,
         HelpName = "file",
     };
-    private readonly Option<int> _batch = new("--batch") { Description = "Images per batch", DefaultValueFactory = _ => 32 };
+    private readonly Option<int> _batch = CliOptions.Integer("--batch", "Images per batch", 32, 2, "must be at least 2 (batch normalization needs batch statistics)");
     private readonly Option<long[]?> _input = InputShapes.Option("Input shape CxHxW [default: each network's declared input]");
-    private readonly Option<int> _iterations = new("--iterations") { Description = "Timed iterations of each measurement", DefaultValueFactory = _ => 20 };
-    private readonly Option<int> _warmup = new("--warmup") { Description = "Untimed iterations before timing", DefaultValueFactory = _ => 3 };
+    private readonly Option<int> _iterations = CliOptions.Integer("--iterations", "Timed iterations of each measurement", 20, 1, "must be positive");
+    private readonly Option<int> _warmup = CliOptions.Integer("--warmup", "Untimed iterations before timing", 3, 1,
+        "must be at least 1 (evaluation needs the running statistics of one training step)");
 
     public static Command Create() => new BenchCommand().Build();
 
@@ -39,32 +40,14 @@ internal sealed class BenchCommand
         {
             _models, _checkpoints, _batch, _input, _iterations, _warmup,
         };
-        command.Validators.Add(r =>
-        {
-            if ((r.GetValue(_models) is { Length: > 0 }) == (r.GetValue(_checkpoints) is { Length: > 0 }))
-                r.AddError("Give --model (zoo networks) or --checkpoint (trained or folded checkpoints), not both.");
-        });
-        _batch.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 2)
-                r.AddError("--batch must be at least 2 (batch normalization needs batch statistics).");
-        });
-        _iterations.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() <= 0)
-                r.AddError("--iterations must be positive.");
-        });
-        _warmup.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-                r.AddError("--warmup must be at least 1 (evaluation needs the running statistics of one training step).");
-        });
         CommandAction.Set(command, Run);
         return command;
     }
 
     private int Run(ParseResult parse, CommandOutput output)
     {
+        if ((parse.GetValue(_models) is { Length: > 0 }) == (parse.GetValue(_checkpoints) is { Length: > 0 }))
+            throw new UserException("Give --model (zoo networks) or --checkpoint (trained or folded checkpoints), not both.");
         var entries = (parse.GetValue(_models) ?? []).Select(Models.Find).ToList();
         var checkpoints = parse.GetValue(_checkpoints) ?? [];
         int batch = parse.GetValue(_batch), iterations = parse.GetValue(_iterations), warmup = parse.GetValue(_warmup);

@@ -10,8 +10,10 @@ namespace CeDsl.Cli.Commands;
 internal sealed class EvalCommand
 {
     private readonly DataOptions _data = new(withTrain: false);
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train or cedsl fold", Required = true, HelpName = "file" };
-    private readonly Option<int> _batch = new("--batch") { Description = "Images per evaluation batch", DefaultValueFactory = _ => 500 };
+    private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint",
+        "A checkpoint written by cedsl train or cedsl fold, or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", "file", required: true);
+    private readonly Option<string> _network = Models.NetworkOption();
+    private readonly Option<int> _batch = CliOptions.Integer("--batch", "Images per evaluation batch", 500, 1, "must be positive");
 
     public static Command Create() => new EvalCommand().Build();
 
@@ -19,17 +21,12 @@ internal sealed class EvalCommand
     {
         var command = new Command("eval", "Evaluate a checkpoint (trained or folded) on the Fashion-MNIST test images: loss and top-1 accuracy.")
         {
-            _checkpoint, _batch,
+            _checkpoint, _network, _batch,
         };
         _data.AddTo(command);
-        _batch.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() <= 0)
-                r.AddError("--batch must be positive.");
-        });
         CommandAction.Set(command, (parse, output) =>
         {
-            using var model = LoadedModel.Load(parse.GetValue(_checkpoint)!);
+            using var model = LoadedModel.Load(parse.GetValue(_checkpoint)!, parse.GetValue(_network));
             using var data = _data.Load(parse, output.Output);
             var result = Evaluator.Evaluate(model.Network, data.Test, model.Normalization, model.PadTo, parse.GetValue(_batch));
             output.Output.WriteLine($"model: {model.Description} from {parse.GetValue(_checkpoint)}");

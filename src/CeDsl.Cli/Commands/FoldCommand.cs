@@ -19,8 +19,10 @@ internal sealed class FoldCommand
     private const double Tolerance = 1e-3;
 
     private readonly DataOptions _data = new(withTrain: false);
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "A checkpoint written by cedsl train", Required = true, HelpName = "file" };
-    private readonly Option<string> _out = new("--out") { Description = "The folded checkpoint to write (safetensors)", Required = true, HelpName = "file" };
+    private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint",
+        "A checkpoint written by cedsl train, or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", "file", required: true);
+    private readonly Option<string> _network = Models.NetworkOption();
+    private readonly Option<string?> _out = CliOptions.Path("--out", "The folded checkpoint to write (safetensors)", "file", required: true);
 
     public static Command Create() => new FoldCommand().Build();
 
@@ -28,7 +30,7 @@ internal sealed class FoldCommand
     {
         var command = new Command("fold", "Write the folded inference form of a trained checkpoint (BN folded into convolutions, CE and AII folded); cedsl eval accepts it.")
         {
-            _checkpoint, _out,
+            _checkpoint, _network, _out,
         };
         _data.AddTo(command);
         CommandAction.Set(command, Run);
@@ -41,7 +43,9 @@ internal sealed class FoldCommand
         string checkpoint = parse.GetValue(_checkpoint)!, outPath = parse.GetValue(_out)!;
         if (Path.GetFullPath(outPath) == Path.GetFullPath(checkpoint))
             throw new UserException($"--out: '{outPath}' is the checkpoint being folded; write the folded one beside it.");
-        using var model = LoadedModel.Load(checkpoint);
+        if (Directory.Exists(outPath))
+            throw new UserException($"--out: '{outPath}' is a directory; give the file to write (e.g. {Path.Combine(outPath, "folded.safetensors")}).");
+        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network));
         if (model.IsFolded)
             throw new UserException($"--checkpoint: '{checkpoint}' is already folded.");
         if (model.Network is not IFoldable foldable)

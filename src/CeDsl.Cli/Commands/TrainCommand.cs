@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
 using CeDsl.Analysis;
 using CeDsl.Data;
@@ -15,7 +16,7 @@ namespace CeDsl.Cli.Commands;
 /// <summary>The recipe and files of a <c>cedsl train</c> run.</summary>
 internal sealed record TrainSettings(string Model, int Epochs, int BatchSize, double LearningRate, double Momentum, double WeightDecay,
     string Schedule, int[]? Milestones, double Warmup, double LabelSmoothing, int Seed, bool Augment, string OutDirectory, string? Resume,
-    bool Force, int? PauseAfter, double? SelectGamma)
+    bool Force, int? PauseAfter, double? SelectGamma, TimeSpan ProgressInterval)
 {
     public string CheckpointPath => Path.Combine(OutDirectory, TrainCommand.CheckpointFile);
 
@@ -51,43 +52,39 @@ internal sealed class TrainCommand
         Description = "Network of the zoo (see README: resnet20, ce-resnet20, se-resnet20, bd-resnet20, aii-resnet20, vgg16-bn, ...)",
         DefaultValueFactory = _ => "ce-resnet20",
     };
-    private readonly Option<int> _epochs = new("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 5 };
-    private readonly Option<int> _batch = new("--batch") { Description = "Training images per step", DefaultValueFactory = _ => 128 };
-    private readonly Option<double> _learningRate = new("--lr") { Description = "Base learning rate of SGD", DefaultValueFactory = _ => 0.1 };
-    private readonly Option<double> _momentum = new("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
-    private readonly Option<double> _weightDecay = new("--weight-decay") { Description = "L2 weight decay of every parameter", DefaultValueFactory = _ => 1e-4 };
-    private readonly Option<double?> _selectGamma = new("--select-gamma")
-    {
-        Description = "dealloc threshold of every selective convolution, in [0, 1) [default: the network's, 0.001]; only for networks with selective convolutions",
-        HelpName = "gamma",
-    };
-    private readonly Option<string> _schedule = new("--schedule")
-    {
-        Description = "Learning-rate schedule: cosine (per step) or step (x0.1 at each milestone epoch)",
-        DefaultValueFactory = _ => "cosine",
-    };
-    private readonly Option<int[]?> _milestones = new("--milestones")
-    {
-        Description = "Epochs at which the step schedule decays [default: half and three quarters of --epochs]",
-        AllowMultipleArgumentsPerToken = true,
-    };
-    private readonly Option<double> _warmup = new("--warmup") { Description = "Epochs of linear learning-rate warm-up (fractions allowed)", DefaultValueFactory = _ => 0 };
-    private readonly Option<double> _labelSmoothing = new("--label-smoothing") { Description = "Label smoothing of the training loss", DefaultValueFactory = _ => 0.1 };
-    private readonly Option<int> _seed = new("--seed") { Description = "Seed of the initialisation, shuffle and augmentation", DefaultValueFactory = _ => 1 };
+    private readonly Option<int> _epochs = CliOptions.Integer("--epochs", "Epochs to train", 5, 1, "must be positive");
+    private readonly Option<int> _batch = CliOptions.Integer("--batch", "Training images per step", 128, 2,
+        "must be at least 2 (batch normalization needs batch statistics)");
+    private readonly Option<double> _learningRate = CliOptions.Real("--lr", "Base learning rate of SGD", 0.1, v => v is > 0 and <= float.MaxValue,
+        "must be positive and at most 3.4e38 (the networks' parameters are float32)");
+    private readonly Option<double> _momentum = CliOptions.Real("--momentum", "SGD momentum", 0.9, v => v is >= 0 and < 1, "must be in [0, 1)");
+    private readonly Option<double> _weightDecay = CliOptions.Real("--weight-decay", "L2 weight decay of every parameter", 1e-4, v => v is >= 0 and <= float.MaxValue,
+        "must be in [0, 3.4e38] (the networks' parameters are float32)");
+    private readonly Option<double?> _selectGamma = CliOptions.OptionalReal("--select-gamma",
+        "dealloc threshold of every selective convolution, in [0, 1) [default: the network's, 0.001]; only for networks with selective convolutions",
+        "gamma", v => v is >= 0 and < 1, "must be in [0, 1)");
+    private readonly Option<string> _schedule = CliOptions.Choice("--schedule",
+        "Learning-rate schedule: cosine (per step) or step (x0.1 at each milestone epoch)", "cosine", "cosine", "step");
+    private readonly Option<int[]?> _milestones = CliOptions.Integers("--milestones",
+        "Epochs at which the step schedule decays, increasing and below --epochs [default: half and three quarters of --epochs]", "epoch",
+        1, "must be positive, increasing epochs");
+    private readonly Option<double> _warmup = CliOptions.Real("--warmup", "Epochs of linear learning-rate warm-up (fractions allowed, at most --epochs)", 0,
+        v => v >= 0, "must not be negative");
+    private readonly Option<double> _labelSmoothing = CliOptions.Real("--label-smoothing", "Label smoothing of the training loss", 0.1,
+        v => v is >= 0 and < 1, "must be in [0, 1)");
+    private readonly Option<int> _seed = CliOptions.Integer("--seed", "Seed of the initialisation, shuffle and augmentation", 1, 0, "must not be negative");
     private readonly Option<bool> _augment = new("--augment") { Description = "Random 2-pixel crop and horizontal flip [default: on]" };
     private readonly Option<bool> _noAugment = new("--no-augment") { Description = "Train on the images as they are" };
-    private readonly Option<string?> _out = new("--out") { Description = "Run directory for checkpoint.safetensors and metrics.csv [default: runs/<model>]", HelpName = "dir" };
-    private readonly Option<string?> _resume = new("--resume")
-    {
-        Description = "Continue exactly from this checkpoint (give the same recipe options as the run that wrote it)",
-        HelpName = "checkpoint",
-    };
-    private readonly Option<bool> _force = new("--force") { Description = "Start over even if the run directory holds a checkpoint" };
-    private readonly Option<int?> _pauseAfter = new("--pause-after")
-    {
-        Description = "Stop after this many epochs of this invocation (the checkpoint is written; continue with --resume)",
-        HelpName = "epochs",
-    };
+    private readonly Option<string?> _out = CliOptions.Path("--out", "Run directory for checkpoint.safetensors and metrics.csv [default: runs/<model>]", "dir");
+    private readonly Option<string?> _resume = CliOptions.Path("--resume",
+        "Continue exactly from this checkpoint (give the same recipe options as the run that wrote it)", "checkpoint");
+    private readonly Option<bool> _force = new("--force") { Description = "Start over even if the run directory holds a run (its checkpoint and metrics are deleted)" };
+    private readonly Option<int?> _pauseAfter = CliOptions.OptionalInteger("--pause-after",
+        "Stop after this many epochs of this invocation (the checkpoint is written; continue with --resume)", "epochs", 1, "must be positive");
+
+    private readonly Option<double> _progressEvery = CliOptions.Real("--progress-every",
+        "Seconds between progress lines when the output is not a terminal (a log file, CI); a terminal shows a live progress bar", 30,
+        v => v > 0, "must be positive");
 
     private readonly IProgress<TrainingStep>? _stepObserver;
 
@@ -101,100 +98,63 @@ internal sealed class TrainCommand
         var command = new Command("train", "Train a network of the zoo on Fashion-MNIST (SGD, cosine or step schedule, label smoothing, checkpoints).")
         {
             _model, _epochs, _batch, _learningRate, _momentum, _weightDecay, _schedule, _milestones,
-            _warmup, _labelSmoothing, _seed, _augment, _noAugment, _out, _resume, _force, _pauseAfter, _selectGamma,
+            _warmup, _labelSmoothing, _seed, _augment, _noAugment, _out, _resume, _force, _pauseAfter, _selectGamma, _progressEvery,
         };
-        _selectGamma.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double?>() is { } gamma && gamma is not (>= 0 and < 1))
-                r.AddError("--select-gamma must be in [0, 1).");
-        });
         _data.AddTo(command);
-        _schedule.AcceptOnlyFromAmong("cosine", "step");
-        Positive(_epochs);
-        _batch.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 2)
-                r.AddError("--batch must be at least 2 (batch normalization needs batch statistics).");
-        });
-        _learningRate.Validators.Add(r =>
-        {
-            if (!(r.GetValueOrDefault<double>() > 0))
-                r.AddError("--lr must be positive.");
-        });
-        _momentum.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double>() is not (>= 0 and < 1))
-                r.AddError("--momentum must be in [0, 1).");
-        });
-        _weightDecay.Validators.Add(r =>
-        {
-            if (!(r.GetValueOrDefault<double>() >= 0))
-                r.AddError("--weight-decay must not be negative.");
-        });
-        _warmup.Validators.Add(r =>
-        {
-            if (!(r.GetValueOrDefault<double>() >= 0))
-                r.AddError("--warmup must not be negative.");
-        });
-        _labelSmoothing.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double>() is not (>= 0 and < 1))
-                r.AddError("--label-smoothing must be in [0, 1).");
-        });
-        _milestones.Validators.Add(r =>
-        {
-            var milestones = r.GetValueOrDefault<int[]?>() ?? [];
-            if (milestones.Length == 0 || milestones.Any(m => m <= 0) || milestones.Zip(milestones.Skip(1)).Any(p => p.First >= p.Second))
-                r.AddError("--milestones must be positive, increasing epochs.");
-        });
-        _seed.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 0)
-                r.AddError("--seed must not be negative.");
-        });
-        _pauseAfter.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int?>() is <= 0)
-                r.AddError("--pause-after must be positive.");
-        });
-        command.Validators.Add(r =>
-        {
-            if (r.GetValue(_augment) && r.GetValue(_noAugment))
-                r.AddError("--augment and --no-augment exclude each other.");
-            if (r.GetResult(_milestones) is { Implicit: false } && r.GetValue(_schedule) != "step")
-                r.AddError("--milestones needs --schedule step.");
-        });
         CommandAction.Set(command, (parse, output) =>
         {
             var settings = SettingsOf(parse);
             CheckBeforeLoading(settings);
             return Run(settings, _data.Load(parse, output.Output), output, _stepObserver);
-        });
+        }, stopsCleanly: true);
         return command;
     }
 
     private TrainSettings SettingsOf(ParseResult parse)
     {
+        if (parse.GetValue(_augment) && parse.GetValue(_noAugment))
+            throw new UserException("--augment and --no-augment exclude each other.");
         string model = parse.GetValue(_model)!;
         return new TrainSettings(model, parse.GetValue(_epochs), parse.GetValue(_batch), parse.GetValue(_learningRate),
-            parse.GetValue(_momentum), parse.GetValue(_weightDecay), parse.GetValue(_schedule)!, parse.GetValue(_milestones),
+            parse.GetValue(_momentum), parse.GetValue(_weightDecay), parse.GetValue(_schedule)!,
+            parse.GetResult(_milestones) is null ? null : parse.GetValue(_milestones),
             parse.GetValue(_warmup), parse.GetValue(_labelSmoothing), parse.GetValue(_seed), !parse.GetValue(_noAugment),
             parse.GetValue(_out) ?? Path.Combine("runs", model.ToLowerInvariant()), parse.GetValue(_resume),
-            parse.GetValue(_force), parse.GetValue(_pauseAfter), parse.GetValue(_selectGamma));
+            parse.GetValue(_force), parse.GetValue(_pauseAfter), parse.GetValue(_selectGamma), TimeSpan.FromSeconds(parse.GetValue(_progressEvery)));
     }
 
     /// <summary>The checks that need no data, so a mistake is reported before the images are read.</summary>
     private static void CheckBeforeLoading(TrainSettings settings)
     {
+        CheckOptions(settings);
         Models.Find(settings.Model);
-        if (settings.Resume is null && File.Exists(settings.CheckpointPath) && !settings.Force)
-            throw new UserException($"--out: '{settings.OutDirectory}' already holds a run ({CheckpointFile}); continue it with --resume {settings.CheckpointPath}, start over with --force, or choose another --out.");
+        RunDirectory.CheckNotOverwriting(settings);
         if (settings.Resume is { } resume)
         {
+            if (Directory.Exists(resume))
+                throw new UserException($"--resume: '{resume}' is a directory; give the checkpoint file in it (e.g. {Path.Combine(resume, CheckpointFile)}).");
             if (!File.Exists(resume))
                 throw new UserException($"--resume: checkpoint '{resume}' does not exist.");
             Checkpoint.ReadInfo(resume);
         }
+    }
+
+    /// <summary>The rules that involve several options (each option's own range is checked when it is parsed).</summary>
+    private static void CheckOptions(TrainSettings settings)
+    {
+        if (settings.Milestones is { } milestones)
+        {
+            if (settings.Schedule != "step")
+                throw new UserException("--milestones needs --schedule step.");
+            if (milestones.Zip(milestones.Skip(1)).Any(p => p.First >= p.Second))
+                throw new UserException($"--milestones must be positive, increasing epochs; got {string.Join(" ", milestones)}.");
+            if (milestones[^1] >= settings.Epochs)
+                throw new UserException($"--milestones {milestones[^1]} is not below --epochs {settings.Epochs}: the decay would never happen.");
+        }
+        if (settings.Warmup > settings.Epochs)
+            throw new UserException(Invariant($"--warmup {settings.Warmup} is longer than the run (--epochs {settings.Epochs})."));
+        if (settings.Resume is not null && settings.Force)
+            throw new UserException("--resume and --force exclude each other: --resume continues a run, --force starts one over.");
     }
 
     /// <summary>Trains; <paramref name="data"/> is disposed.</summary>
@@ -203,6 +163,9 @@ internal sealed class TrainCommand
         using var _ = data;
         var entry = Models.Find(settings.Model);
         var text = output.Output;
+        var trainImages = data.TrainOrThrow;
+        if (settings.BatchSize > trainImages.Count)
+            throw new UserException(Invariant($"--batch {settings.BatchSize} is more than the {trainImages.Count:N0} training images: lower --batch or train on more images."));
 
         torch.manual_seed(settings.Seed);
         using var network = Models.Create(entry);
@@ -233,6 +196,10 @@ internal sealed class TrainCommand
             Normalization = DataOptions.Normalization,
             MetricsCsvPath = settings.MetricsPath,
             CheckpointPath = settings.CheckpointPath,
+            // What the trainer cannot see but a resumed run must share.
+            RunSettings = selective
+                ? new Dictionary<string, string> { ["--select-gamma"] = Invariant($"{network.modules().OfType<SelectiveConv2d>().First().Gamma}") }
+                : new Dictionary<string, string>(),
         };
         using var trainer = new Trainer(network, entry.Name, data.TrainOrThrow, options, data.Test);
         if (settings.Resume is { } checkpoint)
@@ -245,12 +212,16 @@ internal sealed class TrainCommand
         text.WriteLine(Invariant($"model: {entry.Name} ({parameters:N0} parameters), input {string.Join("x", Models.InputShape)} (28x28 zero-padded)"));
         text.WriteLine(Invariant($"recipe: {settings.Epochs} epochs of {trainer.BatchesPerEpoch} batches of {settings.BatchSize}, SGD lr {settings.LearningRate} momentum {settings.Momentum} weight decay {settings.WeightDecay}, {options.EffectiveSchedule}, label smoothing {settings.LabelSmoothing}, augmentation {(settings.Augment ? "crop+flip" : "none")}, seed {settings.Seed}"));
         if (settings.Resume is not null)
-            text.WriteLine(Invariant($"resumed from {settings.Resume} at epoch {trainer.Position.Epoch + 1}, batch {trainer.Position.BatchInEpoch + 1} (step {trainer.Position.GlobalStep})"));
-        Directory.CreateDirectory(settings.OutDirectory);
-        if (settings.Resume is null && settings.Force)
+            text.WriteLine(Invariant($"resumed from {settings.Resume} at {Describe(trainer.Position, trainer.BatchesPerEpoch)} (step {trainer.Position.GlobalStep})"));
+        // Everything the run writes is checked before its first step: the directory, its lock, the space of a checkpoint, the metrics file.
+        using var runDirectory = RunDirectory.Open(settings, output.Error);
+        try
         {
-            // Starting over: the old run's metrics must not mix with the new ones.
-            File.Delete(settings.MetricsPath);
+            trainer.PrepareOutputs();
+        }
+        catch (IOException e)
+        {
+            throw new UserException($"--out: {e.Message} Nothing was trained.", e);
         }
         text.WriteLine($"run: {settings.OutDirectory} ({CheckpointFile} after every epoch, {MetricsFile})");
         if (schedule is not null)
@@ -261,31 +232,28 @@ internal sealed class TrainCommand
             return 0;
         }
 
-        using var interrupt = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            interrupt.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+        var interruption = output.Interruption;
         var completed = new List<EpochMetrics>();
         try
         {
             int stopAt = settings.PauseAfter is { } pause ? Math.Min(settings.Epochs, trainer.Position.Epoch + pause) : settings.Epochs;
             if (output.IsInteractive)
-                TrainWithProgressBar(trainer, stopAt, completed, stepObserver, interrupt.Token);
+                TrainWithProgressBar(trainer, stopAt, completed, stepObserver, interruption.Token);
             else
-                TrainPlain(trainer, stopAt, completed, text, stepObserver, interrupt.Token);
+                TrainPlain(trainer, stopAt, completed, text, stepObserver, settings.ProgressInterval, interruption.Token);
         }
-        catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+        catch (OperationCanceledException) when (interruption.Signal is { } signal)
         {
             trainer.SaveCheckpoint(settings.CheckpointPath);
-            output.Error.WriteLine($"interrupted at epoch {trainer.Position.Epoch + 1}, batch {trainer.Position.BatchInEpoch + 1}; saved {settings.CheckpointPath}; continue with the same command and --resume {settings.CheckpointPath}");
-            return CommandAction.Interrupted;
+            output.Error.WriteLine($"cedsl train: interrupted by {Interruption.Describe(signal)} at {Describe(trainer.Position, trainer.BatchesPerEpoch)}; saved {settings.CheckpointPath}; continue with the same command and --resume {settings.CheckpointPath}");
+            return interruption.ExitCode;
         }
-        finally
+        catch (TrainingDivergedException e)
         {
-            Console.CancelKeyPress -= onCancel;
+            string kept = File.Exists(settings.CheckpointPath) && Checkpoint.ReadInfo(settings.CheckpointPath).Training is { } saved
+                ? $"{settings.CheckpointPath} keeps {Describe(saved.Position, trainer.BatchesPerEpoch)}, the last finite state"
+                : "No checkpoint was written";
+            throw new UserException($"{e.Message} {kept}; try a lower --lr.", e);
         }
 
         double images = completed.Sum(m => m.ImagesPerSecond * m.Seconds), seconds = completed.Sum(m => m.Seconds);
@@ -299,6 +267,15 @@ internal sealed class TrainCommand
         return 0;
     }
 
+    /// <summary>Where training stands, as a person reads it: "the start of training", "the end of epoch 2", "epoch 3 after batch 4 of 7".</summary>
+    internal static string Describe(TrainingPosition position, int batchesPerEpoch) => position switch
+    {
+        { Epoch: 0, BatchInEpoch: 0 } => "the start of training",
+        { BatchInEpoch: 0 } => $"the end of epoch {position.Epoch}",
+        _ when position.BatchInEpoch == batchesPerEpoch => $"epoch {position.Epoch + 1} after its last batch, before its evaluation",
+        _ => $"epoch {position.Epoch + 1} after batch {position.BatchInEpoch} of {batchesPerEpoch}",
+    };
+
     /// <summary>What dealloc and realloc did, and the open input channels, parameters and MACs that remain.</summary>
     private static void WriteSelectiveState(nn.Module<Tensor, Tensor> network, SelectiveSchedule schedule, TextWriter text)
     {
@@ -311,15 +288,31 @@ internal sealed class TrainCommand
         text.WriteLine(Invariant($"selective: {open:N0} of {all:N0} input channels open ({100.0 * open / all:F1} %); closed channels free {saved:N0} convolution weights; {summary.MultiplyAccumulates / 1e6:F1} M multiply-accumulates per image with closed channels skipped"));
     }
 
+    /// <summary>
+    /// Without a terminal (a log file, CI, a batch job): a line per epoch, and in between a progress
+    /// line every <paramref name="interval"/>, so a long epoch does not look like a hung process.
+    /// </summary>
     private static void TrainPlain(Trainer trainer, int stopAt, List<EpochMetrics> completed, TextWriter text,
-        IProgress<TrainingStep>? stepObserver, CancellationToken cancellation)
+        IProgress<TrainingStep>? stepObserver, TimeSpan interval, CancellationToken cancellation)
     {
-        trainer.StepProgress = stepObserver;
+        var sinceLastLine = Stopwatch.StartNew();
+        trainer.StepProgress = new StepReporter(step =>
+        {
+            stepObserver?.Report(step);
+            if (sinceLastLine.Elapsed >= interval)
+            {
+                double remaining = (step.BatchesPerEpoch - step.Batch) * (double)trainer.Options.BatchSize / step.ImagesPerSecond;
+                text.WriteLine(Invariant(
+                    $"progress: epoch {step.Epoch}/{step.Epochs} batch {step.Batch}/{step.BatchesPerEpoch}, loss {step.EpochLoss:F4} acc {Percent(step.EpochAccuracy)}, {step.ImagesPerSecond:F1} img/s, the epoch's training ends in about {TimeSpan.FromSeconds(Math.Ceiling(remaining)):g}"));
+                sinceLastLine.Restart();
+            }
+        });
         while (trainer.Position.Epoch < stopAt)
         {
             var metrics = trainer.TrainEpoch(cancellation);
             completed.Add(metrics);
             text.WriteLine(EpochLine(metrics, trainer.Options.Epochs));
+            sinceLastLine.Restart();
         }
     }
 
@@ -376,12 +369,6 @@ internal sealed class TrainCommand
         if (differences.Count > 0)
             throw new UserException($"--resume: checkpoint '{path}' was trained with {string.Join(", ", differences)}; give the same options to continue exactly. Nothing was written.");
     }
-
-    private static void Positive(Option<int> option) => option.Validators.Add(r =>
-    {
-        if (r.GetValueOrDefault<int>() <= 0)
-            r.AddError($"{option.Name} must be positive.");
-    });
 
 
     private sealed class StepReporter(Action<TrainingStep> report) : IProgress<TrainingStep>

@@ -207,6 +207,8 @@ internal sealed class ClassEmitter
                     writer.Line($"{Field(CreateFolded, constructorNames)} = (foldedDevice, foldedDtype) => new Folded({string.Join(", ", arguments)});");
                 }
                 writer.Line("RegisterComponents();");
+                writer.Line("LayerPaths.Record(this);");
+                writer.Line("OneDnnGuard.Protect(this);");
             }
         }
 

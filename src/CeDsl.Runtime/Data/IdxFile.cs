@@ -17,8 +17,8 @@ public sealed record IdxArray(int[] Dimensions, byte[] Data)
 
 /// <summary>
 /// Reads and writes gzip-compressed IDX files of unsigned bytes, validating everything a
-/// damaged or wrong file can get wrong: gzip integrity, the magic number, the dimension
-/// sizes, and a file length that matches the header exactly.
+/// damaged or wrong file can get wrong: the gzip signature, integrity and trailer, the magic
+/// number, the dimension sizes, and a file length that matches the header exactly.
 /// </summary>
 public static class IdxFile
 {
@@ -40,8 +40,7 @@ public static class IdxFile
     /// or is shorter or longer than its header says; the message names the file.</exception>
     public static IdxArray ReadGzip(string path, int expectedMagicNumber)
     {
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"IDX file '{path}' does not exist.", path);
+        IO.InputFile.Check(path, "IDX file");
         using var file = File.OpenRead(path);
         return ReadGzip(file, path, expectedMagicNumber);
     }
@@ -53,8 +52,40 @@ public static class IdxFile
     /// or is shorter or longer than its header says.</exception>
     public static IdxArray ReadGzip(Stream compressed, string displayName, int expectedMagicNumber)
     {
-        using var gzip = new GZipStream(compressed, CompressionMode.Decompress, leaveOpen: true);
-        return Read(gzip, displayName, expectedMagicNumber);
+        long start = compressed.CanSeek ? compressed.Position : 0;
+        if (compressed.CanSeek)
+        {
+            Span<byte> signature = stackalloc byte[2];
+            int read = compressed.ReadAtLeast(signature, 2, throwOnEndOfStream: false);
+            if (read < 2 || signature[0] != 0x1F || signature[1] != 0x8B)
+                throw Invalid(displayName, "not a gzip file (it does not start with the gzip signature 1f 8b)");
+            compressed.Position = start;
+        }
+        IdxArray array;
+        using (var gzip = new GZipStream(compressed, CompressionMode.Decompress, leaveOpen: true))
+            array = Read(gzip, displayName, expectedMagicNumber);
+        if (compressed.CanSeek)
+            CheckTrailer(compressed, start, 4L + 4L * array.Dimensions.Length + array.Data.Length, displayName);
+        return array;
+    }
+
+    /// <summary>
+    /// The decompressor checks the gzip trailer (CRC-32 and size) when it is there, but accepts a file
+    /// that ends without one, as a file cut short by a few bytes does; so its size field, the last 4
+    /// bytes, must be the decompressed length (mod 2^32). Files with several gzip members are not IDX files.
+    /// </summary>
+    private static void CheckTrailer(Stream compressed, long start, long decompressedLength, string displayName)
+    {
+        const int TrailerBytes = 8;
+        Span<byte> size = stackalloc byte[4];
+        if (compressed.Length - start >= TrailerBytes)
+        {
+            compressed.Position = compressed.Length - size.Length;
+            compressed.ReadExactly(size);
+            if (BinaryPrimitives.ReadUInt32LittleEndian(size) == (uint)decompressedLength)
+                return;
+        }
+        throw Invalid(displayName, "truncated: the gzip trailer (CRC-32 and size) is missing or does not end the file");
     }
 
     private static IdxArray Read(Stream decompressed, string displayName, int expectedMagicNumber)
@@ -105,7 +136,8 @@ public static class IdxFile
         }
         catch (InvalidDataException e)
         {
-            throw Invalid(displayName, $"not a valid gzip file ({e.Message})", e);
+            // .NET reports every zlib data error as "unsupported compression method".
+            throw Invalid(displayName, "not a valid gzip file: its compressed data, CRC-32 or size is damaged", e);
         }
     }
 

@@ -1,4 +1,7 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using CeDsl.IO;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,6 +24,7 @@ public enum DatasetSplit
 public sealed class ImageDataset : IDisposable
 {
     private readonly byte[] _labels;
+    private string? _contentHash;
 
     /// <summary>
     /// Creates a dataset from row-major pixels [count, channels, height, width] and one label per image.
@@ -95,6 +99,24 @@ public sealed class ImageDataset : IDisposable
     /// <summary>A one-line description such as "Fashion-MNIST train, embedded subset, 1,000 images".</summary>
     public string Description => string.Create(CultureInfo.InvariantCulture,
         $"{Name} {Split.ToString().ToLowerInvariant()}, {Source}, {Count:N0} images");
+
+    /// <summary>
+    /// SHA-256 of the image shape, the pixels and the labels, as 64 lower-case hex digits: equal for
+    /// the same images in the same order, wherever they were read from. Computed once.
+    /// </summary>
+    public string ContentHash()
+    {
+        if (_contentHash is null)
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            hash.AppendData(Encoding.UTF8.GetBytes($"{Count}x{Channels}x{Height}x{Width}\n"));
+            using (var contiguous = Images.contiguous())
+                TensorBytes.ForEachChunk(contiguous, (chunk, _) => hash.AppendData(chunk));
+            hash.AppendData(_labels);
+            _contentHash = Convert.ToHexStringLower(hash.GetHashAndReset());
+        }
+        return _contentHash;
+    }
 
     /// <summary>The number of images of each class, indexed by label.</summary>
     public int[] CountPerClass()

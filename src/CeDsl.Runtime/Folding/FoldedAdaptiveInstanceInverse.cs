@@ -68,8 +68,9 @@ public sealed class FoldedAdaptiveInstanceInverse : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        LayerChecks.Input(input, nameof(FoldedAdaptiveInstanceInverse), Channels, gate_scale.dtype, needsInstanceVariance: true);
-        var factor = Factor(InstanceVariance(input, nameof(FoldedAdaptiveInstanceInverse))).view(input.shape[0], Channels, 1, 1);
+        string layer = LayerPaths.Describe(this, nameof(FoldedAdaptiveInstanceInverse));
+        LayerChecks.Input(input, layer, Channels, gate_scale.dtype, needsInstanceVariance: true);
+        var factor = Factor(InstanceVariance(input, layer)).view(input.shape[0], Channels, 1, 1);
         // In place, a handle of its own all the same: callers such as Sequential dispose the input.
         var output = InPlace && CpuKernels.Apply(input, factor) ? input.mul_(factor).alias() : input * factor;
         return output.MoveToOuterDisposeScope();

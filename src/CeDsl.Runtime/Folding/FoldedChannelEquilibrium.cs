@@ -74,7 +74,8 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        LayerChecks.Input(input, nameof(FoldedChannelEquilibrium), Channels, weight.dtype, needsInstanceVariance: true);
+        string layer = LayerPaths.Describe(this, nameof(FoldedChannelEquilibrium));
+        LayerChecks.Input(input, layer, Channels, weight.dtype, needsInstanceVariance: true);
         var x = input.contiguous();
         long n = x.shape[0];
         Tensor output;
@@ -83,11 +84,11 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
         {
             output = InPlace ? x : empty_like(x);
             if (!CpuKernels.ChannelEquilibrium(x, output, weight, gate, Groups, GroupSize))
-                throw LayerChecks.NotFinite(nameof(FoldedChannelEquilibrium), FoldedAdaptiveInstanceInverse.VarianceName);
+                throw LayerChecks.NotFinite(layer, FoldedAdaptiveInstanceInverse.VarianceName);
         }
         else
         {
-            var factor = AR.Factor(FoldedAdaptiveInstanceInverse.InstanceVariance(x, nameof(FoldedChannelEquilibrium)));
+            var factor = AR.Factor(FoldedAdaptiveInstanceInverse.InstanceVariance(x, layer));
             if (CpuKernels.Apply(x, factor))
             {
                 output = InPlace ? x : empty_like(x);

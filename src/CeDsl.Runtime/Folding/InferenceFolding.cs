@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace CeDsl.Folding;
 
 /// <summary>
-/// Inference folding (channel-equilibrium-semantics.md, "Inference folding"): turns trained
+/// Inference folding (docs/semantics/channel-equilibrium.md, "Inference folding"): turns trained
 /// <c>conv -> norm -> block</c> chains into new inference-only modules whose outputs equal the
 /// evaluation-mode outputs of the originals. The originals are never modified.
 /// (Not named <c>Fold</c>: that is TorchSharp's <c>nn.Fold</c> module, in scope wherever

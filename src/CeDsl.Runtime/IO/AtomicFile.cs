@@ -4,7 +4,7 @@ namespace CeDsl.IO;
 /// Writes a file so that readers see either the old content or the complete new content: the data goes
 /// to a temporary file in the destination's directory (same file system, so the final rename is atomic),
 /// is flushed to disk, and then replaces the destination. On any failure the temporary file is removed
-/// and the destination is left as it was.
+/// and the destination is left as it was. The destination's folder is created if it is missing.
 /// </summary>
 internal static class AtomicFile
 {
@@ -17,10 +17,11 @@ internal static class AtomicFile
         string destination = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(destination)
             ?? throw new ArgumentException($"'{path}' names no file.", nameof(path));
-        string temporary = Path.Combine(directory, $".{Path.GetFileName(destination)}.{Guid.NewGuid():N}.tmp");
+        string temporary = TemporaryName(destination);
 
         try
         {
+            Directory.CreateDirectory(directory);
             using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
             {
                 Stream output = decorateOutput?.Invoke(file) ?? file;
@@ -38,6 +39,47 @@ internal static class AtomicFile
             throw;
         }
     }
+
+    /// <summary>
+    /// Checks, without touching the destination, that <see cref="Write"/> could write <paramref name="bytes"/>
+    /// bytes to <paramref name="path"/> now: creates its folder, then creates, reserves the space of
+    /// (where the file system supports reserving) and deletes a temporary file beside it.
+    /// </summary>
+    /// <exception cref="IOException">The folder cannot be created or written, or the disk lacks the space; the message names the path.</exception>
+    internal static void CheckWritable(string path, long bytes)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string destination = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(destination)
+            ?? throw new ArgumentException($"'{path}' names no file.", nameof(path));
+        string temporary = TemporaryName(destination);
+        try
+        {
+            if (Directory.Exists(destination))
+                throw new IOException("a directory has that name");
+            Directory.CreateDirectory(directory);
+            new FileStream(temporary, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, PreallocationSize = bytes }).Dispose();
+            File.Delete(temporary);
+        }
+        catch (Exception failure) when (failure is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temporary);
+            throw new IOException($"Cannot write '{destination}': {failure.Message}", failure);
+        }
+    }
+
+    /// <summary>The temporary files <see cref="Write"/> left beside <paramref name="path"/> when its process was killed mid-write.</summary>
+    internal static IEnumerable<string> LeftoverTemporaryFiles(string path)
+    {
+        string destination = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(destination)!;
+        return Directory.Exists(directory)
+            ? Directory.EnumerateFiles(directory, $".{Path.GetFileName(destination)}.*.tmp").Where(f => Guid.TryParseExact(Path.GetFileName(f)[(Path.GetFileName(destination).Length + 2)..^4], "N", out _))
+            : [];
+    }
+
+    private static string TemporaryName(string destination) =>
+        Path.Combine(Path.GetDirectoryName(destination)!, $".{Path.GetFileName(destination)}.{Guid.NewGuid():N}.tmp");
 
     private static void TryDelete(string temporary)
     {

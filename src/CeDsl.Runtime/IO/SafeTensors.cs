@@ -43,6 +43,7 @@ public static class SafeTensors
     public static IReadOnlyDictionary<string, Tensor> Load(string path)
     {
         EnsureLittleEndianHost();
+        InputFile.Check(path, "Safetensors file");
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         Header header = ReadHeader(file, path);
 
@@ -70,6 +71,7 @@ public static class SafeTensors
     /// <exception cref="InvalidDataException">The file is not a valid safetensors file.</exception>
     public static IReadOnlyDictionary<string, string> LoadMetadata(string path)
     {
+        InputFile.Check(path, "Safetensors file");
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         return ReadHeader(file, path).Metadata;
     }

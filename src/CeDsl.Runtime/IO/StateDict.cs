@@ -7,8 +7,12 @@ namespace CeDsl.IO;
 /// <summary>
 /// Saves and loads a module's state dict (parameters and persistent buffers, under the keys of
 /// <c>module.state_dict()</c>, which are PyTorch's names, e.g. <c>layer1.0.bn1.running_var</c>).
-/// The format follows the extension: ".safetensors" is the safetensors format PyTorch users
-/// exchange; anything else is TorchSharp's own format (<c>Module.save</c> / <c>Module.load</c>).
+/// Saving follows the extension: ".safetensors" is the safetensors format PyTorch users exchange;
+/// anything else is TorchSharp's own format (<c>Module.save</c> / <c>Module.load</c>). Loading
+/// recognises the format by content: safetensors, TorchSharp's format, or a file PyTorch's
+/// <c>torch.save</c> wrote (<c>.pt</c>, <c>.pth</c>: a state dict, or a checkpoint dict holding one under
+/// "state_dict", DataParallel's "module." prefix removed), read like <c>torch.load(weights_only=True)</c>:
+/// tensors and plain values only, any other Python global refused by name.
 /// </summary>
 public static class StateDict
 {
@@ -47,7 +51,7 @@ public static class StateDict
     /// are first sized to the file's.
     /// </summary>
     /// <param name="module">The module to load into.</param>
-    /// <param name="path">A ".safetensors" file or a TorchSharp state-dict file.</param>
+    /// <param name="path">A safetensors file, a TorchSharp state-dict file or a PyTorch <c>torch.save</c> file.</param>
     /// <param name="strict">
     /// True: any missing key, unexpected key or shape mismatch throws <see cref="StateDictMismatchException"/>
     /// listing all of them, and the module is untouched. False: the keys present in both with equal
@@ -67,11 +71,44 @@ public static class StateDict
         ArgumentNullException.ThrowIfNull(module);
         ArgumentException.ThrowIfNullOrEmpty(path);
 
+        InputFile.Check(path, "State dict file");
         using var scope = NewDisposeScope();
-        IReadOnlyDictionary<string, Tensor> source = IsSafeTensors(path)
-            ? SafeTensors.Load(path)
-            : TorchSharpStateDictFile.Read(path);
-        return CopyInto(module, source, strict, path);
+        return CopyInto(module, Read(path), strict, path);
+    }
+
+    /// <summary>The formats <see cref="Load"/> reads.</summary>
+    internal enum FileFormat { SafeTensors, TorchSharp, PyTorch }
+
+    /// <summary>Every tensor of a state-dict file of any format <see cref="Load"/> reads (in the caller's dispose scope).</summary>
+    internal static IReadOnlyDictionary<string, Tensor> Read(string path) => Detect(path) switch
+    {
+        FileFormat.SafeTensors => SafeTensors.Load(path),
+        FileFormat.PyTorch => PyTorchStateDictFile.Read(path),
+        _ => TorchSharpStateDictFile.Read(path),
+    };
+
+    /// <summary>
+    /// The format of a state-dict file, from its first bytes: a zip archive is PyTorch's (torch.save since 1.6);
+    /// a JSON header after the 8-byte length, or the ".safetensors" extension, is safetensors; anything else is
+    /// taken for TorchSharp's format.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is in PyTorch's legacy format (before 1.6), which CeDsl does not read.</exception>
+    internal static FileFormat Detect(string path)
+    {
+        Span<byte> start = stackalloc byte[9];
+        int read;
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1))
+            read = stream.ReadAtLeast(start, start.Length, throwOnEndOfStream: false);
+        start = start[..read];
+        if (PyTorchStateDictFile.IsZip(start))
+            return FileFormat.PyTorch;
+        if (PyTorchStateDictFile.IsLegacy(start))
+            throw new InvalidDataException(
+                $"'{path}' was saved in PyTorch's legacy format (torch.save before PyTorch 1.6, or with _use_new_zipfile_serialization=False), " +
+                "which CeDsl does not read; re-save it in PyTorch 1.6 or later: torch.save(torch.load(old_path), new_path).");
+        if (IsSafeTensors(path) || (start.Length == 9 && start[8] == (byte)'{'))
+            return FileFormat.SafeTensors;
+        return FileFormat.TorchSharp;
     }
 
     private static StateDictLoadReport CopyInto(Module module, IReadOnlyDictionary<string, Tensor> source, bool strict, string path)

@@ -60,11 +60,12 @@ public sealed class AdaptiveInstanceInverse : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        LayerChecks.Input(input, nameof(AdaptiveInstanceInverse), Channels, running_scale.dtype, needsInstanceVariance: true);
+        string layer = LayerPaths.Describe(this, nameof(AdaptiveInstanceInverse));
+        LayerChecks.Input(input, layer, Channels, running_scale.dtype, needsInstanceVariance: true);
         var x = input.contiguous();
         var blocks = Whitening.Blocks(x, Channels);
-        var variance = InstanceMoments.Of(blocks, x.shape[0], nameof(AdaptiveInstanceInverse), withScatter: false).Variance;
-        var factor = Factor(variance, nameof(AdaptiveInstanceInverse));
+        var variance = InstanceMoments.Of(blocks, x.shape[0], layer, withScatter: false).Variance;
+        var factor = Factor(variance, layer);
         return ChannelScale.Apply(blocks, factor).view(x.shape).MoveToOuterDisposeScope();
     }
 

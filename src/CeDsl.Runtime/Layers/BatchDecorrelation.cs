@@ -66,20 +66,21 @@ public sealed class BatchDecorrelation : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        LayerChecks.Input(input, nameof(BatchDecorrelation), Channels, running_wm.dtype, pooled: pool && training);
+        string layer = LayerPaths.Describe(this, nameof(BatchDecorrelation));
+        LayerChecks.Input(input, layer, Channels, running_wm.dtype, pooled: pool && training);
         var x = input.contiguous();
         var blocks = Whitening.Blocks(x, Groups);
         if (!training)
         {
             var evaluated = Whitening.Apply(running_wm, blocks);
-            LayerChecks.RequireFinite(evaluated.sum(), nameof(BatchDecorrelation), "the sum of the output");
+            LayerChecks.RequireFinite(evaluated.sum(), layer, "the sum of the output");
             return evaluated.view(x.shape).MoveToOuterDisposeScope();
         }
 
         InstanceMoments? moments = pool
             ? null
-            : InstanceMoments.Of(blocks, x.shape[0], nameof(BatchDecorrelation), withScatter: true);
-        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, nameof(BatchDecorrelation));
+            : InstanceMoments.Of(blocks, x.shape[0], layer, withScatter: true);
+        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, layer);
         RunningAverage.Update(running_mean, mean, momentum);
         RunningAverage.Update(running_wm, wm, momentum);
         return Whitening.Apply(wm, blocks).view(x.shape).MoveToOuterDisposeScope();

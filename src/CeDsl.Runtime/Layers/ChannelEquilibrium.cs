@@ -78,18 +78,19 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        LayerChecks.Input(input, nameof(ChannelEquilibrium), Channels, running_wm.dtype,
+        string layer = LayerPaths.Describe(this, nameof(ChannelEquilibrium));
+        LayerChecks.Input(input, layer, Channels, running_wm.dtype,
             needsInstanceVariance: true, pooled: pool && training);
         var x = input.contiguous();
         var blocks = Whitening.Blocks(x, Groups);
         // Evaluation and pooled training need only the instance variance of the unpooled input.
-        var moments = InstanceMoments.Of(blocks, x.shape[0], nameof(ChannelEquilibrium), withScatter: training && !pool);
+        var moments = InstanceMoments.Of(blocks, x.shape[0], layer, withScatter: training && !pool);
         if (!training)
-            return Mix(running_wm, AR.Factor(moments.Variance, nameof(ChannelEquilibrium)), blocks).view(x.shape)
+            return Mix(running_wm, AR.Factor(moments.Variance, layer), blocks).view(x.shape)
                 .MoveToOuterDisposeScope();
 
-        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, nameof(ChannelEquilibrium));
-        var factor = AR.Factor(moments.Variance, nameof(ChannelEquilibrium));
+        var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, layer);
+        var factor = AR.Factor(moments.Variance, layer);
         RunningAverage.Update(running_mean, mean, momentum);
         RunningAverage.Update(running_wm, wm, momentum);
         return Mix(wm, factor, blocks).view(x.shape).MoveToOuterDisposeScope();

@@ -43,13 +43,14 @@ public sealed class SqueezeExcitation : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        LayerChecks.Input(input, nameof(SqueezeExcitation), Channels, parameters().First().dtype);
+        string layer = LayerPaths.Describe(this, nameof(SqueezeExcitation));
+        LayerChecks.Input(input, layer, Channels, parameters().First().dtype);
         var x = input.contiguous();
         var blocks = Whitening.Blocks(x, Channels);
         // Sum, then divide the small result: the backward of a sum is a broadcast view, that of a
         // mean would materialize an activation-sized tensor.
         var squeezed = blocks.sum(-1L).view(x.shape[0], Channels) / (x.shape[2] * x.shape[3]);
-        LayerChecks.RequireFinite(squeezed, nameof(SqueezeExcitation), "the global average pool");
+        LayerChecks.RequireFinite(squeezed, layer, "the global average pool");
         var gate = fc.call(squeezed);
         return ChannelScale.Apply(blocks, gate).view(x.shape).MoveToOuterDisposeScope();
     }

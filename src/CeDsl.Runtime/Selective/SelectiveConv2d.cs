@@ -153,7 +153,7 @@ public sealed class SelectiveConv2d : nn.Module<Tensor, Tensor>
     {
         if (input.dim() != 4 || input.shape[1] != InChannels)
             throw new ArgumentException(
-                $"{Describe()}: expected an N x {InChannels} x H x W input, got [{string.Join(", ", input.shape)}].");
+                $"{LayerPaths.Describe(this, Describe())}: expected an N x {InChannels} x H x W input, got [{string.Join(", ", input.shape)}].");
         using var scope = NewDisposeScope();
         var x = ShiftReallocatedChannels(input);
         x = F.relu(norm.call(x));

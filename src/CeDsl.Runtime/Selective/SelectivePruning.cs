@@ -230,7 +230,7 @@ public sealed class PrunedSelectiveConv2d : nn.Module<Tensor, Tensor>, IResizabl
     {
         if (input.dim() != 4 || input.shape[1] != InChannels)
             throw new ArgumentException(
-                $"{Describe()}: expected an N x {InChannels} x H x W input, got [{string.Join(", ", input.shape)}].");
+                $"{LayerPaths.Describe(this, Describe())}: expected an N x {InChannels} x H x W input, got [{string.Join(", ", input.shape)}].");
         using var scope = NewDisposeScope();
         var x = F.relu(norm.call(input.index_select(1, kept)));
         if (drop is not null)
@@ -262,8 +262,8 @@ public sealed class PrunedSelectiveConv2d : nn.Module<Tensor, Tensor>, IResizabl
         _internal_submodules[nameof(norm)] = norm;
         _internal_submodules[nameof(conv)] = conv;
         ConditionallyRegisterBuffer(nameof(kept), kept);
-        // The new width may be one that this machine's oneDNN convolves wrongly.
-        ConvolutionGuard.Protect(this);
+        // The new convolution needs the protection the old one had (its width may have channel tails, for instance).
+        OneDnnGuard.Protect(this);
     }
 
     private string Describe() => $"PrunedSelectiveConv2d({KeptChannels} of {InChannels} -> {OutChannels}, k={KernelSize})";

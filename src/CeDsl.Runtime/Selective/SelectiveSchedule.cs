@@ -14,8 +14,8 @@ namespace CeDsl.Selective;
 public sealed record SelectiveStep(int Epoch, string Layer, int Released, int Copies, long OpenChannels, long InputChannels);
 
 /// <summary>
-/// The reference training schedule of selective convolutions (selective-convolution semantics,
-/// "Schedule"): after each epoch while epoch &lt; half of the epochs, dealloc then realloc on every
+/// The reference training schedule of selective convolutions (docs/semantics/selective-convolution.md,
+/// "The schedule"): after each epoch while epoch &lt; half of the epochs, dealloc then realloc on every
 /// <see cref="SelectiveConv2d"/> of the model. realloc's random choices come from a generator seeded
 /// by (seed, epoch, layer), so a run resumed from a checkpoint makes the same choices.
 /// </summary>

@@ -25,12 +25,28 @@ public sealed record CheckpointTensorInfo(string Name, string DType, long[] Shap
 /// <param name="Training">The training state, or null for a model-only checkpoint.</param>
 public sealed record CheckpointInfo(string Architecture, IReadOnlyList<CheckpointTensorInfo> ModelTensors, CheckpointTrainingInfo? Training);
 
+/// <summary>The images a run trained or was evaluated on, identified by their content.</summary>
+/// <param name="Description">What they are, e.g. "Fashion-MNIST train, embedded subset, 1,000 images" (for messages).</param>
+/// <param name="Images">Number of images.</param>
+/// <param name="Sha256">SHA-256 of the images and labels (<see cref="ImageDataset.ContentHash"/>).</param>
+public sealed record DatasetIdentity(string Description, int Images, string Sha256)
+{
+    /// <summary>The identity of <paramref name="dataset"/>.</summary>
+    public static DatasetIdentity Of(ImageDataset dataset) => new(dataset.Description, dataset.Count, dataset.ContentHash());
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Description} (SHA-256 {Sha256[..Math.Min(12, Sha256.Length)]}...)";
+}
+
 /// <summary>The training state recorded in a checkpoint.</summary>
 /// <param name="Position">Where training stood.</param>
 /// <param name="Seed">The run's seed.</param>
 /// <param name="Epochs">The run's planned epochs.</param>
 /// <param name="BatchSize">Training batch size.</param>
-/// <param name="TrainImages">Number of training images.</param>
+/// <param name="EvaluationBatchSize">Images per evaluation batch.</param>
+/// <param name="TrainData">The training images.</param>
+/// <param name="TestData">The images evaluated after each epoch, or null.</param>
+/// <param name="Augmentation">The training augmentation, or null for none.</param>
 /// <param name="LearningRate">Base learning rate.</param>
 /// <param name="Momentum">SGD momentum.</param>
 /// <param name="Nesterov">Nesterov momentum.</param>
@@ -39,14 +55,47 @@ public sealed record CheckpointInfo(string Architecture, IReadOnlyList<Checkpoin
 /// <param name="ParameterGroups">The SGD parameter groups.</param>
 /// <param name="Normalization">The input normalisation the model was trained with.</param>
 /// <param name="PadTo">The input padding the model was trained with, or null.</param>
+/// <param name="RunSettings">The caller's own settings of the run (<see cref="TrainingOptions.RunSettings"/>).</param>
 /// <param name="EpochLossSum">Sum of per-image losses of the epoch in progress.</param>
 /// <param name="EpochCorrect">Correct predictions of the epoch in progress.</param>
 /// <param name="EpochImages">Images trained in the epoch in progress.</param>
 /// <param name="EpochSeconds">Training seconds of the epoch in progress.</param>
-public sealed record CheckpointTrainingInfo(TrainingPosition Position, ulong Seed, int Epochs, int BatchSize, int TrainImages,
+public sealed record CheckpointTrainingInfo(TrainingPosition Position, ulong Seed, int Epochs, int BatchSize, int EvaluationBatchSize,
+    DatasetIdentity TrainData, DatasetIdentity? TestData, Augmentation? Augmentation,
     double LearningRate, double Momentum, bool Nesterov, string Schedule, double LabelSmoothing,
     IReadOnlyList<ParameterGroupInfo> ParameterGroups, Normalization Normalization, int? PadTo,
-    double EpochLossSum, long EpochCorrect, long EpochImages, double EpochSeconds);
+    IReadOnlyDictionary<string, string> RunSettings,
+    double EpochLossSum, long EpochCorrect, long EpochImages, double EpochSeconds)
+{
+    /// <summary>Every value that no trainer writes (the JSON is checked against the file's hash, so these mean a writer's bug or a hand edit).</summary>
+    internal IEnumerable<string> Problems()
+    {
+        if (Position.Epoch < 0 || Position.BatchInEpoch < 0 || Position.GlobalStep < 0)
+            yield return $"position {Position} has a negative field";
+        if (Epochs <= 0 || BatchSize <= 0 || EvaluationBatchSize <= 0)
+            yield return $"epochs {Epochs}, batchSize {BatchSize} and evaluationBatchSize {EvaluationBatchSize} must be positive";
+        foreach (var (name, data) in new[] { ("trainData", TrainData), ("testData", TestData) })
+        {
+            if (data is not null && (data.Images <= 0 || data.Sha256.Length != 64 || !data.Sha256.All(char.IsAsciiHexDigitLower)))
+                yield return $"{name} must have a positive image count and a SHA-256 of 64 lower-case hex digits";
+        }
+        if (Augmentation is { CropPadding: < 0 })
+            yield return "augmentation.cropPadding must not be negative";
+        if (!(LearningRate > 0 && double.IsFinite(LearningRate)) || Momentum is not (>= 0 and < 1) || LabelSmoothing is not (>= 0 and < 1))
+            yield return $"learningRate {LearningRate}, momentum {Momentum} or labelSmoothing {LabelSmoothing} is out of range";
+        if (string.IsNullOrEmpty(Schedule))
+            yield return "schedule is empty";
+        if (ParameterGroups.Count == 0 || ParameterGroups.Any(g => g is null || g.ParameterNames is null || g.ParameterNames.Count == 0))
+            yield return "parameterGroups must list at least one group, each with parameters";
+        if (Normalization.Mean is null || Normalization.Std is null || Normalization.Mean.Count == 0 || Normalization.Mean.Count != Normalization.Std.Count
+            || Normalization.Mean.Any(m => !double.IsFinite(m)) || Normalization.Std.Any(s => !(s > 0 && double.IsFinite(s))))
+            yield return "normalization must have one finite mean and one positive standard deviation per channel";
+        if (PadTo is <= 0)
+            yield return $"padTo {PadTo} must be positive or null";
+        if (!double.IsFinite(EpochLossSum) || !double.IsFinite(EpochSeconds) || EpochImages < 0 || EpochCorrect < 0 || EpochCorrect > EpochImages)
+            yield return "the running sums of the epoch in progress are inconsistent";
+    }
+}
 
 /// <summary>A checkpoint does not fit the model or trainer it is loaded into; nothing was changed.</summary>
 public sealed class CheckpointMismatchException(string message, IReadOnlyList<string> mismatches) : InvalidOperationException(message)
@@ -59,9 +108,10 @@ public sealed class CheckpointMismatchException(string message, IReadOnlyList<st
 /// CeDsl checkpoints are safetensors files (written atomically by <see cref="SafeTensors"/>): the
 /// model's parameters and buffers as "model/&lt;name&gt;", SGD momentum buffers as
 /// "momentum/&lt;parameter&gt;" and torch's generator state as "rng/torch"; the metadata names the
-/// architecture, holds the training state as JSON and a SHA-256 of the tensors' names, types, shapes
-/// and bytes. PyTorch reads them with <c>safetensors.torch.load_file</c>. Loading checks the whole
-/// file and every name and shape before it changes anything.
+/// architecture, holds the training state as JSON and a SHA-256 of the format version, the
+/// architecture, the training state and the tensors' names, types, shapes and bytes, so that no
+/// change to any of them goes unnoticed. PyTorch reads them with <c>safetensors.torch.load_file</c>.
+/// Loading checks the whole file and every name and shape before it changes anything.
 /// </summary>
 public static class Checkpoint
 {
@@ -69,7 +119,7 @@ public static class Checkpoint
     public const string FormatKey = "cedsl.checkpoint";
 
     /// <summary>The format version written.</summary>
-    public const string FormatVersion = "1";
+    public const string FormatVersion = "2";
 
     internal const string ArchitectureKey = "cedsl.architecture";
     internal const string TrainingKey = "cedsl.training";
@@ -78,7 +128,13 @@ public static class Checkpoint
     internal const string MomentumPrefix = "momentum/";
     internal const string TorchRngName = "rng/torch";
 
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    /// <summary>Every field of the training state must be present (a missing one is an error, not a default) and non-null unless nullable.</summary>
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        RespectRequiredConstructorParameters = true,
+        RespectNullableAnnotations = true,
+    };
 
     /// <summary>Reads what a checkpoint holds, after checking its integrity.</summary>
     /// <exception cref="InvalidDataException">The file is not a complete, intact CeDsl checkpoint.</exception>
@@ -119,14 +175,15 @@ public static class Checkpoint
     {
         using var scope = torch.NewDisposeScope();
         var cpu = tensors.ToDictionary(t => t.Name, t => t.Tensor.detach().cpu().contiguous(), StringComparer.Ordinal);
+        string? trainingJson = training is null ? null : JsonSerializer.Serialize(training, Json);
         var metadata = new Dictionary<string, string>
         {
             [FormatKey] = FormatVersion,
             [ArchitectureKey] = architecture,
-            [ContentHashKey] = ContentHash(cpu),
+            [ContentHashKey] = ContentHash(architecture, trainingJson, cpu),
         };
-        if (training is not null)
-            metadata[TrainingKey] = JsonSerializer.Serialize(training, Json);
+        if (trainingJson is not null)
+            metadata[TrainingKey] = trainingJson;
         SafeTensors.Save(cpu, path, metadata, decorateOutput);
     }
 
@@ -135,8 +192,7 @@ public static class Checkpoint
     /// </summary>
     internal static CheckpointContent Read(string path)
     {
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"Checkpoint '{path}' does not exist.", path);
+        InputFile.Check(path, "Checkpoint");
         var metadata = SafeTensors.LoadMetadata(path);
         if (!metadata.TryGetValue(FormatKey, out string? version))
             throw new InvalidDataException($"'{path}' is a safetensors file but not a CeDsl checkpoint (its metadata has no '{FormatKey}'); load plain state dicts with StateDict.Load.");
@@ -144,23 +200,30 @@ public static class Checkpoint
             throw new InvalidDataException($"Checkpoint '{path}' has format version {version}; this CeDsl reads version {FormatVersion}.");
         if (!metadata.TryGetValue(ArchitectureKey, out string? architecture) || !metadata.TryGetValue(ContentHashKey, out string? hash))
             throw new InvalidDataException($"Checkpoint '{path}' lacks the '{ArchitectureKey}' or '{ContentHashKey}' metadata.");
-        CheckpointTrainingInfo? training = null;
-        if (metadata.TryGetValue(TrainingKey, out string? trainingJson))
-        {
-            try
-            {
-                training = JsonSerializer.Deserialize<CheckpointTrainingInfo>(trainingJson, Json);
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"Checkpoint '{path}' has unreadable training state: {e.Message}", e);
-            }
-        }
+        metadata.TryGetValue(TrainingKey, out string? trainingJson);
 
         var tensors = SafeTensors.Load(path);
-        if (ContentHash(tensors) != hash)
-            throw new InvalidDataException($"Checkpoint '{path}' is corrupt: the SHA-256 of its tensors does not match the one it was written with.");
-        return new CheckpointContent(architecture, training, tensors);
+        if (ContentHash(architecture, trainingJson, tensors) != hash)
+            throw new InvalidDataException($"Checkpoint '{path}' is corrupt: the SHA-256 of its architecture, training state and tensors does not match the one it was written with.");
+        return new CheckpointContent(architecture, trainingJson is null ? null : ReadTraining(path, trainingJson), tensors);
+    }
+
+    private static CheckpointTrainingInfo ReadTraining(string path, string json)
+    {
+        CheckpointTrainingInfo? training;
+        try
+        {
+            training = JsonSerializer.Deserialize<CheckpointTrainingInfo>(json, Json);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' has unreadable training state ('{TrainingKey}'): {e.Message}", e);
+        }
+        if (training is null)
+            throw new InvalidDataException($"Checkpoint '{path}' has training state ('{TrainingKey}') null.");
+        if (training.Problems().FirstOrDefault() is { } problem)
+            throw new InvalidDataException($"Checkpoint '{path}' has invalid training state ('{TrainingKey}'): {problem}.");
+        return training;
     }
 
     /// <summary>Every way the checkpoint's model state differs from <paramref name="modelState"/>.</summary>
@@ -202,10 +265,15 @@ public static class Checkpoint
             target.copy_(tensors[ModelPrefix + name]);
     }
 
-    /// <summary>SHA-256 over the tensors in ordinal name order: name, element type, shape, then the bytes.</summary>
-    private static string ContentHash(IReadOnlyDictionary<string, Tensor> tensors)
+    /// <summary>
+    /// SHA-256 over the format version, the architecture and the training state (each length-prefixed),
+    /// then the tensors in ordinal name order: name, element type, shape, then the bytes.
+    /// </summary>
+    internal static string ContentHash(string architecture, string? trainingJson, IReadOnlyDictionary<string, Tensor> tensors)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (string? field in new[] { FormatVersion, architecture, trainingJson })
+            hash.AppendData(Encoding.UTF8.GetBytes(field is null ? "-\n" : $"{field.Length}:{field}\n"));
         foreach (var (name, tensor) in tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
             hash.AppendData(Encoding.UTF8.GetBytes($"{name}\n{tensor.dtype}\n{string.Join(",", tensor.shape)}\n"));

@@ -14,7 +14,7 @@ public static class Evaluator
     /// </summary>
     public static EvaluationResult Evaluate(nn.Module<Tensor, Tensor> model, BatchLoader loader, CancellationToken cancellation = default)
     {
-        ConvolutionGuard.Protect(model);
+        OneDnnGuard.Protect(model);
         bool wasTraining = model.training;
         model.eval();
         try

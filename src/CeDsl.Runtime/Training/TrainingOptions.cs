@@ -62,6 +62,13 @@ public sealed record TrainingOptions
     /// <summary>Evaluate on the test set after every epoch (when the trainer has one).</summary>
     public bool EvaluateEveryEpoch { get; init; } = true;
 
+    /// <summary>
+    /// The caller's own settings that shape the run and that the trainer cannot see (e.g. a command
+    /// line's options that configure the model), by name. They are recorded in checkpoints, and
+    /// <see cref="Trainer.Resume"/> refuses a checkpoint whose settings differ.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> RunSettings { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Work done at the end of every epoch, after the evaluation, before the checkpoint.</summary>
     public IReadOnlyList<IEpochHook> EpochHooks { get; init; } = [];
 
@@ -85,5 +92,7 @@ public sealed record TrainingOptions
         Check(ParameterGroups.Select(r => r.Name).Append("default").Distinct().Count() == ParameterGroups.Count + 1, "parameter group names must be distinct and not 'default'");
         Check(LabelSmoothing is >= 0 and < 1, $"label smoothing must be in [0, 1), got {LabelSmoothing}");
         Check(CheckpointEveryEpochs > 0, $"checkpoint interval must be positive, got {CheckpointEveryEpochs}");
+        Check(CheckpointPath is null || CheckpointPath.Trim().Length > 0, "the checkpoint path is empty");
+        Check(MetricsCsvPath is null || MetricsCsvPath.Trim().Length > 0, "the metrics path is empty");
     }
 }

@@ -38,3 +38,10 @@ public partial class DslBasicBlock;
 [Stage(typeof(DslBasicBlock), Blocks = 2, Out = 16)]
 [Stage(typeof(DslBasicBlock), Blocks = 2, Out = 32, Stride = 2)]
 public partial class DslCifarResNet;
+
+/// <summary>A user's own widths: 24-channel 3x3 convolutions (not a multiple of 16) and a strided 1x1 convolution.</summary>
+[Network(Input = "3x12x12", Classes = 10)]
+[Conv(3, Out = 24)] [Norm(Kind.BN)] [ReLU]
+[Conv(3, Out = 24)] [Norm(Kind.BN)] [ReLU]
+[Conv(1, Out = 32, Stride = 2)] [Norm(Kind.BN)] [ReLU]
+public partial class DslNarrowNet;

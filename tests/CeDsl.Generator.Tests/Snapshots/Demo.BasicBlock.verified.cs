@@ -58,6 +58,8 @@ namespace Demo
             }
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
@@ -140,6 +142,8 @@ namespace Demo
                     downsample = nn.Sequential(("0", nn.Conv2d(inChannels, width, 1, stride: stride, device: device, dtype: dtype)));
                 }
                 RegisterComponents();
+                LayerPaths.Record(this);
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>

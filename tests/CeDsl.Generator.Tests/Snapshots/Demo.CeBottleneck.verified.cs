@@ -63,6 +63,8 @@ namespace Demo
             }
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, placement, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
@@ -148,6 +150,8 @@ namespace Demo
                     downsample = nn.Sequential(("0", nn.Conv2d(inChannels, width * 4, 1, stride: stride, device: device, dtype: dtype)));
                 }
                 RegisterComponents();
+                LayerPaths.Record(this);
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>

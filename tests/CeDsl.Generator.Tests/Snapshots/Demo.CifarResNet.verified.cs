@@ -54,6 +54,8 @@ namespace Demo
             fc = nn.Linear(64, classes, device: device, dtype: dtype);
             createFolded = (foldedDevice, foldedDtype) => new Folded(classes, inChannels, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Computes the class scores (N, classes) of <paramref name="input"/> (N, C, H, W).</summary>
@@ -146,6 +148,8 @@ namespace Demo
                 flatten = nn.Flatten();
                 fc = nn.Linear(64, classes, device: device, dtype: dtype);
                 RegisterComponents();
+                LayerPaths.Record(this);
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Computes the class scores (N, classes) of <paramref name="input"/> (N, C, H, W).</summary>

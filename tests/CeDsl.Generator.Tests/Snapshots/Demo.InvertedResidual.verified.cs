@@ -62,6 +62,8 @@ namespace Demo
             useResidual = stride == 1 && inChannels == width;
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
@@ -139,6 +141,8 @@ namespace Demo
                     ("2", nn.Conv2d(inChannels * 6, width, 1, device: device, dtype: dtype)));
                 useResidual = stride == 1 && inChannels == width;
                 RegisterComponents();
+                LayerPaths.Record(this);
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>

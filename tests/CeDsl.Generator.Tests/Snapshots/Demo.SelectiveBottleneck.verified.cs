@@ -35,6 +35,8 @@ namespace Demo
             useResidual = stride == 1 && inChannels == width * 4;
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
@@ -106,6 +108,8 @@ namespace Demo
                 brc_3 = new SelectiveConv2d(width, width * 4, 1, stride: 1, padding: 0, dropout: 0.0, gamma: 0.001, k: 3, nMax: null, device: device, dtype: dtype);
                 useResidual = stride == 1 && inChannels == width * 4;
                 RegisterComponents();
+                LayerPaths.Record(this);
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>

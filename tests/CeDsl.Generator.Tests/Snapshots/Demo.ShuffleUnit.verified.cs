@@ -55,6 +55,8 @@ namespace Demo
             branch2.append("7", nn.ReLU());
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>
@@ -134,6 +136,8 @@ namespace Demo
                     branch2.append("ce", new FoldedChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, inplace: true, device: device, dtype: dtype));
                 branch2.append("7", nn.ReLU());
                 RegisterComponents();
+                LayerPaths.Record(this);
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Applies the block to <paramref name="input"/> (N, C, H, W).</summary>

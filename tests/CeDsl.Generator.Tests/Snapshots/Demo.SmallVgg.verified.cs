@@ -65,6 +65,8 @@ namespace Demo
                 ("3", classifier_3));
             createFolded = (foldedDevice, foldedDtype) => new Folded(classes, inChannels, foldedDevice, foldedDtype);
             RegisterComponents();
+            LayerPaths.Record(this);
+            OneDnnGuard.Protect(this);
         }
 
         /// <summary>Computes the class scores (N, classes) of <paramref name="input"/> (N, C, H, W).</summary>
@@ -147,6 +149,8 @@ namespace Demo
                     ("2", nn.Dropout(0.5)),
                     ("3", nn.Linear(128, classes, device: device, dtype: dtype)));
                 RegisterComponents();
+                LayerPaths.Record(this);
+                OneDnnGuard.Protect(this);
             }
 
             /// <summary>Computes the class scores (N, classes) of <paramref name="input"/> (N, C, H, W).</summary>

@@ -1,29 +1,22 @@
 """Writes the PyTorch fixtures of the zoo's state-dict compatibility tests.
 
-    cd tests/CeDsl.Networks.Tests/Fixtures && /usr/bin/python3 make_zoo_fixtures.py [--released DIR]
+    cd tests/CeDsl.Networks.Tests/Fixtures && /usr/bin/python3 make_zoo_fixtures.py
 
 - ce_resnet20_pytorch.safetensors: a CE-ResNet-20 for 1x32x32 inputs and 10 classes built in
   PyTorch with torchvision's ResNet layout and the CE module written from the semantics page
-  (tests/CeDsl.Runtime.Tests/Fixtures/reference/ce_reference.py), after two SGD steps on random data
-  so that every running statistic has moved. ce_resnet20_io.safetensors: an input batch, the
+  docs/semantics/channel-equilibrium.md (tests/CeDsl.Runtime.Tests/Fixtures/reference/ce_reference.py),
+  after two SGD steps on random data so that every running statistic has moved. ce_resnet20_io.safetensors: an input batch, the
   evaluation-mode logits, the training-mode logits and the running statistics after that
   training-mode forward (prefixed "after.").
-- ce_resnet50_released.header (only with --released DIR, a checkout of the authors' public
-  repository Tangshitao/CENet, which is NOT part of this repository): the first bytes (length and
-  JSON header: names, dtypes, shapes, offsets) of the safetensors file of the released
-  resnetv1ce50's state dict (1000 classes), as written by the same writer. The test rebuilds the
-  file with a known data pattern and loads it strictly.
+
+The released CE-ResNet-50 is checked with fixtures made from the authors' own code:
+tests/CeDsl.Runtime.Tests/Fixtures/released/make_released_fixtures.py.
 
 Deterministic: fixed seeds, CPU; a second run rewrites byte-identical files.
 """
-import argparse
-import contextlib
 import copy
-import importlib.util
-import io
 import os
 import sys
-import types
 
 import torch
 import torch.nn as nn
@@ -114,46 +107,9 @@ def make_ce_resnet20():
     safetensors.save(os.path.join(HERE, "ce_resnet20_io.safetensors"), io_tensors)
 
 
-def load_file(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def make_released_header(released):
-    # resnet_v1_ce imports devkit.ops (whose __init__ pulls in CUDA-only layers): give it just CE.
-    ce_module = load_file("released_ce_module", os.path.join(released, "devkit", "ops", "CE_module.py"))
-    ops = types.ModuleType("devkit.ops")
-    ops.CE = ce_module.CE
-    ops.SwitchNorm2d = None
-    sys.modules["devkit"] = types.ModuleType("devkit")
-    sys.modules["devkit.ops"] = ops
-    resnet = load_file("released_resnet_v1_ce", os.path.join(released, "imagenet", "models", "resnet_v1_ce.py"))
-    with contextlib.redirect_stdout(io.StringIO()):  # the released CE constructor prints its group size
-        model = resnet.resnetv1ce50(num_classes=1000)
-    parameters = sum(p.numel() for p in model.parameters())
-    assert parameters == 29_331_926, parameters
-    scratch = os.path.join(HERE, "ce_resnet50_released.tmp")
-    safetensors.save(scratch, state(model))
-    with open(scratch, "rb") as f:
-        length = int.from_bytes(f.read(8), "little")
-        f.seek(0)
-        header = f.read(8 + length)
-    os.remove(scratch)
-    with open(os.path.join(HERE, "ce_resnet50_released.header"), "wb") as f:
-        f.write(header)
-
-
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--released", help="checkout of the authors' CENet repository (not committed)")
-    args = parser.parse_args()
     torch.set_num_threads(1)
     make_ce_resnet20()
-    if args.released:
-        make_released_header(args.released)
 
 
 if __name__ == "__main__":

@@ -106,13 +106,26 @@ public class AnalysisCsvTests
     }
 
     [Fact]
-    public void Writing_into_a_missing_directory_fails_cleanly()
+    public void Writing_into_a_missing_directory_creates_it()
     {
         using var directory = new TempDirectory();
+        string path = Path.Combine(directory.Path, "missing", "channels.csv");
 
-        Assert.Throws<IOException>(() => AnalysisCsv.WriteStatistics(Path.Combine(directory.Path, "missing", "channels.csv"), [Statistics()]));
+        AnalysisCsv.WriteStatistics(path, [Statistics()]);
 
-        Assert.Empty(directory.Entries());
+        Assert.Single(AnalysisCsv.ReadStatistics(path));
+        Assert.Equal(["channels.csv"], Directory.GetFileSystemEntries(Path.GetDirectoryName(path)!).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void Writing_under_a_file_fails_cleanly()
+    {
+        using var directory = new TempDirectory();
+        File.WriteAllText(Path.Combine(directory.Path, "taken"), "a file");
+
+        Assert.Throws<IOException>(() => AnalysisCsv.WriteStatistics(Path.Combine(directory.Path, "taken", "channels.csv"), [Statistics()]));
+
+        Assert.Equal(["taken"], directory.Entries());
     }
 
     [Theory]

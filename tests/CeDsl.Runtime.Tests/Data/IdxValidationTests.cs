@@ -153,7 +153,49 @@ public sealed class IdxValidationTests : IDisposable
         var error = Assert.Throws<InvalidDataException>(() => FashionMnist.LoadSplit(_directory, DatasetSplit.Train));
 
         Assert.Contains(LabelsPath(DatasetSplit.Train), error.Message);
-        Assert.Contains("not a valid gzip file", error.Message);
+        Assert.Contains("not a gzip file (it does not start with the gzip signature 1f 8b)", error.Message);
+    }
+
+    [Theory]
+    [InlineData(8)]
+    [InlineData(4)]
+    [InlineData(1)]
+    public void A_gzip_file_without_its_trailer_is_truncated(int cut)
+    {
+        WriteSplit(DatasetSplit.Train, count: 50);
+        string path = ImagesPath(DatasetSplit.Train);
+        byte[] whole = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, whole[..^cut]);
+
+        var error = Assert.Throws<InvalidDataException>(() => FashionMnist.LoadSplit(_directory, DatasetSplit.Train));
+
+        Assert.Equal($"IDX file '{path}': truncated: the gzip trailer (CRC-32 and size) is missing or does not end the file", error.Message);
+    }
+
+    [Fact]
+    public void A_damaged_crc_is_named_as_damage_not_as_a_compression_method()
+    {
+        WriteSplit(DatasetSplit.Train, count: 50);
+        string path = ImagesPath(DatasetSplit.Train);
+        byte[] bytes = File.ReadAllBytes(path);
+        bytes[^6] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
+
+        var error = Assert.Throws<InvalidDataException>(() => FashionMnist.LoadSplit(_directory, DatasetSplit.Train));
+
+        Assert.Equal($"IDX file '{path}': not a valid gzip file: its compressed data, CRC-32 or size is damaged", error.Message);
+    }
+
+    [Fact]
+    public void A_directory_in_place_of_a_file_is_named_as_a_directory()
+    {
+        WriteSplit(DatasetSplit.Test, count: 2);
+        File.Delete(LabelsPath(DatasetSplit.Test));
+        Directory.CreateDirectory(LabelsPath(DatasetSplit.Test));
+
+        var error = Assert.Throws<FileNotFoundException>(() => FashionMnist.LoadSplit(_directory, DatasetSplit.Test));
+
+        Assert.Equal($"IDX file '{LabelsPath(DatasetSplit.Test)}' is a directory, not a file.", error.Message);
     }
 
     [Fact]

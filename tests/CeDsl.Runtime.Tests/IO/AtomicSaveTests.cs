@@ -131,15 +131,31 @@ public sealed class AtomicSaveTests : IDisposable
     }
 
     [Fact]
-    public void Saving_into_a_missing_directory_fails_naming_the_destination_and_creates_nothing()
+    public void Saving_into_a_missing_directory_creates_it()
     {
-        string path = Path.Combine(_directory.Path, "absent", "model.safetensors");
+        string path = Path.Combine(_directory.Path, "runs", "guide", "model.safetensors");
+        using var scope = NewDisposeScope();
+        using var model = Model(seed: 4);
+
+        StateDict.Save(model, path);
+
+        Assert.Equal(["model.safetensors"], Directory.GetFileSystemEntries(Path.GetDirectoryName(path)!).Select(Path.GetFileName));
+        using var reloaded = Model(seed: 5);
+        StateDict.Load(reloaded, path);
+        Assert.Equal(model.state_dict().Values.Select(t => t.bytes.ToArray()), reloaded.state_dict().Values.Select(t => t.bytes.ToArray()));
+    }
+
+    [Fact]
+    public void Saving_under_a_file_fails_naming_the_destination_and_creates_nothing()
+    {
+        File.WriteAllText(_directory.File("runs"), "a file, not a folder");
+        string path = Path.Combine(_directory.Path, "runs", "model.safetensors");
         using var scope = NewDisposeScope();
 
         var error = Assert.Throws<IOException>(() => StateDict.Save(Model(seed: 4), path));
 
         Assert.Contains(path, error.Message);
-        Assert.Empty(_directory.Entries());
+        Assert.Equal(["runs"], _directory.Entries());
     }
 
     [Fact]

@@ -5,7 +5,7 @@ namespace CeDsl.Runtime.Tests.Layers;
 
 /// <summary>
 /// Slow, loop-by-loop float64 implementations written straight from
-/// channel-equilibrium-semantics.md, independent of the layers' own helpers.
+/// docs/semantics/channel-equilibrium.md, independent of the layers' own helpers.
 /// </summary>
 internal static class ReferenceMath
 {

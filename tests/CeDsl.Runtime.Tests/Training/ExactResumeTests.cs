@@ -93,6 +93,45 @@ public sealed class ExactResumeTests : IDisposable
         Assert.Equal(straightMetrics[1].TrainAccuracy, resumedMetrics.Single().TrainAccuracy);
     }
 
+    /// <summary>
+    /// Cancelled after the epoch's last step (the evaluation sees the cancellation first): the saved
+    /// position is "every step of epoch 1 done, its evaluation not", and a resumed trainer evaluates,
+    /// writes the epoch's metrics and goes on exactly as the uninterrupted run.
+    /// </summary>
+    [Fact]
+    public void Interrupted_after_the_last_step_of_an_epoch_or_during_its_evaluation_resumes_bit_exactly()
+    {
+        using var straightModel = TinyConvNet.Create(7);
+        using var straight = new Trainer(straightModel, "TinyConvNet", _data.Train, Options, _data.Test);
+        var straightMetrics = straight.Run();
+
+        string path = _directory.File("evaluation-pending.ckpt");
+        using (var firstModel = TinyConvNet.Create(7))
+        using (var first = new Trainer(firstModel, "TinyConvNet", _data.Train, Options, _data.Test))
+        using (var interrupt = new CancellationTokenSource())
+        {
+            first.StepProgress = new ActionProgress<TrainingStep>(step =>
+            {
+                if (step.Batch == step.BatchesPerEpoch)
+                    interrupt.Cancel();
+            });
+            Assert.Throws<OperationCanceledException>(() => first.Run(interrupt.Token));
+            Assert.Equal(new TrainingPosition(0, 20, 20), first.Position);
+            first.SaveCheckpoint(path);
+        }
+        using var resumedModel = TinyConvNet.Create(8);
+        using var resumed = new Trainer(resumedModel, "TinyConvNet", _data.Train, Options with { MetricsCsvPath = _directory.File("metrics.csv") }, _data.Test);
+        ScrambleTorchGenerator();
+        resumed.Resume(path);
+        var resumedMetrics = resumed.Run();
+
+        AssertSameState(straight, straightModel, resumed, resumedModel);
+        Assert.Equal(straightMetrics.Select(WithoutTiming), resumedMetrics.Select(WithoutTiming));
+        Assert.Equal([1, 2], MetricsCsv.Read(_directory.File("metrics.csv")).Select(m => m.Epoch));
+    }
+
+    private static EpochMetrics WithoutTiming(EpochMetrics m) => m with { ImagesPerSecond = 0, Seconds = 0 };
+
     /// <summary>Moves torch's global generator elsewhere, so only a restored state can reproduce dropout.</summary>
     private static void ScrambleTorchGenerator()
     {

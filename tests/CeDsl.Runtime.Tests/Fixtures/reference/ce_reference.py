@@ -1,10 +1,11 @@
-"""Independent PyTorch reference of Channel Equilibrium (CE), batch decorrelation (BD) and
+"""Self-written PyTorch reference of Channel Equilibrium (CE), batch decorrelation (BD) and
 adaptive instance inverse (AII).
 
-Written line by line from the CeDsl contract page channel-equilibrium-semantics.md (the
-"semantics page"), not from the authors' code. It is deliberately plain: it is the yardstick
-the TorchSharp modules are checked against, not a fast path. Section numbers in comments
-refer to the numbered lines of the semantics page.
+Written line by line from CeDsl's semantics page, docs/semantics/channel-equilibrium.md, not from
+the authors' code; the TorchSharp modules follow the same page, so agreement with this file is a
+second check, not an independent one (the authors' released code is the authority:
+../released/). It is deliberately plain, not a fast path. Section numbers in comments refer to
+the numbered lines of the semantics page.
 
 State-dict names (PyTorch compatible):
   BatchDecorrelation:      running_mean (G, d, 1), running_wm (G, d, d)

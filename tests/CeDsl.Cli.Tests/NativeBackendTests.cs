@@ -1,0 +1,60 @@
+using CeDsl.Layers;
+using CeDsl.Networks;
+using TorchSharp;
+
+namespace CeDsl.Cli.Tests;
+
+/// <summary>
+/// What libtorch's native backends do to a whole process, seen from outside it: <c>cedsl</c> runs as a child
+/// process, since a SIGFPE in oneDNN kills the process it happens in and NNPACK writes its warnings to the
+/// process's own stderr.
+/// </summary>
+[Collection(TrainingCollection.Name)]
+public sealed class NativeBackendTests
+{
+    /// <summary>
+    /// One intra-op thread: the check needs no speed, and on a loaded machine libtorch's spinning OpenMP threads
+    /// make the run several times longer. The oneDNN crash happens with one thread as with two.
+    /// </summary>
+    private static readonly Dictionary<string, string> OneThread = new() { ["OMP_NUM_THREADS"] = "1" };
+
+    [Fact]
+    public void Every_zoo_network_trains_one_step_at_its_smallest_input()
+    {
+        // A network with channel tails turns oneDNN off for the rest of the process (OneDnnGuard): those go last, so
+        // that every other network trains with oneDNN on, as it would alone. Built on the meta device, they cost nothing.
+        var withTails = Zoo.Entries.Where(entry => HasChannelTails(entry)).Select(entry => entry.Name).ToHashSet();
+        var order = Zoo.Names.Where(name => !withTails.Contains(name)).Concat(Zoo.Names.Where(withTails.Contains)).ToList();
+
+        var result = CliProcess.Run(TimeSpan.FromMinutes(20), OneThread, ["train-step", "--model", .. order]);
+
+        var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.True(result.ExitCode == 0,
+            $"cedsl train-step ended with {CliProcess.DescribeExit(result.ExitCode)} in the step of " +
+            $"'{lines.LastOrDefault(line => !line.Contains(": ok", StringComparison.Ordinal)) ?? "(no network)"}'.\n{result}");
+        foreach (string name in order)
+        {
+            string line = Assert.Single(lines, line => line.StartsWith(name + " ", StringComparison.Ordinal));
+            Assert.Matches(@"^\S+ \d+x\d+x\d+ oneDNN (on|off): ok, loss \d", line);
+            if (!withTails.Contains(name))
+                Assert.Contains(" oneDNN on: ", line);
+        }
+    }
+
+    [Fact]
+    public void Nnpack_does_not_warn_on_a_cpu_where_it_cannot_initialize()
+    {
+        // ShuffleNetV2's 24-channel stem turns oneDNN off here, and libtorch then asks NNPACK before every convolution.
+        var result = CliProcess.Run(TimeSpan.FromMinutes(5), OneThread, ["summary", "--model", "shufflenetv2-0.5x", "--input", "3x32x32"]);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("Multiply-accumulates", result.Output);
+        Assert.DoesNotContain("NNPACK", result.Error);
+    }
+
+    private static bool HasChannelTails(ZooEntry entry)
+    {
+        using var network = entry.Create(device: torch.META);
+        return OneDnnGuard.ChannelTailConvolutions(network).Count > 0;
+    }
+}
