@@ -36,16 +36,51 @@ public class ArchitectureTests
         var input = TensorShape.Map(entry.InputShape[0], side, side);
 
         using var network = entry.Create();
+        Perturb(network);
         var architecture = Describe(entry.Type, side);
         Assert.Equal(entry.Type.Name, architecture.Name);
         // Its training-mode forward also estimates the running statistics that folding needs.
         AssertDescribes(name, architecture, network, input, training: true);
+        AssertReplays(name, architecture, network, input);
 
         network.eval();
         using var folded = ((IFoldable)network).Fold();
         var foldedArchitecture = Describe(entry.Type.GetNestedType("Folded")!, side);
         Assert.Equal(entry.Type.Name + ".Folded", foldedArchitecture.Name);
         AssertDescribes(name + " (folded)", foldedArchitecture, folded, input, training: false);
+        AssertReplays(name + " (folded)", foldedArchitecture, folded, input);
+    }
+
+    /// <summary>Moves every parameter off its initial value (norms' ones and zeros, zero shifts), so that an argument or state entry a replay mixes up shows.</summary>
+    private static void Perturb(nn.Module network)
+    {
+        using var noGrad = no_grad();
+        manual_seed(11);
+        foreach (var (_, parameter) in network.named_parameters())
+        {
+            // A tenth of a random weight's spread; 0.05 for constant ones (a norm's weight and bias, CE's lambda).
+            double spread = parameter.numel() > 1 ? parameter.std().item<float>() : 0;
+            parameter.add_(randn_like(parameter) * (spread > 0 ? 0.1 * spread : 0.05));
+        }
+    }
+
+    /// <summary>
+    /// Walking the nodes in order, with every operation rebuilt from its values and its state read from the module's state
+    /// dict by the node's keys (what an exporter does), gives the module's evaluation output.
+    /// </summary>
+    private static void AssertReplays(string what, ModuleArchitecture architecture, nn.Module<Tensor, Tensor> network, TensorShape input)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        network.eval();
+        manual_seed(12);
+        var x = randn(input.WithBatch(2));
+        var expected = network.call(x.clone());
+        var replayed = ArchitectureReplay.Evaluate(architecture, network.state_dict(), x.clone());
+        Assert.Equal(expected.shape, replayed.shape);
+        double scale = expected.abs().max().item<float>();
+        double difference = (expected - replayed).abs().max().item<float>();
+        Assert.True(difference <= 1e-5 * scale, $"{what}: the replayed architecture differs from the module's output by {difference} (largest output {scale})");
     }
 
     private static void AssertDescribes(string what, ModuleArchitecture architecture, nn.Module<Tensor, Tensor> network, TensorShape input, bool training)
