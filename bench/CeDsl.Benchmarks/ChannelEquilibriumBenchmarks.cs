@@ -13,7 +13,8 @@ namespace CeDsl.Benchmarks;
 /// </summary>
 public class ChannelEquilibriumBenchmarks
 {
-    public enum Block { BN, BN_SE, BN_CE, BN_BD, BN_AII }
+    /// <summary>BN_CE_operators: CE on libtorch's operators only, as the trainable CE computed before the CPU kernels.</summary>
+    public enum Block { BN, BN_SE, BN_CE, BN_CE_operators, BN_BD, BN_AII }
 
     [ParamsSource(nameof(Shapes))]
     public LayerShape Shape { get; set; } = LayerShape.All[0];
@@ -78,6 +79,7 @@ public class ChannelEquilibriumBenchmarks
         Block.BN => nn.Sequential(("bn", nn.BatchNorm2d(channels))),
         Block.BN_SE => nn.Sequential(("bn", nn.BatchNorm2d(channels)), ("se", new SqueezeExcitation(channels))),
         Block.BN_CE => nn.Sequential(("bn", nn.BatchNorm2d(channels)), ("ce", new ChannelEquilibrium(channels))),
+        Block.BN_CE_operators => nn.Sequential(("bn", nn.BatchNorm2d(channels)), ("ce", new ChannelEquilibrium(channels) { OperatorsOnly = true })),
         Block.BN_BD => nn.Sequential(("bn", nn.BatchNorm2d(channels)), ("bd", new BatchDecorrelation(channels))),
         Block.BN_AII => nn.Sequential(("bn", nn.BatchNorm2d(channels)), ("aii", new AdaptiveInstanceInverse(channels))),
         _ => throw new ArgumentOutOfRangeException(nameof(variant)),

@@ -66,22 +66,28 @@ internal static class RatioTable
     public static string Render(IReadOnlyList<Measurement> torchSharp, IReadOnlyList<Measurement> pytorch)
     {
         var text = new StringBuilder();
-        text.AppendLine("| shape | mode | block | TorchSharp ms | x BN | PyTorch ref ms | x BN (ref) | TorchSharp / ref |");
-        text.AppendLine("|---|---|---|---:|---:|---:|---:|---:|");
+        text.AppendLine("| shape | mode | block | TorchSharp ms | x BN | PyTorch ref ms | x BN (ref) | TorchSharp / ref | released ms | x BN (released) | TorchSharp / released |");
+        text.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var m in torchSharp.OrderBy(m => m.Shape).ThenByDescending(m => m.Mode))
         {
             double bn = Find(torchSharp, m.Shape, m.Mode, "BN")?.MedianMs ?? double.NaN;
-            var reference = Find(pytorch, m.Shape, m.Mode, m.Variant);
             double referenceBn = Find(pytorch, m.Shape, m.Mode, "BN")?.MedianMs ?? double.NaN;
             text.Append(CultureInfo.InvariantCulture,
-                $"| {m.Shape} | {m.Mode} | {m.Variant.Replace('_', '+')} | {m.MedianMs:F1} | x{m.MedianMs / bn:F2} | ");
-            text.AppendLine(reference is null
+                $"| {m.Shape} | {m.Mode} | {Label(m.Variant)} | {m.MedianMs:F1} | x{m.MedianMs / bn:F2} | ");
+            // The authors' released module (ce_bench.py --released) stands beside both CE rows.
+            var reference = Find(pytorch, m.Shape, m.Mode, m.Variant);
+            var released = m.Variant.StartsWith("BN_CE", StringComparison.Ordinal) ? Find(pytorch, m.Shape, m.Mode, "BN_CE (released)") : null;
+            text.Append(Cells(reference)).Append(' ');
+            text.AppendLine(Cells(released));
+
+            string Cells(Measurement? other) => other is null
                 ? "- | - | - |"
-                : string.Create(CultureInfo.InvariantCulture,
-                    $"{reference.MedianMs:F1} | x{reference.MedianMs / referenceBn:F2} | {m.MedianMs / reference.MedianMs:F3} |"));
+                : string.Create(CultureInfo.InvariantCulture, $"{other.MedianMs:F1} | x{other.MedianMs / referenceBn:F2} | {m.MedianMs / other.MedianMs:F3} |");
         }
         return text.ToString();
     }
+
+    private static string Label(string variant) => variant.Replace("_operators", " (operators)").Replace('_', '+');
 
     private static Measurement? Find(IReadOnlyList<Measurement> list, string shape, string mode, string variant) =>
         list.FirstOrDefault(m => m.Shape == shape && m.Mode == mode && m.Variant == variant);

@@ -1,3 +1,4 @@
+using CeDsl.Kernels;
 using CeDsl.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -79,11 +80,11 @@ public sealed class FoldedAdaptiveInstanceInverse : Module<Tensor, Tensor>
     /// <summary>(N, C) factor gate_scale * y from the (N, C) instance variance.</summary>
     internal Tensor Factor(Tensor variance) => fc.call(variance) * gate_scale;
 
-    /// <summary>The gate's tensors, for <see cref="CpuKernels"/> (contiguous, in the state's element type).</summary>
+    /// <summary>The gate's tensors and gate_scale, for <see cref="CpuKernels"/>.</summary>
     internal CpuKernels.Gate KernelGate()
     {
         var norm = (LayerNorm)fc[1];
-        return new CpuKernels.Gate(((Linear)fc[0]).weight!, norm.weight, norm.bias!, norm.eps, ((Linear)fc[3]).weight!, gate_scale);
+        return new CpuKernels.Gate(((Linear)fc[0]).weight!, norm.weight, norm.bias!, norm.eps, ((Linear)fc[3]).weight!, gate_scale.ToDouble());
     }
 
     /// <summary>

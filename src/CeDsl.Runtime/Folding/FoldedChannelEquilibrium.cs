@@ -1,3 +1,4 @@
+using CeDsl.Kernels;
 using CeDsl.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -80,7 +81,7 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
         long n = x.shape[0];
         Tensor output;
         if (CpuKernels.FusesSamples(n) && AR.KernelGate() is var gate
-            && CpuKernels.Apply(x, weight, gate.Reduce, gate.NormWeight, gate.NormBias, gate.Expand, gate.Scale))
+            && CpuKernels.Apply([x, weight, .. gate.Tensors]))
         {
             output = InPlace ? x : empty_like(x);
             if (!CpuKernels.ChannelEquilibrium(x, output, weight, gate, Groups, GroupSize))

@@ -65,37 +65,58 @@ public sealed class AdaptiveInstanceInverse : Module<Tensor, Tensor>
         var x = input.contiguous();
         var blocks = Whitening.Blocks(x, Channels);
         var variance = InstanceMoments.Of(blocks, x.shape[0], layer, withScatter: false).Variance;
-        var factor = Factor(variance, layer);
+        var factor = Factor(variance, layer, training, updateRunningScale: training);
         return ChannelScale.Apply(blocks, factor).view(x.shape).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// The per-(sample, channel) factor y / s, (N, C), from the instance variance. In training this
-    /// updates running_scale (after its checks pass); in evaluation it divides by running_scale and
-    /// throws before any training step.
+    /// The per-(sample, channel) factor y / s, (N, C), from the instance variance. In training s is the
+    /// batch's, and with <paramref name="updateRunningScale"/> it updates running_scale (after its checks
+    /// pass); in evaluation it divides by running_scale and throws before any training step.
     /// </summary>
-    internal Tensor Factor(Tensor variance, string module)
+    internal Tensor Factor(Tensor variance, string module, bool training, bool updateRunningScale)
     {
         var gate = fc.call(variance);
         if (!training)
-            return gate / EvaluationScale(module);
+        {
+            CheckedRunningScale(running_scale, module);
+            return gate / running_scale;
+        }
 
         var scale = variance.mean().sqrt();
         if (!(scale.ToDouble() > 0))
-            throw new ArgumentException(
-                $"{module}: every sample and channel of the input is constant over H*W, so the instance-variance scale s is 0 " +
-                "and y / s would be infinite.", "input");
-        RunningAverage.Update(running_scale, scale, momentum);
+            throw ZeroScale(module);
+        if (updateRunningScale)
+            RunningAverage.Update(running_scale, scale, momentum);
         return gate / scale;
     }
 
-    private Tensor EvaluationScale(string module)
+    /// <summary>m of running_scale.</summary>
+    internal double Momentum => momentum;
+
+    /// <summary>The running average of s, [1].</summary>
+    internal Tensor RunningScale => running_scale;
+
+    /// <summary>The gate's tensors, for the CPU kernels.</summary>
+    internal (Tensor Reduce, Tensor NormWeight, Tensor NormBias, double NormEps, Tensor Expand) GateTensors()
     {
-        double scale = running_scale.ToDouble();
+        var norm = (LayerNorm)fc[1];
+        return (((Linear)fc[0]).weight!, norm.weight!, norm.bias!, norm.eps, ((Linear)fc[3]).weight!);
+    }
+
+    /// <summary>The error for a training batch whose instance-variance scale s is 0.</summary>
+    internal static ArgumentException ZeroScale(string module) =>
+        new($"{module}: every sample and channel of the input is constant over H*W, so the instance-variance scale s is 0 " +
+            "and y / s would be infinite.", "input");
+
+    /// <summary>running_scale's value for evaluation; throws before any training step (it is still 0).</summary>
+    internal static double CheckedRunningScale(Tensor runningScale, string module)
+    {
+        double scale = runningScale.ToDouble();
         if (!(scale > 0) || double.IsInfinity(scale))
             throw new InvalidOperationException(
                 $"{module}: evaluation before any training step: running_scale is {scale}, and the evaluation output divides " +
                 "by it. Train at least one step in training mode, or load a state dict with a trained running_scale.");
-        return running_scale;
+        return scale;
     }
 }

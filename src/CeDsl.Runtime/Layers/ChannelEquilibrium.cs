@@ -1,3 +1,4 @@
+using CeDsl.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,7 +15,10 @@ namespace CeDsl.Layers;
 /// </summary>
 /// <remarks>
 /// Both branches are linear in X per sample, so the output is computed as ONE block-diagonal map
-/// per sample, M_n = lambda * wm + diag((1 - lambda) * y_n / s), applied in a single batched matmul.
+/// per sample, M_n = lambda * wm + diag((1 - lambda) * y_n / s). For contiguous float32 and float64
+/// CPU tensors (without the pooled covariance) vectorized kernels compute the forward pass, and its
+/// backward pass as one autograd node (src/CeDsl.Runtime/Kernels/README.md); otherwise libtorch's
+/// operators, the maps of the batch as one batched matmul. Both give the same numbers.
 /// Errors: <see cref="ArgumentException"/> for a wrong rank, channel count or element type,
 /// H*W = 1, NaN or infinite values (detected in the per-instance statistics, which every mode
 /// computes), and in training an input constant over H*W in every sample and channel (s = 0);
@@ -74,6 +78,15 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
     /// <summary>G = C / d.</summary>
     public int Groups { get; }
 
+    /// <summary>
+    /// libtorch's operators only, never the CPU kernels: the reference the kernels are tested against, and
+    /// the "before" of the benchmarks.
+    /// </summary>
+    internal bool OperatorsOnly { get; set; }
+
+    /// <summary>Whether the last forward call ran on the CPU kernels.</summary>
+    internal bool RanOnKernels { get; private set; }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
@@ -82,18 +95,43 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
         LayerChecks.Input(input, layer, Channels, running_wm.dtype,
             needsInstanceVariance: true, pooled: pool && training);
         var x = input.contiguous();
+        var kernelModule = OperatorsOnly || pool ? null : KernelModule(layer);
+        RanOnKernels = kernelModule is not null && ChannelEquilibriumFunction.Applies(kernelModule, x);
+        bool mode = training;
+        var output = RanOnKernels
+            ? ChannelEquilibriumFunction.Run(kernelModule!, x, mode, recompute: input => Operators(input, mode, updateStatistics: false, layer))
+            : Operators(x, mode, updateStatistics: mode, layer);
+        return output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The output with libtorch's operators (autograd records every step), in training or evaluation
+    /// mode; <paramref name="updateStatistics"/>: update the running statistics (training); <paramref name="layer"/>
+    /// names the layer in errors.
+    /// </summary>
+    private Tensor Operators(Tensor x, bool training, bool updateStatistics, string layer)
+    {
         var blocks = Whitening.Blocks(x, Groups);
         // Evaluation and pooled training need only the instance variance of the unpooled input.
         var moments = InstanceMoments.Of(blocks, x.shape[0], layer, withScatter: training && !pool);
         if (!training)
-            return Mix(running_wm, AR.Factor(moments.Variance, layer), blocks).view(x.shape)
-                .MoveToOuterDisposeScope();
+            return Mix(running_wm, AR.Factor(moments.Variance, layer, training, updateRunningScale: false), blocks).view(x.shape);
 
         var (mean, wm) = Whitening.TrainingStatistics(x, moments, Groups, iterations, pool, eps, layer);
-        var factor = AR.Factor(moments.Variance, layer);
-        RunningAverage.Update(running_mean, mean, momentum);
-        RunningAverage.Update(running_wm, wm, momentum);
-        return Mix(wm, factor, blocks).view(x.shape).MoveToOuterDisposeScope();
+        var factor = AR.Factor(moments.Variance, layer, training, updateStatistics);
+        if (updateStatistics)
+        {
+            RunningAverage.Update(running_mean, mean, momentum);
+            RunningAverage.Update(running_wm, wm, momentum);
+        }
+        return Mix(wm, factor, blocks).view(x.shape);
+    }
+
+    private ChannelEquilibriumKernels.Module KernelModule(string layer)
+    {
+        var (reduce, normWeight, normBias, normEps, expand) = AR.GateTensors();
+        return new ChannelEquilibriumKernels.Module(layer, Groups, GroupSize, iterations, eps, momentum, AR.Momentum,
+            x_weight, reduce, normWeight, normBias, normEps, expand, running_mean, running_wm, AR.RunningScale);
     }
 
     /// <summary>lambda * (wm @ X) + (1 - lambda) * factor * X, as one map per sample, on the (N*G, d, P) blocks.</summary>

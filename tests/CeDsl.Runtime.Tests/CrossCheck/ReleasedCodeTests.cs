@@ -1,5 +1,6 @@
 using System.Globalization;
 using CeDsl.Layers;
+using CeDsl.Runtime.Tests.Layers;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -18,15 +19,20 @@ public sealed class ReleasedCodeTests(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-10;
 
+    /// <summary>Every case on the CPU kernels and on libtorch's operators (<see cref="CePath"/>); pooling runs on the operators only.</summary>
     [Theory]
-    [InlineData("ce_c64_g16.safetensors", 64, 16, false)]
-    [InlineData("ce_c24_g16_halved.safetensors", 24, 16, false)]
-    [InlineData("ce_c64_g64_stem.safetensors", 64, 64, false)]
-    [InlineData("ce_c116_g16_quartered.safetensors", 116, 16, false)]
-    [InlineData("ce_c32_g16_pool.safetensors", 32, 16, true)]
-    public void ChannelEquilibrium_computes_what_the_released_code_computes(string file, long channels, int groupSize, bool pool)
+    [InlineData("ce_c64_g16.safetensors", 64, 16, false, CePath.Kernels)]
+    [InlineData("ce_c64_g16.safetensors", 64, 16, false, CePath.Operators)]
+    [InlineData("ce_c24_g16_halved.safetensors", 24, 16, false, CePath.Kernels)]
+    [InlineData("ce_c24_g16_halved.safetensors", 24, 16, false, CePath.Operators)]
+    [InlineData("ce_c64_g64_stem.safetensors", 64, 64, false, CePath.Kernels)]
+    [InlineData("ce_c64_g64_stem.safetensors", 64, 64, false, CePath.Operators)]
+    [InlineData("ce_c116_g16_quartered.safetensors", 116, 16, false, CePath.Kernels)]
+    [InlineData("ce_c116_g16_quartered.safetensors", 116, 16, false, CePath.Operators)]
+    [InlineData("ce_c32_g16_pool.safetensors", 32, 16, true, CePath.Operators)]
+    public void ChannelEquilibrium_computes_what_the_released_code_computes(string file, long channels, int groupSize, bool pool, CePath path)
     {
-        using var module = new ChannelEquilibrium(channels, groupSize, pool: pool, dtype: ScalarType.Float64);
+        using var module = new ChannelEquilibrium(channels, groupSize, pool: pool, dtype: ScalarType.Float64).On(path);
         Replay(module, file, fixture =>
         {
             Assert.Equal(groupSize.ToString(CultureInfo.InvariantCulture), fixture.Metadata["group_size"]);
@@ -34,6 +40,7 @@ public sealed class ReleasedCodeTests(ITestOutputHelper output)
             Assert.Equal(fixture.Metadata["groups"], module.Groups.ToString(CultureInfo.InvariantCulture));
             Assert.Equal(pool ? "true" : "false", fixture.Metadata["pool"]);
         });
+        module.AssertRanOn(path);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using CeDsl.Layers;
+using CeDsl.Runtime.Tests.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -19,14 +20,17 @@ public sealed class SelfWrittenReferenceTests
     private const double Float64Tolerance = 1e-6;
 
     [Theory]
-    [InlineData("ce_c32_g16.safetensors", 32, 16, false, 16)]
-    [InlineData("ce_c24_g16_halved.safetensors", 24, 16, false, 8)]
-    [InlineData("ce_c16_g8_pool.safetensors", 16, 8, true, 8)]
-    public void ChannelEquilibrium_matches_the_self_written_reference(string file, long channels, int groupSize, bool pool, int resolvedGroupSize)
+    [InlineData("ce_c32_g16.safetensors", 32, 16, false, 16, CePath.Kernels)]
+    [InlineData("ce_c32_g16.safetensors", 32, 16, false, 16, CePath.Operators)]
+    [InlineData("ce_c24_g16_halved.safetensors", 24, 16, false, 8, CePath.Kernels)]
+    [InlineData("ce_c24_g16_halved.safetensors", 24, 16, false, 8, CePath.Operators)]
+    [InlineData("ce_c16_g8_pool.safetensors", 16, 8, true, 8, CePath.Operators)]
+    public void ChannelEquilibrium_matches_the_self_written_reference(string file, long channels, int groupSize, bool pool, int resolvedGroupSize, CePath path)
     {
-        using var module = new ChannelEquilibrium(channels, groupSize, pool: pool, dtype: ScalarType.Float64);
+        using var module = new ChannelEquilibrium(channels, groupSize, pool: pool, dtype: ScalarType.Float64).On(path);
         Assert.Equal(resolvedGroupSize, module.GroupSize);
         Replay(module, file, ScalarType.Float64);
+        module.AssertRanOn(path);
     }
 
     [Fact]
@@ -44,21 +48,25 @@ public sealed class SelfWrittenReferenceTests
         Replay(module, "aii_c16.safetensors", ScalarType.Float64);
     }
 
-    [Fact]
-    public void ChannelEquilibrium_converted_with_to_float64_matches_the_self_written_reference()
+    [Theory]
+    [MemberData(nameof(CePaths.Both), MemberType = typeof(CePaths))]
+    public void ChannelEquilibrium_converted_with_to_float64_matches_the_self_written_reference(CePath path)
     {
-        using var module = new ChannelEquilibrium(24, groupSize: 16);
+        using var module = new ChannelEquilibrium(24, groupSize: 16).On(path);
         module.to(ScalarType.Float64);
         Replay(module, "ce_c24_g16_halved.safetensors", ScalarType.Float64);
+        module.AssertRanOn(path);
     }
 
     [Theory]
-    [InlineData("ce_c32_g16.safetensors", 32, 16, false)]
-    [InlineData("ce_c16_g8_pool.safetensors", 16, 8, true)]
-    public void ChannelEquilibrium_in_float32_matches_the_self_written_reference(string file, long channels, int groupSize, bool pool)
+    [InlineData("ce_c32_g16.safetensors", 32, 16, false, CePath.Kernels)]
+    [InlineData("ce_c32_g16.safetensors", 32, 16, false, CePath.Operators)]
+    [InlineData("ce_c16_g8_pool.safetensors", 16, 8, true, CePath.Operators)]
+    public void ChannelEquilibrium_in_float32_matches_the_self_written_reference(string file, long channels, int groupSize, bool pool, CePath path)
     {
-        using var module = new ChannelEquilibrium(channels, groupSize, pool: pool);
+        using var module = new ChannelEquilibrium(channels, groupSize, pool: pool).On(path);
         Replay(module, file, ScalarType.Float32);
+        module.AssertRanOn(path);
     }
 
     [Fact]

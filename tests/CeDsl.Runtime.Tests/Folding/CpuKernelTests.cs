@@ -1,3 +1,4 @@
+using CeDsl.Kernels;
 using CeDsl.Folding;
 using TorchSharp;
 using static TorchSharp.torch;

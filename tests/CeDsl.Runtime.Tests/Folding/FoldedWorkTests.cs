@@ -18,6 +18,8 @@ public class FoldedWorkTests
     {
         typeof(ChannelEquilibrium).Assembly.GetType("CeDsl.Layers.Whitening", throwOnError: true)!,
         typeof(ChannelEquilibrium).Assembly.GetType("CeDsl.Layers.InstanceMoments", throwOnError: true)!,
+        typeof(ChannelEquilibrium).Assembly.GetType("CeDsl.Kernels.ChannelEquilibriumKernels", throwOnError: true)!,
+        typeof(ChannelEquilibrium).Assembly.GetType("CeDsl.Layers.ChannelEquilibriumFunction", throwOnError: true)!,
         typeof(ChannelEquilibrium), typeof(BatchDecorrelation), typeof(AdaptiveInstanceInverse),
     };
 
@@ -44,8 +46,11 @@ public class FoldedWorkTests
 
         var reached = Reachable(forward).ToList();
 
+        // The operators (Whitening, InstanceMoments) and the CPU kernels' Newton iterations.
         Assert.Contains(reached, method => method.DeclaringType == Forbidden[0]);
         Assert.Contains(reached, method => method.DeclaringType == Forbidden[1]);
+        Assert.Contains(reached, method => method.DeclaringType == Forbidden[2] && method.Name == "Forward");
+        Assert.Contains(reached, method => method.DeclaringType?.DeclaringType == Forbidden[2] && method.Name == "Multiply");
     }
 
     [Fact]

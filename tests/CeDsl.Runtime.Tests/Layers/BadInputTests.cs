@@ -9,11 +9,19 @@ public class BadInputTests
 {
     private const long Channels = 8;
 
-    public static TheoryData<string> Modules => new() { "ChannelEquilibrium", "BatchDecorrelation", "AdaptiveInstanceInverse", "SqueezeExcitation" };
+    /// <summary>The modules, CE on both of its paths (<see cref="CePath"/>).</summary>
+    public static TheoryData<string> Modules => new()
+    {
+        "ChannelEquilibrium", OperatorsOnly, "BatchDecorrelation", "AdaptiveInstanceInverse", "SqueezeExcitation",
+    };
+
+    /// <summary>CE computing with libtorch's operators only.</summary>
+    private const string OperatorsOnly = "ChannelEquilibrium on operators";
 
     private static Module<Tensor, Tensor> Create(string name, bool pool = false) => name switch
     {
         "ChannelEquilibrium" => new ChannelEquilibrium(Channels, groupSize: 4, pool: pool),
+        OperatorsOnly => new ChannelEquilibrium(Channels, groupSize: 4, pool: pool).On(CePath.Operators),
         "BatchDecorrelation" => new BatchDecorrelation(Channels, groupSize: 4, pool: pool),
         "AdaptiveInstanceInverse" => new AdaptiveInstanceInverse(Channels),
         _ => new SqueezeExcitation(Channels, reduction: 4),
@@ -23,7 +31,7 @@ public class BadInputTests
 
     private static void AssertMessage(Exception exception, string module, params string[] fragments)
     {
-        Assert.StartsWith(module + ":", exception.Message);
+        Assert.StartsWith((module == OperatorsOnly ? "ChannelEquilibrium" : module) + ":", exception.Message);
         foreach (var fragment in fragments)
             Assert.Contains(fragment, exception.Message);
     }
@@ -57,6 +65,7 @@ public class BadInputTests
 
     [Theory]
     [InlineData("ChannelEquilibrium")]
+    [InlineData(OperatorsOnly)]
     [InlineData("AdaptiveInstanceInverse")]
     public void One_position_has_no_instance_variance(string name)
     {
@@ -79,6 +88,7 @@ public class BadInputTests
 
     [Theory]
     [InlineData("ChannelEquilibrium")]
+    [InlineData(OperatorsOnly)]
     [InlineData("AdaptiveInstanceInverse")]
     public void Evaluation_before_any_training_step(string name)
     {
@@ -123,10 +133,11 @@ public class BadInputTests
             Assert.True(tensor.allclose(before[key], rtol: 0, atol: 0), $"{key} changed by a rejected call");
     }
 
-    [Fact]
-    public void Constant_input_gives_a_zero_scale_and_is_rejected()
+    [Theory]
+    [MemberData(nameof(CePaths.Both), MemberType = typeof(CePaths))]
+    public void Constant_input_gives_a_zero_scale_and_is_rejected(CePath path)
     {
-        using var ce = new ChannelEquilibrium(Channels, groupSize: 4);
+        using var ce = new ChannelEquilibrium(Channels, groupSize: 4).On(path);
         var error = Assert.Throws<ArgumentException>(() => ce.call(ones(2, Channels, 4, 4)));
         AssertMessage(error, "ChannelEquilibrium", "constant", "s is 0");
         Assert.Equal(0f, ce.state_dict()["AR.running_scale"].item<float>());

@@ -39,16 +39,22 @@ public class ChannelEquilibriumTests
         Assert.Contains(ce.named_parameters(), entry => entry.name == "x_weight");
     }
 
+    public static TheoryData<double, CePath> Mixes => new()
+    {
+        { 0.0, CePath.Kernels }, { 0.8, CePath.Kernels }, { 0.0, CePath.Operators }, { 0.8, CePath.Operators },
+    };
+
     [Theory]
-    [InlineData(0.0)]
-    [InlineData(0.8)]
-    public void Training_output_mixes_decorrelation_and_instance_inverse_by_lambda(double xWeight)
+    [MemberData(nameof(Mixes))]
+    public void Training_output_mixes_decorrelation_and_instance_inverse_by_lambda(double xWeight, CePath path)
     {
         var x = Input(1);
-        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64);
+        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64).On(path);
         SetXWeight(ce, xWeight);
 
         var output = ce.call(x);
+
+        ce.AssertRanOn(path);
 
         Assert.True(output.allclose(ExpectedTraining(ce, x, groupSize: 4), rtol: 1e-10, atol: 1e-10));
 
@@ -60,10 +66,11 @@ public class ChannelEquilibriumTests
         Assert.True(output.allclose(lambda * bd.call(x) + (1 - lambda) * aii.call(x), rtol: 1e-10, atol: 1e-10));
     }
 
-    [Fact]
-    public void Running_statistics_after_three_steps_match_the_hand_computed_averages()
+    [Theory]
+    [MemberData(nameof(CePaths.Both), MemberType = typeof(CePaths))]
+    public void Running_statistics_after_three_steps_match_the_hand_computed_averages(CePath path)
     {
-        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64);
+        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64).On(path);
         var expectedMean = zeros(2, 4, 1, dtype: float64);
         var expectedWm = eye(4, dtype: float64).repeat(2, 1, 1);
         double expectedScale = 0;
@@ -71,6 +78,7 @@ public class ChannelEquilibriumTests
         {
             var x = Input(20 + step, offset: 2.0 * step - 1);
             ce.call(x);
+            ce.AssertRanOn(path);
             var (mean, wm) = ReferenceMath.Decorrelation(x, groupSize: 4);
             expectedMean = 0.9 * expectedMean + 0.1 * mean;
             expectedWm = 0.9 * expectedWm + 0.1 * wm;
@@ -83,10 +91,20 @@ public class ChannelEquilibriumTests
         Assert.Equal(expectedScale, state["AR.running_scale"].item<double>(), 1e-12);
     }
 
-    [Fact]
-    public void Evaluation_uses_the_running_statistics()
+    /// <summary>
+    /// Both paths; on the kernels, a batch of 4 evaluates one sample per loop item (the folded CE's kernel)
+    /// and a batch of 2 runs the training passes with the running statistics.
+    /// </summary>
+    public static TheoryData<CePath, long> EvaluationCases => new()
     {
-        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64);
+        { CePath.Kernels, 4 }, { CePath.Kernels, 2 }, { CePath.Operators, 4 }, { CePath.Operators, 2 },
+    };
+
+    [Theory]
+    [MemberData(nameof(EvaluationCases))]
+    public void Evaluation_uses_the_running_statistics(CePath path, long samples)
+    {
+        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64).On(path);
         var state = ce.state_dict();
         var map = randn(new long[] { 2, 4, 4 }, dtype: float64, generator: new Generator(2));
         using (no_grad())
@@ -97,13 +115,16 @@ public class ChannelEquilibriumTests
             state["x_weight"].fill_(0.3);
         }
         ce.eval();
-        var x = Input(3);
+        var x = Input(3, n: samples);
 
-        var output = ce.call(x);
+        Tensor output;
+        using (no_grad())
+            output = ce.call(x);
 
+        ce.AssertRanOn(path);
         double lambda = 1 / (1 + Math.Exp(-0.3));
         var gate = ReferenceMath.Gate(ReferenceMath.InstanceVariance(x), ReferenceMath.Under(state, "AR."));
-        var expected = lambda * ReferenceMath.ApplyPerGroup(map, x) + (1 - lambda) * (gate / 2.5).view(4, 8, 1, 1) * x;
+        var expected = lambda * ReferenceMath.ApplyPerGroup(map, x) + (1 - lambda) * (gate / 2.5).view(samples, 8, 1, 1) * x;
         Assert.True(output.allclose(expected, rtol: 1e-10, atol: 1e-10));
 
         // The output follows the buffers, and evaluation leaves them alone.
@@ -115,10 +136,11 @@ public class ChannelEquilibriumTests
         Assert.Equal(5.0, state["running_mean"].mean().item<double>());
     }
 
-    [Fact]
-    public void Training_output_does_not_depend_on_the_running_statistics()
+    [Theory]
+    [MemberData(nameof(CePaths.Both), MemberType = typeof(CePaths))]
+    public void Training_output_does_not_depend_on_the_running_statistics(CePath path)
     {
-        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64);
+        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64).On(path);
         var x = Input(4);
         var first = ce.call(x);
         using (no_grad())
@@ -139,17 +161,19 @@ public class ChannelEquilibriumTests
 
         var output = ce.call(x);
 
+        ce.AssertRanOn(CePath.Operators); // the kernels do not pool
         Assert.True(output.allclose(ExpectedTraining(ce, x, groupSize: 4, pool: true), rtol: 1e-10, atol: 1e-12));
         var (_, wm) = ReferenceMath.Decorrelation(x, groupSize: 4, pool: true);
         Assert.True(ce.state_dict()["running_wm"].allclose(0.9 * eye(4, dtype: float64) + 0.1 * wm, rtol: 1e-10, atol: 1e-12));
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Steps_leave_no_live_tensors_behind(bool pool)
+    [InlineData(false, CePath.Kernels)]
+    [InlineData(false, CePath.Operators)]
+    [InlineData(true, CePath.Operators)]
+    public void Steps_leave_no_live_tensors_behind(bool pool, CePath path)
     {
-        using var ce = new ChannelEquilibrium(8, groupSize: 4, pool: pool);
+        using var ce = new ChannelEquilibrium(8, groupSize: 4, pool: pool).On(path);
         var x = Input(7).to(float32).requires_grad_();
         void Step()
         {
@@ -163,6 +187,7 @@ public class ChannelEquilibriumTests
         long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         for (int i = 0; i < 3; i++)
             Step();
+        ce.AssertRanOn(path);
         ce.eval();
         Step();
         Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
@@ -197,12 +222,13 @@ public class ChannelEquilibriumTests
             ce.named_parameters().Select(entry => entry.name).Order());
     }
 
-    [Fact]
-    public void Float64_works_from_the_constructor_and_through_to()
+    [Theory]
+    [MemberData(nameof(CePaths.Both), MemberType = typeof(CePaths))]
+    public void Float64_works_from_the_constructor_and_through_to(CePath path)
     {
         var x32 = Input(6).to(float32);
-        using var ce32 = new ChannelEquilibrium(8, groupSize: 4);
-        using var ce64 = new ChannelEquilibrium(8, groupSize: 4, dtype: float64);
+        using var ce32 = new ChannelEquilibrium(8, groupSize: 4).On(path);
+        using var ce64 = new ChannelEquilibrium(8, groupSize: 4, dtype: float64).On(path);
         Assert.Equal(ScalarType.Float32, ce32.state_dict()["running_wm"].dtype);
         Assert.All(ce64.state_dict().Values, tensor => Assert.Equal(ScalarType.Float64, tensor.dtype));
         using (no_grad())
@@ -211,6 +237,8 @@ public class ChannelEquilibriumTests
 
         var output32 = ce32.call(x32);
         var output64 = ce64.call(x32.to(float64));
+        ce32.AssertRanOn(path);
+        ce64.AssertRanOn(path);
 
         Assert.Equal(ScalarType.Float32, output32.dtype);
         Assert.True(output64.allclose(output32.to(float64), rtol: 1e-4, atol: 1e-5));
@@ -218,6 +246,7 @@ public class ChannelEquilibriumTests
         ce32.to(float64);
         Assert.All(ce32.state_dict().Values, tensor => Assert.Equal(ScalarType.Float64, tensor.dtype));
         Assert.Equal(ScalarType.Float64, ce32.call(x32.to(float64)).dtype);
+        ce32.AssertRanOn(path);
     }
 
     /// <summary>TorchSharp 0.107's GroupNorm leaves its affine parameters uninitialized (torch.empty); PyTorch uses 1 and 0.</summary>
@@ -229,11 +258,18 @@ public class ChannelEquilibriumTests
         return norm;
     }
 
-    public static TheoryData<string> Normalizations => new() { "BN", "GN", "IN", "LN" };
+    public static TheoryData<string, CePath> Normalizations()
+    {
+        var data = new TheoryData<string, CePath>();
+        foreach (var kind in new[] { "BN", "GN", "IN", "LN" })
+            foreach (var path in new[] { CePath.Kernels, CePath.Operators })
+                data.Add(kind, path);
+        return data;
+    }
 
     [Theory]
     [MemberData(nameof(Normalizations))]
-    public void Works_after_every_normalization_kind(string kind)
+    public void Works_after_every_normalization_kind(string kind, CePath path)
     {
         const long c = 16, h = 7, w = 7;
         Module<Tensor, Tensor> norm = kind switch
@@ -243,12 +279,13 @@ public class ChannelEquilibriumTests
             "IN" => InstanceNorm2d(c, affine: true),
             _ => LayerNorm(new long[] { c, h, w }),
         };
-        var ce = new ChannelEquilibrium(c, groupSize: 8);
+        var ce = new ChannelEquilibrium(c, groupSize: 8).On(path);
         using var block = Sequential(("norm", norm), ("ce", ce));
         var x = randn(new long[] { 6, c, h, w }, generator: new Generator((ulong)kind.Length)) * 3 + 1;
 
         var output = block.call(x);
         output.square().sum().backward();
+        ce.AssertRanOn(path);
 
         Assert.Equal(x.shape, output.shape);
         Assert.True(output.isfinite().all().item<bool>());

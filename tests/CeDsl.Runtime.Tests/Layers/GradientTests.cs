@@ -24,10 +24,11 @@ public class GradientTests
     private static (string, Tensor)[] With(Tensor x, Module module) =>
         module.named_parameters().Select(entry => (entry.name, (Tensor)entry.parameter)).Prepend(("input", x)).ToArray();
 
-    [Fact]
-    public void Channel_equilibrium_in_training_input_and_every_parameter()
+    [Theory]
+    [MemberData(nameof(CePaths.Both), MemberType = typeof(CePaths))]
+    public void Channel_equilibrium_in_training_input_and_every_parameter(CePath path)
     {
-        using var ce = new ChannelEquilibrium(16, groupSize: 4, reduction: 4, dtype: float64);
+        using var ce = new ChannelEquilibrium(16, groupSize: 4, reduction: 4, dtype: float64).On(path);
         Perturb(ce, 1);
         var x = Leaf(2, 3, 16, 4, 4);
         var inputs = With(x, ce);
@@ -36,12 +37,14 @@ public class GradientTests
             inputs.Select(entry => entry.Item1).Order());
 
         GradientCheck.Verify(() => ce.call(x), inputs);
+        ce.AssertRanOn(path);
     }
 
-    [Fact]
-    public void Channel_equilibrium_in_evaluation_input_and_every_parameter()
+    [Theory]
+    [MemberData(nameof(CePaths.Both), MemberType = typeof(CePaths))]
+    public void Channel_equilibrium_in_evaluation_input_and_every_parameter(CePath path)
     {
-        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64);
+        using var ce = new ChannelEquilibrium(8, groupSize: 4, dtype: float64).On(path);
         Perturb(ce, 3);
         using (no_grad())
             ce.call(randn(new long[] { 4, 8, 4, 4 }, dtype: float64, generator: new Generator(4)));
@@ -49,6 +52,7 @@ public class GradientTests
         var x = Leaf(5, 2, 8, 4, 4);
 
         GradientCheck.Verify(() => ce.call(x), With(x, ce));
+        ce.AssertRanOn(path);
     }
 
     [Fact]

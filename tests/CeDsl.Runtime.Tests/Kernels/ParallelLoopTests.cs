@@ -1,7 +1,7 @@
-using CeDsl.Folding;
+using CeDsl.Kernels;
 using static TorchSharp.torch;
 
-namespace CeDsl.Runtime.Tests.Folding;
+namespace CeDsl.Runtime.Tests.Kernels;
 
 /// <summary>The kernels' parallel loop on libtorch's OpenMP threads.</summary>
 public class ParallelLoopTests
@@ -31,6 +31,22 @@ public class ParallelLoopTests
 
         Assert.All(runs, run => Assert.Equal(1, run));
         Assert.InRange(threads.Count, 1, Math.Max(1, get_num_threads()));
+    }
+
+    [Fact]
+    public void A_loop_with_little_work_runs_on_the_calling_thread()
+    {
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        int runs = 0;
+
+        ParallelLoop.For(64, item =>
+        {
+            Interlocked.Increment(ref runs);
+            threads[Environment.CurrentManagedThreadId] = true;
+        }, workPerItem: 16);
+
+        Assert.Equal(64, runs);
+        Assert.Equal([Environment.CurrentManagedThreadId], threads.Keys);
     }
 
     [Fact]

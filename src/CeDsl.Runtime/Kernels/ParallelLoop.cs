@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
-namespace CeDsl.Folding;
+namespace CeDsl.Kernels;
 
 /// <summary>
 /// A parallel loop for <see cref="CpuKernels"/> on libtorch's own OpenMP threads: <c>GOMP_parallel</c>
@@ -19,11 +19,35 @@ internal static unsafe class ParallelLoop
     /// <summary>Whether the loops run on libtorch's OpenMP threads (else on .NET's thread pool).</summary>
     internal static bool OnLibTorchThreads => OpenMpParallel != null;
 
-    /// <summary>Runs <paramref name="body"/> for 0 .. <paramref name="count"/> - 1, items taken one at a time by whichever thread is free.</summary>
-    internal static void For(long count, Action<long> body)
+    /// <summary>
+    /// Multiply-adds (or comparable steps) below which a loop runs on the calling thread alone: waking the
+    /// other threads and waiting for them costs a few microseconds.
+    /// </summary>
+    private const long ParallelWork = 1L << 15;
+
+    /// <summary>
+    /// Runs <paramref name="body"/> for 0 .. <paramref name="count"/> - 1, items taken one at a time by whichever
+    /// thread is free; on the calling thread alone for one item, one thread, or less work in all than is worth
+    /// handing out (<paramref name="workPerItem"/>: multiply-adds or comparable steps per item; 0 for unknown).
+    /// An exception in an item stops the loop and reaches the caller in an <see cref="AggregateException"/>.
+    /// </summary>
+    internal static void For(long count, Action<long> body, long workPerItem = 0)
     {
         int threads = Math.Max(1, get_num_threads());
-        if (OpenMpParallel == null || threads == 1 || count == 1)
+        if (threads == 1 || count == 1 || (workPerItem > 0 && count * workPerItem < ParallelWork))
+        {
+            try
+            {
+                for (long item = 0; item < count; item++)
+                    body(item);
+            }
+            catch (Exception inline)
+            {
+                throw new AggregateException(inline);
+            }
+            return;
+        }
+        if (OpenMpParallel == null)
         {
             Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
             return;

@@ -1,0 +1,661 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+
+namespace CeDsl.Kernels;
+
+/// <summary>
+/// Vectorized work on one block of rows: d channels of one sample, each a row of P contiguous
+/// positions (a (sample, group) block of an (N, C, H, W) tensor, rows P elements apart). Row
+/// statistics, the products of two blocks' rows (covariances and the gradients of maps), and maps
+/// of such rows. Callers run them in parallel over blocks (<see cref="ParallelLoop"/>); nothing here
+/// allocates on the heap.
+/// </summary>
+/// <remarks>
+/// Every method with a loop is compiled fully optimized at its first call
+/// (<see cref="MethodImplOptions.AggressiveOptimization"/>): the JIT does not inline the larger ones,
+/// and their first, unoptimized tier calls the vector helpers one by one, 20-40 times slower.
+/// </remarks>
+internal static unsafe class BlockKernels
+{
+    /// <summary>Bytes of the rows one <see cref="Products{T}"/> chunk covers, so that they stay in the second-level cache.</summary>
+    private const int ProductChunkBytes = 256 << 10;
+
+    /// <summary>The address of a tensor's first element; valid while the tensor is.</summary>
+    internal static nint Address(torch.Tensor tensor) =>
+        // The bytes live in libtorch's heap, so the address stays valid while the tensor does.
+        (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(tensor.bytes));
+
+    /// <summary>The mean of <paramref name="count"/> contiguous values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static T RowMean<T>(T* row, long count) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        Vector<T> s0 = default, s1 = default, s2 = default, s3 = default;
+        long i = 0;
+        for (; i + 4 * width <= count; i += 4 * width)
+        {
+            s0 += Load(row + i);
+            s1 += Load(row + i + width);
+            s2 += Load(row + i + 2 * width);
+            s3 += Load(row + i + 3 * width);
+        }
+        T sum = Vector.Sum((s0 + s1) + (s2 + s3));
+        for (; i < count; i++)
+            sum += row[i];
+        return sum / T.CreateTruncating(count);
+    }
+
+    /// <summary>
+    /// The unbiased variance of <paramref name="count"/> contiguous values, and their mean: two passes
+    /// (mean, then centred squares while the row is in cache), as accurate as centring the whole tensor.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static T RowVariance<T>(T* row, long count, out T mean) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        mean = RowMean(row, count);
+        var centre = new Vector<T>(mean);
+        Vector<T> s0 = default, s1 = default, s2 = default, s3 = default;
+        long i = 0;
+        for (; i + 4 * width <= count; i += 4 * width)
+        {
+            var d0 = Load(row + i) - centre;
+            var d1 = Load(row + i + width) - centre;
+            var d2 = Load(row + i + 2 * width) - centre;
+            var d3 = Load(row + i + 3 * width) - centre;
+            s0 = MultiplyAdd(d0, d0, s0);
+            s1 = MultiplyAdd(d1, d1, s1);
+            s2 = MultiplyAdd(d2, d2, s2);
+            s3 = MultiplyAdd(d3, d3, s3);
+        }
+        T squares = Vector.Sum((s0 + s1) + (s2 + s3));
+        for (; i < count; i++)
+        {
+            T deviation = row[i] - mean;
+            squares += deviation * deviation;
+        }
+        return squares / T.CreateTruncating(count - 1);
+    }
+
+    /// <summary>The dot product of <paramref name="count"/> contiguous values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static T Dot<T>(T* a, T* b, long count) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        Vector<T> s0 = default, s1 = default;
+        long i = 0;
+        for (; i + 2 * width <= count; i += 2 * width)
+        {
+            s0 = MultiplyAdd(Load(a + i), Load(b + i), s0);
+            s1 = MultiplyAdd(Load(a + i + width), Load(b + i + width), s1);
+        }
+        T sum = Vector.Sum(s0 + s1);
+        for (; i < count; i++)
+            sum += a[i] * b[i];
+        return sum;
+    }
+
+    /// <summary>
+    /// c = alpha op(a) b + beta c for row-major matrices: op(a) is <paramref name="rows"/> x <paramref name="inner"/>
+    /// (a itself, or the transpose of the inner x rows <paramref name="a"/>), b is inner x <paramref name="columns"/>,
+    /// c rows x columns. Rows <paramref name="firstRow"/> .. <paramref name="firstRow"/> + <paramref name="rowCount"/> - 1
+    /// of c only, so that callers can share the rows out among threads.
+    /// </summary>
+    /// <remarks>
+    /// 4 rows of c by 2 vectors of columns at a time in 8 accumulators: each pair of vectors of b is loaded
+    /// once per 4 rows, each element of a broadcast once per 2 vectors.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Multiply<T>(T* a, bool transposeA, T* b, T* c, long rows, long inner, long columns, T alpha, T beta,
+        long firstRow = 0, long rowCount = -1) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        long end = rowCount < 0 ? rows : firstRow + rowCount;
+        long strideI = transposeA ? 1 : inner, strideK = transposeA ? rows : 1;
+        var scale = new Vector<T>(alpha);
+        var keep = new Vector<T>(beta);
+        long i = firstRow;
+        for (; i + 4 <= end; i += 4)
+        {
+            T* a0 = a + i * strideI, a1 = a0 + strideI, a2 = a1 + strideI, a3 = a2 + strideI;
+            long j = 0;
+            for (; j + 2 * width <= columns; j += 2 * width)
+            {
+                Vector<T> s00 = default, s01 = default, s10 = default, s11 = default;
+                Vector<T> s20 = default, s21 = default, s30 = default, s31 = default;
+                for (long k = 0; k < inner; k++)
+                {
+                    T* row = b + k * columns + j;
+                    var y0 = Load(row);
+                    var y1 = Load(row + width);
+                    var x = new Vector<T>(a0[k * strideK]);
+                    s00 = MultiplyAdd(x, y0, s00);
+                    s01 = MultiplyAdd(x, y1, s01);
+                    x = new Vector<T>(a1[k * strideK]);
+                    s10 = MultiplyAdd(x, y0, s10);
+                    s11 = MultiplyAdd(x, y1, s11);
+                    x = new Vector<T>(a2[k * strideK]);
+                    s20 = MultiplyAdd(x, y0, s20);
+                    s21 = MultiplyAdd(x, y1, s21);
+                    x = new Vector<T>(a3[k * strideK]);
+                    s30 = MultiplyAdd(x, y0, s30);
+                    s31 = MultiplyAdd(x, y1, s31);
+                }
+                Combine(c + i * columns + j, s00, s01);
+                Combine(c + (i + 1) * columns + j, s10, s11);
+                Combine(c + (i + 2) * columns + j, s20, s21);
+                Combine(c + (i + 3) * columns + j, s30, s31);
+            }
+            for (; j < columns; j++)
+                for (long r = 0; r < 4; r++)
+                    Scalar(i + r, j);
+        }
+        for (; i < end; i++)
+        {
+            long j = 0;
+            for (; j + width <= columns; j += width)
+            {
+                Vector<T> sum = default;
+                for (long k = 0; k < inner; k++)
+                    sum = MultiplyAdd(new Vector<T>(a[i * strideI + k * strideK]), Load(b + k * columns + j), sum);
+                Store(c + i * columns + j, beta == T.Zero ? scale * sum : keep * Load(c + i * columns + j) + scale * sum);
+            }
+            for (; j < columns; j++)
+                Scalar(i, j);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Combine(T* target, Vector<T> first, Vector<T> second)
+        {
+            Store(target, beta == T.Zero ? scale * first : keep * Load(target) + scale * first);
+            Store(target + width, beta == T.Zero ? scale * second : keep * Load(target + width) + scale * second);
+        }
+
+        void Scalar(long row, long column)
+        {
+            T sum = T.Zero;
+            for (long k = 0; k < inner; k++)
+                sum += a[row * strideI + k * strideK] * b[k * columns + column];
+            T* target = c + row * columns + column;
+            *target = beta == T.Zero ? alpha * sum : beta * *target + alpha * sum;
+        }
+    }
+
+    /// <summary><paramref name="target"/>[i] += <paramref name="scale"/> * <paramref name="source"/>[i] for <paramref name="count"/> values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void AddScaled<T>(T* target, T* source, T scale, long count) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        var factor = new Vector<T>(scale);
+        long i = 0;
+        for (; i + width <= count; i += width)
+            Store(target + i, MultiplyAdd(factor, Load(source + i), Load(target + i)));
+        for (; i < count; i++)
+            target[i] += scale * source[i];
+    }
+
+    /// <summary>
+    /// result[i * rowsB + j] += sum over p of (a[i, p] - aCentre[i]) * (b[j, p] - bCentre[j]), in double, for
+    /// <paramref name="rowsA"/> rows of <paramref name="a"/> and <paramref name="rowsB"/> of <paramref name="b"/>, each
+    /// <paramref name="positions"/> long and <paramref name="positions"/> apart (centres: both or neither).
+    /// <paramref name="symmetric"/>: b is a with the same centre, and only the upper half is computed, then mirrored.
+    /// </summary>
+    /// <remarks>
+    /// Each 4 x 4 block of the result runs over the rows in 16 vector accumulators (8 loads per 16
+    /// multiply-adds, centred as they are loaded), a chunk of positions at a time that keeps the rows in
+    /// the second-level cache for the other blocks; the positions after the last whole vector are added
+    /// one by one.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Products<T>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
+        where T : unmanaged, INumber<T>
+    {
+        if (aCentre is null)
+            Products<T, Uncentred>(a, aCentre, rowsA, b, bCentre, rowsB, positions, symmetric, result);
+        else
+            Products<T, Centred>(a, aCentre, rowsA, b, bCentre, rowsB, positions, symmetric, result);
+        if (symmetric)
+        {
+            for (int i = 1; i < rowsA; i++)
+                for (int j = 0; j < i; j++)
+                    result[i * rowsB + j] = result[j * rowsB + i];
+        }
+    }
+
+    /// <summary>Whether <see cref="Products{T}"/> subtracts the centres (a type argument, so that the JIT compiles each case on its own).</summary>
+    private struct Centred;
+
+    /// <inheritdoc cref="Centred"/>
+    private struct Uncentred;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Products<T, TCentring>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
+        where T : unmanaged, INumber<T> where TCentring : struct
+    {
+        int width = Vector<T>.Count;
+        long chunk = Math.Max(width, ProductChunkBytes / sizeof(T) / (symmetric ? rowsA : rowsA + rowsB) / width * width);
+        long end = positions / width * width;
+        // Positions after the last whole vector: the row's last vector, its lanes before them masked off.
+        bool tail = end < positions && positions >= width;
+        var tailMask = TailMask<T>((int)(positions - end));
+        for (long start = 0; start < end; start += chunk)
+        {
+            long span = Math.Min(chunk, end - start);
+            long last = tail && start + span == end ? positions - width - start : -1;
+            for (int i = 0; i < rowsA; i += 4)
+            {
+                for (int j = symmetric ? i : 0; j < rowsB; j += 4)
+                {
+                    if (i + 4 <= rowsA && j + 4 <= rowsB)
+                        ProductBlock<T, TCentring>(a + i * positions + start, aCentre + i, positions, b + j * positions + start, bCentre + j, positions, span, last, tailMask,
+                            result + i * rowsB + j, rowsB);
+                    else
+                        ProductEdge<T, TCentring>(a + start, aCentre, positions, b + start, bCentre, positions, span, last, tailMask,
+                            i, Math.Min(4, rowsA - i), j, Math.Min(4, rowsB - j), result, rowsB);
+                }
+            }
+        }
+        // Rows shorter than a vector.
+        for (int i = 0; i < rowsA && positions < width; i++)
+            for (int j = symmetric ? i : 0; j < rowsB; j++)
+            {
+                T centreA = typeof(TCentring) == typeof(Centred) ? aCentre[i] : T.Zero, centreB = typeof(TCentring) == typeof(Centred) ? bCentre[j] : T.Zero;
+                double sum = 0;
+                for (long p = 0; p < positions; p++)
+                    sum += double.CreateTruncating((a[i * positions + p] - centreA) * (b[j * positions + p] - centreB));
+                result[i * rowsB + j] += sum;
+            }
+    }
+
+    /// <summary>A vector whose last <paramref name="count"/> lanes are all ones (bits), the others zero.</summary>
+    private static Vector<T> TailMask<T>(int count) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        Span<T> lanes = stackalloc T[width];
+        for (int lane = 0; lane < width; lane++)
+            lanes[lane] = lane >= width - count ? T.One : T.Zero;
+        return Vector.GreaterThan(new Vector<T>(lanes), Vector<T>.Zero);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<T> Centre<T, TCentring>(T* centre) where T : unmanaged, INumber<T> where TCentring : struct =>
+        typeof(TCentring) == typeof(Centred) ? new Vector<T>(*centre) : default;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<T> Load<T, TCentring>(T* address, Vector<T> centre) where T : unmanaged, INumber<T> where TCentring : struct =>
+        typeof(TCentring) == typeof(Centred) ? Load(address) - centre : Load(address);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ProductBlock<T, TCentring>(T* a, T* aCentre, long strideA, T* b, T* bCentre, long strideB, long span, long last, Vector<T> lastMask,
+        double* result, int resultStride)
+        where T : unmanaged, INumber<T> where TCentring : struct
+    {
+        int width = Vector<T>.Count;
+        Vector<T> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector<T> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector<T> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector<T> c30 = default, c31 = default, c32 = default, c33 = default;
+        T* a0 = a, a1 = a + strideA, a2 = a + 2 * strideA, a3 = a + 3 * strideA;
+        T* b0 = b, b1 = b + strideB, b2 = b + 2 * strideB, b3 = b + 3 * strideB;
+        Vector<T> m0 = Centre<T, TCentring>(aCentre), m1 = Centre<T, TCentring>(aCentre + 1), m2 = Centre<T, TCentring>(aCentre + 2), m3 = Centre<T, TCentring>(aCentre + 3);
+        Vector<T> n0 = Centre<T, TCentring>(bCentre), n1 = Centre<T, TCentring>(bCentre + 1), n2 = Centre<T, TCentring>(bCentre + 2), n3 = Centre<T, TCentring>(bCentre + 3);
+        for (long p = 0; p < span; p += width)
+        {
+            var y0 = Load<T, TCentring>(b0 + p, n0);
+            var y1 = Load<T, TCentring>(b1 + p, n1);
+            var y2 = Load<T, TCentring>(b2 + p, n2);
+            var y3 = Load<T, TCentring>(b3 + p, n3);
+            var x = Load<T, TCentring>(a0 + p, m0);
+            c00 = MultiplyAdd(x, y0, c00);
+            c01 = MultiplyAdd(x, y1, c01);
+            c02 = MultiplyAdd(x, y2, c02);
+            c03 = MultiplyAdd(x, y3, c03);
+            x = Load<T, TCentring>(a1 + p, m1);
+            c10 = MultiplyAdd(x, y0, c10);
+            c11 = MultiplyAdd(x, y1, c11);
+            c12 = MultiplyAdd(x, y2, c12);
+            c13 = MultiplyAdd(x, y3, c13);
+            x = Load<T, TCentring>(a2 + p, m2);
+            c20 = MultiplyAdd(x, y0, c20);
+            c21 = MultiplyAdd(x, y1, c21);
+            c22 = MultiplyAdd(x, y2, c22);
+            c23 = MultiplyAdd(x, y3, c23);
+            x = Load<T, TCentring>(a3 + p, m3);
+            c30 = MultiplyAdd(x, y0, c30);
+            c31 = MultiplyAdd(x, y1, c31);
+            c32 = MultiplyAdd(x, y2, c32);
+            c33 = MultiplyAdd(x, y3, c33);
+        }
+        if (last >= 0)
+        {
+            // The same for the row's last vector, lanes already counted masked off.
+            var y0 = Load<T, TCentring>(b0 + last, n0) & lastMask;
+            var y1 = Load<T, TCentring>(b1 + last, n1) & lastMask;
+            var y2 = Load<T, TCentring>(b2 + last, n2) & lastMask;
+            var y3 = Load<T, TCentring>(b3 + last, n3) & lastMask;
+            var x = Load<T, TCentring>(a0 + last, m0);
+            c00 = MultiplyAdd(x, y0, c00);
+            c01 = MultiplyAdd(x, y1, c01);
+            c02 = MultiplyAdd(x, y2, c02);
+            c03 = MultiplyAdd(x, y3, c03);
+            x = Load<T, TCentring>(a1 + last, m1);
+            c10 = MultiplyAdd(x, y0, c10);
+            c11 = MultiplyAdd(x, y1, c11);
+            c12 = MultiplyAdd(x, y2, c12);
+            c13 = MultiplyAdd(x, y3, c13);
+            x = Load<T, TCentring>(a2 + last, m2);
+            c20 = MultiplyAdd(x, y0, c20);
+            c21 = MultiplyAdd(x, y1, c21);
+            c22 = MultiplyAdd(x, y2, c22);
+            c23 = MultiplyAdd(x, y3, c23);
+            x = Load<T, TCentring>(a3 + last, m3);
+            c30 = MultiplyAdd(x, y0, c30);
+            c31 = MultiplyAdd(x, y1, c31);
+            c32 = MultiplyAdd(x, y2, c32);
+            c33 = MultiplyAdd(x, y3, c33);
+        }
+        AddSums(result, c00, c01, c02, c03);
+        AddSums(result + resultStride, c10, c11, c12, c13);
+        AddSums(result + 2 * resultStride, c20, c21, c22, c23);
+        AddSums(result + 3 * resultStride, c30, c31, c32, c33);
+    }
+
+    /// <summary>
+    /// row[k] += the sum of the lanes of s_k, k = 0..3. With AVX and 256-bit vectors, the four sums come out
+    /// of three horizontal adds together (a block's 16 sums matter where rows are short, 14x14 or 8x8).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddSums<T>(double* row, Vector<T> s0, Vector<T> s1, Vector<T> s2, Vector<T> s3) where T : unmanaged, INumber<T>
+    {
+        if (Avx.IsSupported && Vector<T>.Count * sizeof(T) == 32)
+        {
+            Vector256<double> sums;
+            if (typeof(T) == typeof(float))
+            {
+                var pairs = Avx.HorizontalAdd(Avx.HorizontalAdd(s0.AsVector256().AsSingle(), s1.AsVector256().AsSingle()),
+                    Avx.HorizontalAdd(s2.AsVector256().AsSingle(), s3.AsVector256().AsSingle()));
+                sums = Avx.ConvertToVector256Double(pairs.GetLower() + pairs.GetUpper());
+            }
+            else
+            {
+                var low = Avx.HorizontalAdd(s0.AsVector256().AsDouble(), s1.AsVector256().AsDouble());
+                var high = Avx.HorizontalAdd(s2.AsVector256().AsDouble(), s3.AsVector256().AsDouble());
+                sums = Avx.Permute2x128(low, high, 0x20) + Avx.Permute2x128(low, high, 0x31);
+            }
+            Vector256.Store(Vector256.Load(row) + sums, row);
+            return;
+        }
+        row[0] += double.CreateTruncating(Vector.Sum(s0));
+        row[1] += double.CreateTruncating(Vector.Sum(s1));
+        row[2] += double.CreateTruncating(Vector.Sum(s2));
+        row[3] += double.CreateTruncating(Vector.Sum(s3));
+    }
+
+    /// <summary>A block at the edge of the result (fewer than 4 rows or columns left): one accumulator per entry.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ProductEdge<T, TCentring>(T* a, T* aCentre, long strideA, T* b, T* bCentre, long strideB, long span, long last, Vector<T> lastMask,
+        int i0, int rows, int j0, int columns, double* result, int resultStride)
+        where T : unmanaged, INumber<T> where TCentring : struct
+    {
+        int width = Vector<T>.Count;
+        for (int i = i0; i < i0 + rows; i++)
+        {
+            var m = Centre<T, TCentring>(aCentre + i);
+            for (int j = j0; j < j0 + columns; j++)
+            {
+                var n = Centre<T, TCentring>(bCentre + j);
+                Vector<T> sum = default;
+                for (long p = 0; p < span; p += width)
+                    sum = MultiplyAdd(Load<T, TCentring>(a + i * strideA + p, m), Load<T, TCentring>(b + j * strideB + p, n), sum);
+                if (last >= 0)
+                    sum = MultiplyAdd(Load<T, TCentring>(a + i * strideA + last, m), Load<T, TCentring>(b + j * strideB + last, n) & lastMask, sum);
+                result[i * resultStride + j] += double.CreateTruncating(Vector.Sum(sum));
+            }
+        }
+    }
+
+    /// <summary>
+    /// output[i, p] = bias[i] + sum over j of map[i, j] * in[j, p] for <paramref name="outputRows"/> output rows,
+    /// where the input rows are the <paramref name="firstRows"/> rows of <paramref name="first"/> followed by the
+    /// <paramref name="secondRows"/> rows of <paramref name="second"/> minus <paramref name="secondCentre"/>
+    /// (map: outputRows x (firstRows + secondRows), row-major; bias, second and its centre may be null).
+    /// All rows are <paramref name="positions"/> long and apart. <paramref name="output"/> may be
+    /// <paramref name="first"/> itself: each tile of positions is packed aside before any of it is written.
+    /// </summary>
+    /// <remarks>
+    /// Tile by tile of 4 vectors of positions: each tile is packed into a contiguous buffer first,
+    /// which also keeps the rows of a large map (the stem's d = 64) from evicting each other from the
+    /// first-level cache; then 4 output rows at a time in 16 accumulators, each packed vector loaded
+    /// once per 4 rows. The positions after the last whole tile: where the output is not an input, a
+    /// last whole tile that overlaps the one before it (those outputs are computed twice, alike);
+    /// otherwise tiles of 2 vectors, the last one packed with zeros and computed whole into a staging
+    /// buffer, so that small maps (14x14 leaves 4 of 196 positions) need no scalar loop.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Map<T>(T* first, int firstRows, T* second, T* secondCentre, int secondRows, T* output, int outputRows,
+        T* map, T* bias, long positions) where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count, wide = 4 * width, tile = 2 * width, inputRows = firstRows + secondRows;
+        T* packed = stackalloc T[inputRows * wide];
+        long p = 0;
+        for (; p + wide <= positions; p += wide)
+        {
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, wide);
+            MapWideTile(packed, output + p, positions, map, bias, outputRows, inputRows, width);
+        }
+        if (p == positions)
+            return;
+        if (p > 0 && output != first && output != second)
+        {
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - wide, packed, wide);
+            MapWideTile(packed, output + positions - wide, positions, map, bias, outputRows, inputRows, width);
+            return;
+        }
+        for (; p + tile <= positions; p += tile)
+        {
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, tile);
+            MapTile(packed, output + p, positions, map, bias, outputRows, inputRows, width);
+        }
+        int rest = (int)(positions - p);
+        if (rest == 0)
+            return;
+        T* staged = stackalloc T[outputRows * tile];
+        new Span<T>(packed, inputRows * tile).Clear();
+        for (int j = 0; j < firstRows; j++)
+            new ReadOnlySpan<T>(first + j * positions + p, rest).CopyTo(new Span<T>(packed + j * tile, rest));
+        for (int j = 0; j < secondRows; j++)
+        {
+            T centre = secondCentre is null ? T.Zero : secondCentre[j];
+            for (int q = 0; q < rest; q++)
+                packed[(firstRows + j) * tile + q] = second[j * positions + p + q] - centre;
+        }
+        MapTile(packed, staged, tile, map, bias, outputRows, inputRows, width);
+        for (int i = 0; i < outputRows; i++)
+            new ReadOnlySpan<T>(staged + i * tile, rest).CopyTo(new Span<T>(output + i * positions + p, rest));
+    }
+
+    /// <summary>The input rows' positions p .. p + <paramref name="tile"/> - 1 (whole vectors), the second rows centred, into <paramref name="packed"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackTile<T>(T* first, int firstRows, T* second, T* secondCentre, int secondRows, long positions, long p, T* packed, int tile)
+        where T : unmanaged, INumber<T>
+    {
+        int width = Vector<T>.Count;
+        for (int j = 0; j < firstRows; j++)
+            for (int q = 0; q < tile; q += width)
+                Store(packed + j * tile + q, Load(first + j * positions + p + q));
+        for (int j = 0; j < secondRows; j++)
+        {
+            var centre = new Vector<T>(secondCentre is null ? T.Zero : secondCentre[j]);
+            T* row = packed + (firstRows + j) * tile;
+            for (int q = 0; q < tile; q += width)
+                Store(row + q, Load(second + j * positions + p + q) - centre);
+        }
+    }
+
+    /// <summary>
+    /// The map of one packed tile (input rows of 4 vectors) into <paramref name="output"/>, rows
+    /// <paramref name="stride"/> apart: 4 output rows at a time, 16 accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MapWideTile<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
+        where T : unmanaged, INumber<T>
+    {
+        int wide = 4 * width, i = 0;
+        for (; i + 4 <= outputRows; i += 4)
+        {
+            Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;
+            if (bias is not null)
+            {
+                a00 = new Vector<T>(bias[i]);
+                a10 = new Vector<T>(bias[i + 1]);
+                a20 = new Vector<T>(bias[i + 2]);
+                a30 = new Vector<T>(bias[i + 3]);
+            }
+            Vector<T> a01 = a00, a02 = a00, a03 = a00, a11 = a10, a12 = a10, a13 = a10;
+            Vector<T> a21 = a20, a22 = a20, a23 = a20, a31 = a30, a32 = a30, a33 = a30;
+            T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
+            for (int j = 0; j < inputRows; j++)
+            {
+                T* row = packed + j * wide;
+                var x0 = Load(row);
+                var x1 = Load(row + width);
+                var x2 = Load(row + 2 * width);
+                var x3 = Load(row + 3 * width);
+                var m = new Vector<T>(m0[j]);
+                a00 = MultiplyAdd(m, x0, a00);
+                a01 = MultiplyAdd(m, x1, a01);
+                a02 = MultiplyAdd(m, x2, a02);
+                a03 = MultiplyAdd(m, x3, a03);
+                m = new Vector<T>(m1[j]);
+                a10 = MultiplyAdd(m, x0, a10);
+                a11 = MultiplyAdd(m, x1, a11);
+                a12 = MultiplyAdd(m, x2, a12);
+                a13 = MultiplyAdd(m, x3, a13);
+                m = new Vector<T>(m2[j]);
+                a20 = MultiplyAdd(m, x0, a20);
+                a21 = MultiplyAdd(m, x1, a21);
+                a22 = MultiplyAdd(m, x2, a22);
+                a23 = MultiplyAdd(m, x3, a23);
+                m = new Vector<T>(m3[j]);
+                a30 = MultiplyAdd(m, x0, a30);
+                a31 = MultiplyAdd(m, x1, a31);
+                a32 = MultiplyAdd(m, x2, a32);
+                a33 = MultiplyAdd(m, x3, a33);
+            }
+            StoreRow(output + i * stride, a00, a01, a02, a03, width);
+            StoreRow(output + (i + 1) * stride, a10, a11, a12, a13, width);
+            StoreRow(output + (i + 2) * stride, a20, a21, a22, a23, width);
+            StoreRow(output + (i + 3) * stride, a30, a31, a32, a33, width);
+        }
+        for (; i < outputRows; i++)
+        {
+            Vector<T> a0 = bias is null ? default : new Vector<T>(bias[i]), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < inputRows; j++)
+            {
+                T* row = packed + j * wide;
+                var m = new Vector<T>(map[i * inputRows + j]);
+                a0 = MultiplyAdd(m, Load(row), a0);
+                a1 = MultiplyAdd(m, Load(row + width), a1);
+                a2 = MultiplyAdd(m, Load(row + 2 * width), a2);
+                a3 = MultiplyAdd(m, Load(row + 3 * width), a3);
+            }
+            StoreRow(output + i * stride, a0, a1, a2, a3, width);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<T>(T* output, Vector<T> v0, Vector<T> v1, Vector<T> v2, Vector<T> v3, int width) where T : unmanaged
+    {
+        Store(output, v0);
+        Store(output + width, v1);
+        Store(output + 2 * width, v2);
+        Store(output + 3 * width, v3);
+    }
+
+    /// <summary>
+    /// The map of one packed tile (input rows of 2 vectors) into <paramref name="output"/>, rows
+    /// <paramref name="stride"/> apart: 4 output rows at a time, 8 accumulators, each input vector
+    /// loaded once per 4 rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MapTile<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
+        where T : unmanaged, INumber<T>
+    {
+        int tile = 2 * width, i = 0;
+        for (; i + 4 <= outputRows; i += 4)
+        {
+            Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;
+            if (bias is not null)
+            {
+                a00 = new Vector<T>(bias[i]);
+                a10 = new Vector<T>(bias[i + 1]);
+                a20 = new Vector<T>(bias[i + 2]);
+                a30 = new Vector<T>(bias[i + 3]);
+            }
+            Vector<T> a01 = a00, a11 = a10, a21 = a20, a31 = a30;
+            T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
+            for (int j = 0; j < inputRows; j++)
+            {
+                var x0 = Load(packed + j * tile);
+                var x1 = Load(packed + j * tile + width);
+                var m = new Vector<T>(m0[j]);
+                a00 = MultiplyAdd(m, x0, a00);
+                a01 = MultiplyAdd(m, x1, a01);
+                m = new Vector<T>(m1[j]);
+                a10 = MultiplyAdd(m, x0, a10);
+                a11 = MultiplyAdd(m, x1, a11);
+                m = new Vector<T>(m2[j]);
+                a20 = MultiplyAdd(m, x0, a20);
+                a21 = MultiplyAdd(m, x1, a21);
+                m = new Vector<T>(m3[j]);
+                a30 = MultiplyAdd(m, x0, a30);
+                a31 = MultiplyAdd(m, x1, a31);
+            }
+            T* o = output + i * stride;
+            Store(o, a00);
+            Store(o + width, a01);
+            o += stride;
+            Store(o, a10);
+            Store(o + width, a11);
+            o += stride;
+            Store(o, a20);
+            Store(o + width, a21);
+            o += stride;
+            Store(o, a30);
+            Store(o + width, a31);
+        }
+        for (; i < outputRows; i++)
+        {
+            Vector<T> a0 = bias is null ? default : new Vector<T>(bias[i]), a1 = a0;
+            for (int j = 0; j < inputRows; j++)
+            {
+                var m = new Vector<T>(map[i * inputRows + j]);
+                a0 = MultiplyAdd(m, Load(packed + j * tile), a0);
+                a1 = MultiplyAdd(m, Load(packed + j * tile + width), a1);
+            }
+            Store(output + i * stride, a0);
+            Store(output + i * stride + width, a1);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector<T> Load<T>(T* address) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(address);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Store<T>(T* address, Vector<T> value) where T : unmanaged => Unsafe.WriteUnaligned(address, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector<T> MultiplyAdd<T>(Vector<T> a, Vector<T> b, Vector<T> addend) where T : unmanaged, INumber<T>
+    {
+        // One fused instruction where the CPU has one, a multiply and an add where it has not.
+        if (typeof(T) == typeof(float))
+            return Vector.MultiplyAddEstimate(a.As<T, float>(), b.As<T, float>(), addend.As<T, float>()).As<float, T>();
+        if (typeof(T) == typeof(double))
+            return Vector.MultiplyAddEstimate(a.As<T, double>(), b.As<T, double>(), addend.As<T, double>()).As<double, T>();
+        return a * b + addend;
+    }
+}

@@ -1,0 +1,105 @@
+using CeDsl.Kernels;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CeDsl.Runtime.Tests.Kernels;
+
+/// <summary>
+/// The block kernels against libtorch's matrix products in float64, at sizes that leave rows and columns
+/// after the kernels' 4-row and whole-vector blocks, and positions after the last whole vector and tile.
+/// </summary>
+public unsafe class BlockKernelTests
+{
+    [Theory]
+    [InlineData(7, 5, 13, false, 0.0)]
+    [InlineData(16, 16, 16, false, 0.0)]
+    [InlineData(9, 3, 10, true, 0.5)]
+    [InlineData(1, 6, 3, true, 0.0)]
+    public void Multiply_is_the_matrix_product(long rows, long inner, long columns, bool transposeA, double beta)
+    {
+        var a = Random(1, transposeA ? [inner, rows] : [rows, inner]);
+        var b = Random(2, inner, columns);
+        var c = Random(3, rows, columns);
+        var expected = 1.5 * (transposeA ? a.T : a).matmul(b) + beta * c;
+
+        BlockKernels.Multiply(Pointer(a), transposeA, Pointer(b), Pointer(c), rows, inner, columns, 1.5, beta);
+
+        Assert.True(c.allclose(expected, rtol: 1e-13, atol: 1e-13));
+    }
+
+    [Fact]
+    public void Multiply_writes_only_the_rows_it_is_given()
+    {
+        var a = Random(4, 10, 4);
+        var b = Random(5, 4, 6);
+        var c = zeros(10, 6, dtype: float64);
+
+        BlockKernels.Multiply(Pointer(a), false, Pointer(b), Pointer(c), 10, 4, 6, 1.0, 0.0, firstRow: 4, rowCount: 5);
+
+        var expected = a.matmul(b);
+        Assert.True(c.narrow(0, 4, 5).allclose(expected.narrow(0, 4, 5), rtol: 1e-13, atol: 1e-13));
+        Assert.Equal(0.0, c.narrow(0, 0, 4).abs().sum().item<double>());
+        Assert.Equal(0.0, c.narrow(0, 9, 1).abs().sum().item<double>());
+    }
+
+    [Theory]
+    [InlineData(6, 37, true)]
+    [InlineData(16, 196, true)]
+    [InlineData(5, 3, true)]
+    [InlineData(6, 37, false)]
+    [InlineData(16, 64, false)]
+    public void Products_are_the_centred_products_of_the_rows(int rows, long positions, bool centred)
+    {
+        var a = Random(6, rows, positions) + 3;
+        var b = centred ? a : Random(7, rows, positions);
+        var centre = centred ? a.mean([1]) : null;
+        var result = zeros(rows, rows, dtype: float64);
+
+        BlockKernels.Products(Pointer(a), centre is null ? null : Pointer(centre), rows, Pointer(b), centre is null ? null : Pointer(centre),
+            rows, positions, symmetric: centred, (double*)Pointer(result));
+
+        var left = centred ? a - centre!.unsqueeze(1) : a;
+        var right = centred ? left : b;
+        Assert.True(result.allclose(left.matmul(right.T), rtol: 1e-12, atol: 1e-12));
+    }
+
+    [Theory]
+    [InlineData(16, 0, 196, false)]
+    [InlineData(6, 6, 37, true)]
+    [InlineData(3, 0, 20, false)]
+    [InlineData(8, 8, 3, true)]
+    public void Map_applies_the_matrix_to_the_rows(int firstRows, int secondRows, long positions, bool withBias)
+    {
+        int outputRows = Math.Max(firstRows, 1);
+        var first = Random(8, firstRows, positions);
+        var second = Random(9, Math.Max(secondRows, 1), positions);
+        var centre = Random(10, Math.Max(secondRows, 1));
+        var map = Random(11, outputRows, firstRows + secondRows);
+        var bias = Random(12, outputRows);
+        var output = empty(outputRows, positions, dtype: float64);
+
+        BlockKernels.Map(Pointer(first), firstRows, secondRows == 0 ? null : Pointer(second), secondRows == 0 ? null : Pointer(centre), secondRows,
+            Pointer(output), outputRows, Pointer(map), withBias ? Pointer(bias) : null, positions);
+
+        var inputs = secondRows == 0 ? first : cat([first, second - centre.unsqueeze(1)], 0);
+        var expected = map.matmul(inputs) + (withBias ? bias.unsqueeze(1) : zeros(1, dtype: float64));
+        Assert.True(output.allclose(expected, rtol: 1e-13, atol: 1e-13));
+    }
+
+    [Fact]
+    public void Map_may_write_over_its_input()
+    {
+        var rows = Random(13, 16, 37);
+        var map = Random(14, 16, 16);
+        var expected = map.matmul(rows);
+
+        BlockKernels.Map(Pointer(rows), 16, null, null, 0, Pointer(rows), 16, Pointer(map), null, 37);
+
+        Assert.True(rows.allclose(expected, rtol: 1e-13, atol: 1e-13));
+    }
+
+    private static Tensor Random(int seed, params long[] shape) =>
+        randn(shape, dtype: float64, generator: new Generator((ulong)seed));
+
+    private static double* Pointer(Tensor tensor) => (double*)BlockKernels.Address(tensor);
+}
