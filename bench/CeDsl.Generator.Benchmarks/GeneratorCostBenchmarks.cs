@@ -1,6 +1,8 @@
+extern alias generator;
+
 using System.Text;
 using BenchmarkDotNet.Attributes;
-using CeDsl.Generator;
+using generator::CeDsl.Generator;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 
@@ -69,7 +71,7 @@ public class GeneratorCostBenchmarks
         Console.WriteLine(FormattableString.Invariant($"first run in this process: {first:F0} ms ({generated} files); after an unrelated edit: {second:F1} ms"));
     }
 
-    private static MetadataReference[] LoadReferences()
+    internal static MetadataReference[] LoadReferences()
     {
         var framework = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
             .Where(p => Path.GetFileName(p).StartsWith("System", StringComparison.Ordinal) || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll");

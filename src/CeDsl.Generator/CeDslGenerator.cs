@@ -3,7 +3,7 @@ using System.Threading;
 using CeDsl.Generator.Emit;
 using CeDsl.Generator.Model;
 using CeDsl.Generator.Parsing;
-using CeDsl.Generator.Validation;
+using CeDsl.Generator.Passes;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
@@ -11,8 +11,8 @@ namespace CeDsl.Generator;
 
 /// <summary>
 /// Completes [Block] and [Network] classes into TorchSharp modules. Pipeline per class:
-/// attribute -> declaration (parse) -> plan + diagnostics (validate) -> source (emit); the
-/// diagnostics have their own output so that the source stays cached when only they change.
+/// attribute -> declaration (parse) -> plan + diagnostics (validate: the passes of <see cref="Validator"/>)
+/// -> source (emit); the diagnostics have their own output so that the source stays cached when only they change.
 /// </summary>
 [Generator(LanguageNames.CSharp)]
 public sealed class CeDslGenerator : IIncrementalGenerator
@@ -47,7 +47,7 @@ public sealed class CeDslGenerator : IIncrementalGenerator
 
     private void Register(IncrementalGeneratorInitializationContext context, IncrementalValuesProvider<ValidationResult> results, string plansName, string diagnosticsName)
     {
-        var plans = results.Select(static (r, _) => r.Plan).WithTrackingName(plansName);
+        var plans = results.Select(static (r, _) => new ClassOutput(r.Plan, r.Failed)).WithTrackingName(plansName);
         var diagnostics = results.Select(static (r, _) => r.Diagnostics).WithTrackingName(diagnosticsName);
         context.RegisterSourceOutput(plans, Emit);
         context.RegisterSourceOutput(diagnostics, static (output, list) =>
@@ -80,8 +80,8 @@ public sealed class CeDslGenerator : IIncrementalGenerator
 
     private ValidationResult Validate<T>(Parsed<T> parsed, Func<T, ValidationResult> validate) where T : class
     {
-        if (parsed.Failure is not null) return new ValidationResult(null, new EquatableArray<DiagnosticInfo>(new[] { parsed.Failure }));
-        if (parsed.Declaration is null) return new ValidationResult(null, EquatableArray<DiagnosticInfo>.Empty);
+        if (parsed.Failure is not null) return new ValidationResult(null, null, new EquatableArray<DiagnosticInfo>(new[] { parsed.Failure }));
+        if (parsed.Declaration is null) return new ValidationResult(null, null, EquatableArray<DiagnosticInfo>.Empty);
         try
         {
             beforeStage?.Invoke("validate");
@@ -89,30 +89,34 @@ public sealed class CeDslGenerator : IIncrementalGenerator
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
-            return new ValidationResult(null, new EquatableArray<DiagnosticInfo>(new[] { Internal(parsed.Name, parsed.Location, exception) }));
+            return new ValidationResult(null, null, new EquatableArray<DiagnosticInfo>(new[] { Internal(parsed.Name, parsed.Location, exception) }));
         }
     }
 
-    private void Emit(SourceProductionContext output, ClassPlan? plan)
+    private void Emit(SourceProductionContext output, ClassOutput generated)
     {
-        if (plan is null) return;
+        var type = generated.Plan?.Type ?? generated.Failed?.Type;
+        if (type is null) return;
         string source;
         try
         {
             beforeStage?.Invoke("emit");
-            source = ClassEmitter.Emit(plan);
+            source = generated.Plan is { } plan ? ClassEmitter.Emit(plan) : FailedClassEmitter.Emit(generated.Failed!);
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
-            output.ReportDiagnostic(Internal(plan.Type.Name, null, exception).ToDiagnostic());
+            output.ReportDiagnostic(Internal(type.Name, null, exception).ToDiagnostic());
             return;
         }
-        output.AddSource(ClassEmitter.HintName(plan), source);
+        output.AddSource(ClassEmitter.HintName(type), source);
     }
 
     private static DiagnosticInfo Internal(string name, LocationInfo? location, Exception exception) =>
         DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, location, name, exception.GetType().Name, exception.Message);
 }
+
+/// <summary>What the emitter writes for a class: its plan, or the members of a class whose generation failed.</summary>
+internal sealed record ClassOutput(ClassPlan? Plan, FailedClass? Failed);
 
 /// <summary>The first transform's output: the declaration, or why parsing failed. The declaration is null for classes skipped on purpose.</summary>
 internal sealed record Parsed<T>(string Name, LocationInfo? Location, T? Declaration, DiagnosticInfo? Failure) where T : class;

@@ -1,3 +1,5 @@
+using System.Linq;
+using System.Reflection;
 using Microsoft.CodeAnalysis;
 
 namespace CeDsl.Generator;
@@ -7,13 +9,20 @@ internal static class DiagnosticDescriptors
 {
     private const string Category = "CeDsl";
 
+    /// <summary>
+    /// The diagnostics page in the repository (CeDslRepositoryUrl of Directory.Build.props, which the packages' metadata
+    /// also names), so that a help link opens for a package user too.
+    /// </summary>
+    public static readonly string HelpPage = typeof(DiagnosticDescriptors).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .First(a => a.Key == "CeDslRepositoryUrl").Value + "/blob/main/docs/diagnostics.md";
+
     private static DiagnosticDescriptor Error(string id, string title, string message) =>
         new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 
     private static DiagnosticDescriptor Warning(string id, string title, string message) =>
         new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 
-    private static string HelpLink(string id) => "docs/diagnostics.md#" + id.ToLowerInvariant();
+    private static string HelpLink(string id) => HelpPage + "#" + id.ToLowerInvariant();
 
     public static readonly DiagnosticDescriptor NotPartial = Error("CEDSL001",
         "Block or network class is not partial",
@@ -90,6 +99,14 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor OutputNotClasses = Error("CEDSL019",
         "Network output is not the class scores",
         "Network '{0}' ends with {1}, but must end with {2} class scores (a linear layer on flattened features)");
+
+    public static readonly DiagnosticDescriptor OptionIgnored = Warning("CEDSL021",
+        "Option has no effect",
+        "{0} has no effect: {1}");
+
+    public static readonly DiagnosticDescriptor InputChannelsLast = Warning("CEDSL022",
+        "Network input looks like height x width x channels",
+        "Network input '{0}' looks like height x width x channels, but Input is channels x height x width; did you mean \"{1}\"?");
 
     public static readonly DiagnosticDescriptor InternalError = Error("CEDSL020",
         "Internal generator error",

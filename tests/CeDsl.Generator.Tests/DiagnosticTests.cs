@@ -28,7 +28,8 @@ public class DiagnosticTests
         var actual = diagnostic.Location.GetLineSpan();
         Assert.Equal("Source0.cs", actual.Path);
         Assert.Equal(expected, (actual.StartLinePosition.Line + 1, actual.StartLinePosition.Character + 1));
-        Assert.Equal("docs/diagnostics.md#" + id.ToLowerInvariant(), diagnostic.Descriptor.HelpLinkUri);
+        // An absolute link into the repository's docs/diagnostics.md: it opens for a package user too.
+        Assert.Matches("^https://[^ ]+/blob/main/docs/diagnostics\\.md#" + id.ToLowerInvariant() + "$", diagnostic.Descriptor.HelpLinkUri);
         return diagnostic;
     }
 
@@ -178,7 +179,7 @@ public class DiagnosticTests
         [Network(Input = "3x8x8", Classes = 2)]
         [Stage(typeof(B), Out = 8)]
         public partial class Net;
-        """, "CEDSL009", "Stage(", "Shape mismatch at the residual addition of 'layer1.0': the main path gives 8x8x8, the identity shortcut 3x8x8");
+        """, "CEDSL009", "Stage(", "Shape mismatch at the residual addition of 'layer1.0': the main path gives 8x8x8, the identity shortcut 3x8x8; Residual = Shortcut.Projection adds a 1x1 convolution to the shortcut where the shape changes");
 
     [Fact]
     public void CEDSL009_ConcatSpatialMismatch() => Expect("""
@@ -320,4 +321,88 @@ public class DiagnosticTests
         [Head] [GlobalAvgPool] [Flatten] [Linear(7)]
         public partial class Net;
         """, "CEDSL019", "Network(", "Network 'Net' ends with 7 features, but must end with 10 class scores (a linear layer on flattened features)");
+
+    [Fact]
+    public void CEDSL005_TheHeadTheGeneratorAddsIsNotNamedAsALayer() => Expect("""
+        [Network(Input = "3x8x8", Classes = 2)]
+        [Conv(3, Out = 8)] [Norm] [CE(GroupSize = 8)]
+        public partial class Net;
+        """, "CEDSL005", "CE(", "CE is followed by the head the generator adds (global average pooling, flatten, fc), not by an activation; CE belongs between a normalization and its ReLU", DiagnosticSeverity.Warning);
+
+    [Fact]
+    public void CEDSL010_GroupNormSuggestsADivisor() => Expect("""
+        [Network(Input = "3x8x8", Classes = 2)]
+        [Conv(3, Out = 24)] [Norm(Kind.GN, Groups = 32)] [ReLU]
+        public partial class Net;
+        """, "CEDSL010", "Norm(", "Channel mismatch at GN 'bn1': 24 channels are not divisible by 32 groups; set Groups to a divisor of 24, such as 24");
+
+    [Fact]
+    public void CEDSL021_CeInANetworkWithoutPlacement() => Expect("""
+        [Network(Input = "3x8x8", Classes = 2, CE = Placement.None)]
+        [Conv(3, Out = 8)] [Norm] [CE] [ReLU]
+        public partial class Net;
+        """, "CEDSL021", "CE]", "[CE] has no effect: network 'Net' has CE = Placement.None, which builds no CE, BD or AII layer", DiagnosticSeverity.Warning);
+
+    [Fact]
+    public void CEDSL021_CeBlocksWithoutThePapersPlacement() => Expect("""
+        [Network(Input = "3x8x8", Classes = 2, CEBlocks = 3)]
+        [Conv(3, Out = 8)] [Norm] [ReLU]
+        public partial class Net;
+        """, "CEDSL021", "Network(", "CEBlocks = 3 has no effect: CEBlocks limits the blocks Placement.Paper puts CE in, but network 'Net' has CE = Placement.Explicit", DiagnosticSeverity.Warning);
+
+    [Fact]
+    public void CEDSL022_InputWithTheChannelsLast() => Expect("""
+        [Network(Input = "32x32x3", Classes = 2)]
+        [Conv(3, Out = 8)] [Norm] [ReLU]
+        public partial class Net;
+        """, "CEDSL022", "Network(", "Network input '32x32x3' looks like height x width x channels, but Input is channels x height x width; did you mean \"3x32x32\"?", DiagnosticSeverity.Warning);
+
+    [Fact]
+    public void EveryErrorOfAClassIsReported()
+    {
+        var source = Samples.Usings + """
+            [Block]
+            [Conv(0)] [Norm] [CE(GroupSize = 0)] [ReLU] [Concat]
+            public partial class B;
+            """;
+        var run = GeneratorHarness.Run(source);
+        var messages = run.Diagnostics.Select(d => (d.Id, Line: d.Location.GetLineSpan().StartLinePosition.Line, d.GetMessage(CultureInfo.InvariantCulture))).ToList();
+        Assert.Equal(
+            [
+                ("CEDSL003", 4, "Kernel of Conv must be positive (got 0)"),
+                ("CEDSL003", 4, "GroupSize of CE must be positive (got 0)"),
+                ("CEDSL015", 4, "[Concat] needs a preceding [Split] or [Branch]"),
+            ],
+            messages);
+    }
+
+    [Fact]
+    public void AClassThatFailsAddsNoFollowOnErrors()
+    {
+        // A block with an error, a network of it, and code that uses both: only the block's diagnostic is reported.
+        var run = GeneratorHarness.Run(Samples.Usings + """
+            [Block]
+            [Conv(0)] [Norm] [ReLU]
+            public partial class B;
+
+            [Network(Input = "3x8x8", Classes = 2)]
+            [Stage(typeof(B), Out = 4)]
+            public partial class Net;
+
+            public static class User
+            {
+                public static object Use()
+                {
+                    using var net = new Net(classes: 5);
+                    using var folded = net.Fold();
+                    var architecture = Net.Architecture;
+                    var block = B.DescribeArchitecture(inChannels: 3, width: 4, inputHeight: 8, inputWidth: 8, stride: 2);
+                    return new B(3, 4, stride: 2, placement: Placement.Paper).forward(TorchSharp.torch.zeros(1, 3, 8, 8));
+                }
+            }
+            """);
+        Assert.Equal(["CEDSL003"], run.Diagnostics.Select(d => d.Id));
+        Assert.True(run.CompilerProblems().Count == 0, GeneratorRun.Format(run.CompilerProblems()));
+        Assert.Equal(["Demo.B.g.cs", "Demo.Net.g.cs"], run.HintNames.Order());
+    }
 }

@@ -1,3 +1,6 @@
+extern alias generator;
+
+using generator::CeDsl.Generator;
 using System.Collections;
 using System.Reflection;
 using CeDsl.Generator.Tests.Infrastructure;

@@ -30,7 +30,13 @@ public class PlacementTests
     [Fact]
     public void NoneDropsEveryWrittenCeBdAndAii()
     {
-        var network = GeneratorHarness.GenerateClean(Blocks + Network("None"), "Net");
+        var run = GeneratorHarness.Run(Samples.Usings + Blocks + Network("None"));
+        // The stem's [CE] has no effect under Placement.None: a warning on it, nothing else.
+        var warning = Assert.Single(run.Diagnostics);
+        Assert.Equal("CEDSL021", warning.Id);
+        Assert.Equal("[CE] has no effect: network 'Net' has CE = Placement.None, which builds no CE, BD or AII layer", warning.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Empty(run.CompilerProblems());
+        var network = run.TrainedSource("Demo.Net.g.cs");
         Assert.DoesNotContain("ChannelEquilibrium", network);
         Assert.Equal(4, Count(network, "placement: Placement.None"));
     }
@@ -99,11 +105,15 @@ public class PlacementTests
     [InlineData("None")]
     public void CeInAContainerTakesNoIndexSoTheOtherKeysDoNotDependOnThePlacement(string placement)
     {
-        var network = GeneratorHarness.GenerateClean($$"""
+        var run = GeneratorHarness.Run(Samples.Usings + $$"""
             [Network(Input = "3x16x16", Classes = 10, CE = Placement.{{placement}})]
             [Seq("features")] [Conv(3, Out = 16)] [Norm] [CE] [ReLU] [Conv(3, Out = 16)] [Norm] [ReLU]
             public partial class Vgg;
-            """, "Vgg");
+            """);
+        // With Placement.None the written [CE] is dropped, and the generator says so.
+        Assert.Equal(placement == "None" ? ["CEDSL021"] : [], run.Diagnostics.Select(d => d.Id));
+        Assert.Empty(run.CompilerProblems());
+        var network = run.TrainedSource("Demo.Vgg.g.cs");
         Assert.Matches(@"\(""2"", nn\.ReLU\(\)\)", network);
         Assert.Matches(@"\(""3"", features_3\)", network);
         Assert.Equal(placement == "Explicit", network.Contains("(\"ce\", new ChannelEquilibrium(16", StringComparison.Ordinal));

@@ -1,3 +1,6 @@
+extern alias generator;
+
+using generator::CeDsl.Generator;
 using System.Globalization;
 using CeDsl.Generator.Tests.Infrastructure;
 using Microsoft.CodeAnalysis;

@@ -17,9 +17,10 @@ public class SelectConvTests
         var source = GeneratorHarness.GenerateClean(Block, "Unit");
         Assert.Contains("using CeDsl.Selective;", source);
         Assert.Contains("private readonly SelectiveConv2d sconv1;", source);
-        Assert.Contains("sconv1 = new SelectiveConv2d(inChannels, width, 1, device: device, dtype: dtype);", source);
-        Assert.Contains("sconv2 = new SelectiveConv2d(width, width, 3, stride: stride, gamma: 0.01, k: 0, device: device, dtype: dtype);", source);
-        Assert.Contains("sconv3 = new SelectiveConv2d(width, width * 4, 1, dropout: 0.1, nMax: 32, device: device, dtype: dtype);", source);
+        // Every value is passed, the attribute's defaults included: the layer's own defaults are never relied on.
+        Assert.Contains("sconv1 = new SelectiveConv2d(inChannels, width, 1, stride: 1, padding: 0, dropout: 0.0, gamma: 0.001, k: 3, nMax: null, device: device, dtype: dtype);", source);
+        Assert.Contains("sconv2 = new SelectiveConv2d(width, width, 3, stride: stride, padding: 1, dropout: 0.0, gamma: 0.01, k: 0, nMax: null, device: device, dtype: dtype);", source);
+        Assert.Contains("sconv3 = new SelectiveConv2d(width, width * 4, 1, stride: 1, padding: 0, dropout: 0.1, gamma: 0.001, k: 3, nMax: 32, device: device, dtype: dtype);", source);
         // The unit initializes itself (as the released code): no Kaiming initialization is emitted for it.
         Assert.DoesNotContain("kaiming_normal_(sconv", source);
     }
@@ -62,7 +63,7 @@ public class SelectConvTests
         Assert.Contains("folder.Copy(\"sconv3\");", folded);
         // K = 0: a PrunedSelectiveConv2d with the layer's geometry (no selection hyper-parameters), shrunk by folding.
         Assert.Contains("private readonly PrunedSelectiveConv2d sconv2;", folded);
-        Assert.Contains("sconv2 = new PrunedSelectiveConv2d(width, width, 3, stride: stride, device: device, dtype: dtype);", folded);
+        Assert.Contains("sconv2 = new PrunedSelectiveConv2d(width, width, 3, stride: stride, padding: 1, dropout: 0.0, device: device, dtype: dtype);", folded);
         Assert.Contains("folder.Prune(\"sconv2\");", folded);
         Assert.DoesNotContain("folder.Copy(\"sconv2\")", folded);
     }

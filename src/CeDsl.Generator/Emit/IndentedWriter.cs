@@ -1,17 +1,28 @@
 using System;
+using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace CeDsl.Generator.Emit;
 
-/// <summary>A minimal indented text writer for generated C# (four spaces, '\n' line ends).</summary>
+/// <summary>
+/// A minimal indented text writer for generated C# (four spaces, '\n' line ends). An interpolated line is
+/// appended piece by piece (<see cref="LineHandler"/>), numbers in the invariant culture.
+/// </summary>
 internal sealed class IndentedWriter
 {
-    private readonly StringBuilder builder = new();
+    private readonly StringBuilder builder = new(16 * 1024);
     private int depth;
 
     public IndentedWriter Line(string text = "")
     {
         if (text.Length > 0) builder.Append(' ', depth * 4).Append(text);
+        builder.Append('\n');
+        return this;
+    }
+
+    public IndentedWriter Line([InterpolatedStringHandlerArgument("")] ref LineHandler line)
+    {
         builder.Append('\n');
         return this;
     }
@@ -32,6 +43,29 @@ internal sealed class IndentedWriter
     }
 
     public override string ToString() => builder.ToString();
+
+    /// <summary>Appends an interpolated line to the writer as it is formatted.</summary>
+    [InterpolatedStringHandler]
+    internal readonly ref struct LineHandler
+    {
+        private readonly StringBuilder builder;
+
+        public LineHandler(int literalLength, int formattedCount, IndentedWriter writer)
+        {
+            builder = writer.builder;
+            builder.Append(' ', writer.depth * 4);
+        }
+
+        public void AppendLiteral(string value) => builder.Append(value);
+
+        public void AppendFormatted(string? value) => builder.Append(value);
+
+        public void AppendFormatted(int value) => builder.Append(value.ToString(CultureInfo.InvariantCulture));
+
+        public void AppendFormatted(long value) => builder.Append(value.ToString(CultureInfo.InvariantCulture));
+
+        public void AppendFormatted<T>(T value) => builder.Append(value is IFormattable formattable ? formattable.ToString(null, CultureInfo.InvariantCulture) : value?.ToString());
+    }
 
     private sealed class Closer : IDisposable
     {

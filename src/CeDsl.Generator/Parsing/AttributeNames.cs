@@ -1,41 +1,47 @@
+using System;
 using System.Collections.Generic;
 using CeDsl.Generator.Model;
 
 namespace CeDsl.Generator.Parsing;
 
-/// <summary>The metadata names of the DSL's attributes (CeDsl.Runtime, folder Dsl).</summary>
+/// <summary>The DSL's attribute classes (compiled into the generator from CeDsl.Runtime's Dsl folder) and the layers they declare.</summary>
 internal static class AttributeNames
 {
-    public const string Namespace = "CeDsl";
-    public const string Block = "CeDsl.BlockAttribute";
-    public const string Network = "CeDsl.NetworkAttribute";
+    public static readonly string Namespace = typeof(BlockAttribute).Namespace!;
+    public static readonly string Block = typeof(BlockAttribute).FullName!;
+    public static readonly string Network = typeof(NetworkAttribute).FullName!;
 
-    /// <summary>Attribute class name (without namespace) to the layer it declares.</summary>
-    public static readonly IReadOnlyDictionary<string, LayerKind> Layers = new Dictionary<string, LayerKind>
+    /// <summary>Attribute class name (without namespace) to the attribute class and the layer it declares.</summary>
+    public static readonly IReadOnlyDictionary<string, (Type Type, LayerKind Kind)> Layers = Index(
+        (typeof(ConvAttribute), LayerKind.Conv),
+        (typeof(SelectConvAttribute), LayerKind.SelectConv),
+        (typeof(NormAttribute), LayerKind.Norm),
+        (typeof(CEAttribute), LayerKind.CE),
+        (typeof(BDAttribute), LayerKind.BD),
+        (typeof(AIIAttribute), LayerKind.AII),
+        (typeof(SEAttribute), LayerKind.SE),
+        (typeof(ReLUAttribute), LayerKind.ReLU),
+        (typeof(ReLU6Attribute), LayerKind.ReLU6),
+        (typeof(MaxPoolAttribute), LayerKind.MaxPool),
+        (typeof(AvgPoolAttribute), LayerKind.AvgPool),
+        (typeof(GlobalAvgPoolAttribute), LayerKind.GlobalAvgPool),
+        (typeof(FlattenAttribute), LayerKind.Flatten),
+        (typeof(LinearAttribute), LayerKind.Linear),
+        (typeof(DropoutAttribute), LayerKind.Dropout),
+        (typeof(SplitAttribute), LayerKind.Split),
+        (typeof(ConcatAttribute), LayerKind.Concat),
+        (typeof(ShuffleAttribute), LayerKind.Shuffle),
+        (typeof(AddAttribute), LayerKind.Add),
+        (typeof(StemAttribute), LayerKind.Stem),
+        (typeof(HeadAttribute), LayerKind.Head),
+        (typeof(SeqAttribute), LayerKind.Seq),
+        (typeof(BranchAttribute), LayerKind.Branch),
+        (typeof(StageAttribute), LayerKind.Stage));
+
+    private static Dictionary<string, (Type, LayerKind)> Index(params (Type Type, LayerKind Kind)[] entries)
     {
-        ["ConvAttribute"] = LayerKind.Conv,
-        ["SelectConvAttribute"] = LayerKind.SelectConv,
-        ["NormAttribute"] = LayerKind.Norm,
-        ["CEAttribute"] = LayerKind.CE,
-        ["BDAttribute"] = LayerKind.BD,
-        ["AIIAttribute"] = LayerKind.AII,
-        ["SEAttribute"] = LayerKind.SE,
-        ["ReLUAttribute"] = LayerKind.ReLU,
-        ["ReLU6Attribute"] = LayerKind.ReLU6,
-        ["MaxPoolAttribute"] = LayerKind.MaxPool,
-        ["AvgPoolAttribute"] = LayerKind.AvgPool,
-        ["GlobalAvgPoolAttribute"] = LayerKind.GlobalAvgPool,
-        ["FlattenAttribute"] = LayerKind.Flatten,
-        ["LinearAttribute"] = LayerKind.Linear,
-        ["DropoutAttribute"] = LayerKind.Dropout,
-        ["SplitAttribute"] = LayerKind.Split,
-        ["ConcatAttribute"] = LayerKind.Concat,
-        ["ShuffleAttribute"] = LayerKind.Shuffle,
-        ["AddAttribute"] = LayerKind.Add,
-        ["StemAttribute"] = LayerKind.Stem,
-        ["HeadAttribute"] = LayerKind.Head,
-        ["SeqAttribute"] = LayerKind.Seq,
-        ["BranchAttribute"] = LayerKind.Branch,
-        ["StageAttribute"] = LayerKind.Stage,
-    };
+        var index = new Dictionary<string, (Type, LayerKind)>(StringComparer.Ordinal);
+        foreach (var entry in entries) index[entry.Type.Name] = entry;
+        return index;
+    }
 }

@@ -1,4 +1,5 @@
 using System;
+using CeDsl.Layers;
 
 namespace CeDsl;
 
@@ -49,13 +50,13 @@ public sealed class NetworkAttribute : Attribute
     public Placement CE { get; set; }
 
     /// <summary>Group size of the CE blocks that <see cref="Placement.Paper"/> inserts. Default 16.</summary>
-    public int CEGroupSize { get; set; } = 16;
+    public int CEGroupSize { get; set; } = LayerDefaults.GroupSize;
 
     /// <summary>Group size of the CE blocks that <see cref="Placement.Paper"/> inserts in the <see cref="StemAttribute"/> section. Default 64 (the reference ResNet stem).</summary>
-    public int StemCEGroupSize { get; set; } = 64;
+    public int StemCEGroupSize { get; set; } = LayerDefaults.StemGroupSize;
 
     /// <summary>Reduction ratio of the CE blocks that <see cref="Placement.Paper"/> inserts. Default 4.</summary>
-    public int CEReduction { get; set; } = 4;
+    public int CEReduction { get; set; } = LayerDefaults.Reduction;
 
     /// <summary>
     /// With <see cref="Placement.Paper"/>, only the first <c>CEBlocks</c> blocks of the stages (counted

@@ -1,4 +1,5 @@
 using System;
+using CeDsl.Layers;
 
 namespace CeDsl;
 
@@ -69,10 +70,10 @@ public sealed class NormAttribute : LayerAttribute
     public int Groups { get; set; } = 32;
 
     /// <summary>The epsilon added to the variance. Default 1e-5.</summary>
-    public double Eps { get; set; } = 1e-5;
+    public double Eps { get; set; } = LayerDefaults.Eps;
 
     /// <summary>The running-statistics momentum of <see cref="Kind.BN"/>. Default 0.1.</summary>
-    public double Momentum { get; set; } = 0.1;
+    public double Momentum { get; set; } = LayerDefaults.Momentum;
 }
 
 /// <summary>
@@ -83,13 +84,13 @@ public sealed class NormAttribute : LayerAttribute
 public sealed class CEAttribute : LayerAttribute
 {
     /// <summary>The group size d, halved until it divides the channels. Default 16.</summary>
-    public int GroupSize { get; set; } = 16;
+    public int GroupSize { get; set; } = LayerDefaults.GroupSize;
 
     /// <summary>The reduction ratio r of the instance-reweighting gate. Default 4.</summary>
-    public int R { get; set; } = 4;
+    public int R { get; set; } = LayerDefaults.Reduction;
 
     /// <summary>The Newton iterations T. Default 3.</summary>
-    public int Iterations { get; set; } = 3;
+    public int Iterations { get; set; } = LayerDefaults.Iterations;
 }
 
 /// <summary>The batch decorrelation branch alone (<c>CeDsl.Layers.BatchDecorrelation</c>, the paper's BD-ResNet); must directly follow a normalization.</summary>
@@ -97,10 +98,10 @@ public sealed class CEAttribute : LayerAttribute
 public sealed class BDAttribute : LayerAttribute
 {
     /// <summary>The group size d, halved until it divides the channels. Default 16.</summary>
-    public int GroupSize { get; set; } = 16;
+    public int GroupSize { get; set; } = LayerDefaults.GroupSize;
 
     /// <summary>The Newton iterations T. Default 3.</summary>
-    public int Iterations { get; set; } = 3;
+    public int Iterations { get; set; } = LayerDefaults.Iterations;
 }
 
 /// <summary>The adaptive instance inverse branch alone (<c>CeDsl.Layers.AdaptiveInstanceInverse</c>, the paper's AII-ResNet); must directly follow a normalization.</summary>
@@ -108,7 +109,7 @@ public sealed class BDAttribute : LayerAttribute
 public sealed class AIIAttribute : LayerAttribute
 {
     /// <summary>The reduction ratio r of the gate. Default 4.</summary>
-    public int R { get; set; } = 4;
+    public int R { get; set; } = LayerDefaults.Reduction;
 }
 
 /// <summary>Squeeze-and-excitation (<c>CeDsl.Layers.SqueezeExcitation</c>).</summary>
@@ -116,7 +117,7 @@ public sealed class AIIAttribute : LayerAttribute
 public sealed class SEAttribute : LayerAttribute
 {
     /// <summary>The reduction ratio r. Default 16.</summary>
-    public int R { get; set; } = 16;
+    public int R { get; set; } = LayerDefaults.SqueezeExcitationReduction;
 }
 
 /// <summary>ReLU. Outside containers every ReLU of a class shares one stateless <c>relu</c> module, as in torchvision.</summary>
@@ -238,10 +239,10 @@ public sealed class SelectConvAttribute : LayerAttribute
     public int ExpandInput { get; set; }
 
     /// <summary>dealloc's threshold: the joint normalized damage released channels may do to any output, in [0, 1). Default 0.001.</summary>
-    public double Gamma { get; set; } = 0.001;
+    public double Gamma { get; set; } = LayerDefaults.Gamma;
 
     /// <summary>realloc copies from the top K channels; 0 prunes only (no copies, no shifts). Default 3.</summary>
-    public int K { get; set; } = 3;
+    public int K { get; set; } = LayerDefaults.K;
 
     /// <summary>A channel with more than this many copies is no longer copied; 0: no cap. Default 0.</summary>
     public int NMax { get; set; }

@@ -35,7 +35,7 @@ public sealed class FoldedAdaptiveInstanceInverse : Module<Tensor, Tensor>
     /// convolution's output inside a folded network.</param>
     /// <param name="device">Device of the state.</param>
     /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
-    public FoldedAdaptiveInstanceInverse(long channels, int reduction = 4, bool inplace = false, Device? device = null, ScalarType? dtype = null)
+    public FoldedAdaptiveInstanceInverse(long channels, int reduction = LayerDefaults.Reduction, bool inplace = false, Device? device = null, ScalarType? dtype = null)
         : this(channels, HiddenWidth(channels, reduction), device, dtype)
     {
         InPlace = inplace;

@@ -37,7 +37,7 @@ public sealed class FoldedChannelEquilibrium : Module<Tensor, Tensor>
     /// output inside a folded network.</param>
     /// <param name="device">Device of the state.</param>
     /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
-    public FoldedChannelEquilibrium(long channels, int groupSize = 16, int reduction = 4, bool inplace = false, Device? device = null, ScalarType? dtype = null)
+    public FoldedChannelEquilibrium(long channels, int groupSize = LayerDefaults.GroupSize, int reduction = LayerDefaults.Reduction, bool inplace = false, Device? device = null, ScalarType? dtype = null)
         : this(channels, groupSize, new FoldedAdaptiveInstanceInverse(channels, reduction, device: device, dtype: dtype), device, dtype)
     {
         InPlace = inplace;

@@ -29,7 +29,7 @@ public sealed class AdaptiveInstanceInverse : Module<Tensor, Tensor>
     /// <param name="momentum">m of running_scale = (1 - m) * running_scale + m * s.</param>
     /// <param name="device">Device of the state.</param>
     /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
-    public AdaptiveInstanceInverse(long channels, int reduction = 4, double momentum = 0.1,
+    public AdaptiveInstanceInverse(long channels, int reduction = LayerDefaults.Reduction, double momentum = LayerDefaults.Momentum,
         Device? device = null, ScalarType? dtype = null) : base(nameof(AdaptiveInstanceInverse))
     {
         LayerChecks.Channels(channels, nameof(AdaptiveInstanceInverse));

@@ -32,8 +32,8 @@ public sealed class BatchDecorrelation : Module<Tensor, Tensor>
     /// <param name="momentum">m of the running statistics.</param>
     /// <param name="device">Device of the state.</param>
     /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
-    public BatchDecorrelation(long channels, int groupSize = 16, int iterations = 3, bool pool = false,
-        double eps = 1e-5, double momentum = 0.1, Device? device = null, ScalarType? dtype = null)
+    public BatchDecorrelation(long channels, int groupSize = LayerDefaults.GroupSize, int iterations = LayerDefaults.Iterations, bool pool = LayerDefaults.Pool,
+        double eps = LayerDefaults.Eps, double momentum = LayerDefaults.Momentum, Device? device = null, ScalarType? dtype = null)
         : base(nameof(BatchDecorrelation))
     {
         LayerChecks.Channels(channels, nameof(BatchDecorrelation));

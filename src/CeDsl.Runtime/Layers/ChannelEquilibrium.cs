@@ -46,8 +46,8 @@ public sealed class ChannelEquilibrium : Module<Tensor, Tensor>
     /// <param name="momentum">m of the running statistics (BD and AII).</param>
     /// <param name="device">Device of the state.</param>
     /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
-    public ChannelEquilibrium(long channels, int groupSize = 16, int reduction = 4, int iterations = 3,
-        bool pool = false, double eps = 1e-5, double momentum = 0.1, Device? device = null, ScalarType? dtype = null)
+    public ChannelEquilibrium(long channels, int groupSize = LayerDefaults.GroupSize, int reduction = LayerDefaults.Reduction,
+        int iterations = LayerDefaults.Iterations, bool pool = LayerDefaults.Pool, double eps = LayerDefaults.Eps, double momentum = LayerDefaults.Momentum, Device? device = null, ScalarType? dtype = null)
         : base(nameof(ChannelEquilibrium))
     {
         LayerChecks.Channels(channels, nameof(ChannelEquilibrium));

@@ -17,7 +17,7 @@ public sealed class SqueezeExcitation : Module<Tensor, Tensor>
     /// <param name="reduction">r: the hidden width is C / r (at least 1).</param>
     /// <param name="device">Device of the state.</param>
     /// <param name="dtype">Element type of the state (default: the default dtype, float32).</param>
-    public SqueezeExcitation(long channels, int reduction = 16, Device? device = null, ScalarType? dtype = null)
+    public SqueezeExcitation(long channels, int reduction = LayerDefaults.SqueezeExcitationReduction, Device? device = null, ScalarType? dtype = null)
         : base(nameof(SqueezeExcitation))
     {
         LayerChecks.Channels(channels, nameof(SqueezeExcitation));

@@ -48,8 +48,8 @@ public sealed class SelectiveConv2d : nn.Module<Tensor, Tensor>
     /// (exactly t pixels on a square map).
     /// </param>
     public SelectiveConv2d(long inChannels, long outChannels, long kernelSize, long stride = 1, long? padding = null,
-        double dropout = 0, double gamma = 0.001, int k = 3, int? nMax = null,
-        Device? device = null, ScalarType? dtype = null, bool alignCorners = true)
+        double dropout = 0, double gamma = LayerDefaults.Gamma, int k = LayerDefaults.K, int? nMax = null,
+        Device? device = null, ScalarType? dtype = null, bool alignCorners = LayerDefaults.AlignCorners)
         : base(nameof(SelectiveConv2d))
     {
         Require(inChannels >= 1, $"inChannels must be >= 1, got {inChannels}.");

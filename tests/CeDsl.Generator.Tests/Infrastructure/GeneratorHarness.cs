@@ -1,5 +1,7 @@
+extern alias generator;
+
+using generator::CeDsl.Generator;
 using System.Collections.Immutable;
-using CeDsl.Generator;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 

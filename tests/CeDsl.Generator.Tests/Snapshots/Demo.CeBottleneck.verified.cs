@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Architecture;
 using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
@@ -50,7 +51,7 @@ namespace Demo
             nn.init.ones_(bn3.weight);
             nn.init.zeros_(bn3.bias);
             if (placement != Placement.None)
-                ce = new ChannelEquilibrium(width * 4, groupSize: 16, reduction: 4, device: device, dtype: dtype);
+                ce = new ChannelEquilibrium(width * 4, groupSize: 16, reduction: 4, iterations: 3, device: device, dtype: dtype);
             if (stride != 1 || inChannels != width * 4)
             {
                 var downsample_0 = nn.Conv2d(inChannels, width * 4, 1, stride: stride, bias: false, device: device, dtype: dtype);
@@ -184,6 +185,67 @@ namespace Demo
                 folder.Chain("conv3", "bn3", "ce");
                 folder.Chain("downsample.0", "downsample.1");
             }
+
+            /// <inheritdoc cref="CeBottleneck.DescribeArchitecture"/>
+            public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit)
+            {
+                var builder = new ArchitectureBuilder(nameof(CeBottleneck) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
+                return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement));
+            }
+
+            /// <inheritdoc cref="CeBottleneck.AppendArchitecture"/>
+            public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit)
+            {
+                long inChannels = input.Shape.Channels;
+                var x = scope.Module("conv1", new Conv2dOp(inChannels, width, 1), input);
+                x = scope.Module("relu", new ReLUOp(), x);
+                x = scope.Module("conv2", new Conv2dOp(width, width, 3, Stride: stride, Padding: 1), x);
+                x = scope.Module("relu", new ReLUOp(), x);
+                x = scope.Module("conv3", new Conv2dOp(width, width * 4, 1), x);
+                if (placement != Placement.None)
+                    x = scope.Module("ce", new FoldedChannelEquilibriumOp(width * 4, GroupSize: 16, Reduction: 4, InPlace: true), x);
+                var identity = input;
+                if (stride != 1 || inChannels != width * 4)
+                {
+                    identity = scope.Module("downsample.0", new Conv2dOp(inChannels, width * 4, 1, Stride: stride), identity);
+                }
+                x = scope.Apply(new AddOp(), x, identity);
+                x = scope.Module("relu", new ReLUOp(), x);
+                return x;
+            }
+        }
+
+        /// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
+        public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit)
+        {
+            var builder = new ArchitectureBuilder(nameof(CeBottleneck), TensorShape.Map(inChannels, inputHeight, inputWidth));
+            return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement));
+        }
+
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
+        public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit)
+        {
+            long inChannels = input.Shape.Channels;
+            var x = scope.Module("conv1", new Conv2dOp(inChannels, width, 1, Bias: false), input);
+            x = scope.Module("bn1", new BatchNorm2dOp(width), x);
+            x = scope.Module("relu", new ReLUOp(), x);
+            x = scope.Module("conv2", new Conv2dOp(width, width, 3, Stride: stride, Padding: 1, Bias: false), x);
+            x = scope.Module("bn2", new BatchNorm2dOp(width), x);
+            x = scope.Module("relu", new ReLUOp(), x);
+            x = scope.Module("conv3", new Conv2dOp(width, width * 4, 1, Bias: false), x);
+            x = scope.Module("bn3", new BatchNorm2dOp(width * 4), x);
+            if (placement != Placement.None)
+                x = scope.Module("ce", new ChannelEquilibriumOp(width * 4, GroupSize: 16, Reduction: 4, Iterations: 3), x);
+            var identity = input;
+            if (stride != 1 || inChannels != width * 4)
+            {
+                identity = scope.Module("downsample.0", new Conv2dOp(inChannels, width * 4, 1, Stride: stride, Bias: false), identity);
+                identity = scope.Module("downsample.1", new BatchNorm2dOp(width * 4), identity);
+            }
+            x = scope.Apply(new AddOp(), x, identity);
+            x = scope.Module("relu", new ReLUOp(), x);
+            return x;
         }
     }
 }

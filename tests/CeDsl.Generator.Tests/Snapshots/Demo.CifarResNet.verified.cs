@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Architecture;
 using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
@@ -37,7 +38,7 @@ namespace Demo
             bn1 = nn.BatchNorm2d(16, device: device, dtype: dtype);
             nn.init.ones_(bn1.weight);
             nn.init.zeros_(bn1.bias);
-            ce1 = new ChannelEquilibrium(16, groupSize: 64, reduction: 4, device: device, dtype: dtype);
+            ce1 = new ChannelEquilibrium(16, groupSize: 64, reduction: 4, iterations: 3, device: device, dtype: dtype);
             relu = nn.ReLU();
             layer1 = nn.Sequential(
                 ("0", new BasicBlock(inChannels: 16, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4, device: device, dtype: dtype)),
@@ -168,6 +169,9 @@ namespace Demo
                 return x.MoveToOuterDisposeScope();
             }
 
+            /// <summary>The input shape (channels, height, width) the network was declared for.</summary>
+            public static global::System.Collections.Generic.IReadOnlyList<long> InputShape { get; } = new long[] { 3, 32, 32 };
+
             /// <summary>
             /// Sets this module's parameters to the folding of <paramref name="trained"/>, which must have been built with the same
             /// constructor arguments and be in evaluation mode (<see cref="CifarResNet.Fold"/> calls it on a new module).
@@ -186,6 +190,70 @@ namespace Demo
                 folder.Folded<BasicBlock.Folded>("layer3.1").FoldFrom(folder.Trained<BasicBlock>("layer3.1"), folder.Name("layer3.1"));
                 folder.Copy("fc");
             }
+
+            /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input.</summary>
+            public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();
+
+            private static ModuleArchitecture? architecture;
+
+            /// <inheritdoc cref="CifarResNet.DescribeArchitecture"/>
+            public static ModuleArchitecture DescribeArchitecture(long classes = 10, long inChannels = 3, long inputHeight = 32, long inputWidth = 32)
+            {
+                var builder = new ArchitectureBuilder(nameof(CifarResNet) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
+                return builder.Build(AppendArchitecture(builder.Root, builder.Input, classes));
+            }
+
+            /// <inheritdoc cref="CifarResNet.AppendArchitecture"/>
+            public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long classes = 10)
+            {
+                long inChannels = input.Shape.Channels;
+                var x = scope.Module("conv1", new Conv2dOp(inChannels, 16, 3, Padding: 1), input);
+                x = scope.Module("ce1", new FoldedChannelEquilibriumOp(16, GroupSize: 64, Reduction: 4, InPlace: true), x);
+                x = scope.Module("relu", new ReLUOp(), x);
+                x = BasicBlock.Folded.AppendArchitecture(scope.Within("layer1.0"), x, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
+                x = BasicBlock.Folded.AppendArchitecture(scope.Within("layer1.1"), x, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
+                x = BasicBlock.Folded.AppendArchitecture(scope.Within("layer2.0"), x, width: 32, stride: 2, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
+                x = BasicBlock.Folded.AppendArchitecture(scope.Within("layer2.1"), x, width: 32, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
+                x = BasicBlock.Folded.AppendArchitecture(scope.Within("layer3.0"), x, width: 64, stride: 2, placement: Placement.None);
+                x = BasicBlock.Folded.AppendArchitecture(scope.Within("layer3.1"), x, width: 64, stride: 1, placement: Placement.None);
+                x = scope.Module("avgpool", new AdaptiveAvgPool2dOp(1, 1), x);
+                x = scope.Module("flatten", new FlattenOp(), x);
+                x = scope.Module("fc", new LinearOp(64, classes), x);
+                return x;
+            }
+        }
+
+        /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input.</summary>
+        public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();
+
+        private static ModuleArchitecture? architecture;
+
+        /// <summary>The architecture of this network as the constructor builds it with these arguments, for inputs of inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
+        public static ModuleArchitecture DescribeArchitecture(long classes = 10, long inChannels = 3, long inputHeight = 32, long inputWidth = 32)
+        {
+            var builder = new ArchitectureBuilder(nameof(CifarResNet), TensorShape.Map(inChannels, inputHeight, inputWidth));
+            return builder.Build(AppendArchitecture(builder.Root, builder.Input, classes));
+        }
+
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
+        public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long classes = 10)
+        {
+            long inChannels = input.Shape.Channels;
+            var x = scope.Module("conv1", new Conv2dOp(inChannels, 16, 3, Padding: 1, Bias: false), input);
+            x = scope.Module("bn1", new BatchNorm2dOp(16), x);
+            x = scope.Module("ce1", new ChannelEquilibriumOp(16, GroupSize: 64, Reduction: 4, Iterations: 3), x);
+            x = scope.Module("relu", new ReLUOp(), x);
+            x = BasicBlock.AppendArchitecture(scope.Within("layer1.0"), x, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
+            x = BasicBlock.AppendArchitecture(scope.Within("layer1.1"), x, width: 16, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
+            x = BasicBlock.AppendArchitecture(scope.Within("layer2.0"), x, width: 32, stride: 2, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
+            x = BasicBlock.AppendArchitecture(scope.Within("layer2.1"), x, width: 32, stride: 1, placement: Placement.Paper, ceGroupSize: 16, ceReduction: 4);
+            x = BasicBlock.AppendArchitecture(scope.Within("layer3.0"), x, width: 64, stride: 2, placement: Placement.None);
+            x = BasicBlock.AppendArchitecture(scope.Within("layer3.1"), x, width: 64, stride: 1, placement: Placement.None);
+            x = scope.Module("avgpool", new AdaptiveAvgPool2dOp(1, 1), x);
+            x = scope.Module("flatten", new FlattenOp(), x);
+            x = scope.Module("fc", new LinearOp(64, classes), x);
+            return x;
         }
     }
 }

@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Architecture;
 using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
@@ -46,7 +47,7 @@ namespace Demo
             conv_1.append("0", conv_1_0);
             conv_1.append("1", conv_1_1);
             if (placement == Placement.Paper)
-                conv_1.append("ce", new ChannelEquilibrium(inChannels * 6, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                conv_1.append("ce", new ChannelEquilibrium(inChannels * 6, groupSize: ceGroupSize, reduction: ceReduction, iterations: 3, device: device, dtype: dtype));
             conv_1.append("2", nn.ReLU6());
             var conv_2 = nn.Conv2d(inChannels * 6, width, 1, bias: false, device: device, dtype: dtype);
             nn.init.kaiming_normal_(conv_2.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
@@ -168,6 +169,56 @@ namespace Demo
                 folder.Chain("conv.1.0", "conv.1.1", "conv.1.ce");
                 folder.Chain("conv.2", "conv.3");
             }
+
+            /// <inheritdoc cref="InvertedResidual.DescribeArchitecture"/>
+            public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+            {
+                var builder = new ArchitectureBuilder(nameof(InvertedResidual) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
+                return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement, ceGroupSize, ceReduction));
+            }
+
+            /// <inheritdoc cref="InvertedResidual.AppendArchitecture"/>
+            public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+            {
+                long inChannels = input.Shape.Channels;
+                var x = scope.Module("conv.0.0", new Conv2dOp(inChannels, inChannels * 6, 1), input);
+                x = scope.Module("conv.0.2", new ReLU6Op(), x);
+                x = scope.Module("conv.1.0", new Conv2dOp(inChannels * 6, inChannels * 6, 3, Stride: stride, Padding: 1, Groups: inChannels * 6), x);
+                if (placement == Placement.Paper)
+                    x = scope.Module("conv.1.ce", new FoldedChannelEquilibriumOp(inChannels * 6, GroupSize: ceGroupSize, Reduction: ceReduction, InPlace: true), x);
+                x = scope.Module("conv.1.2", new ReLU6Op(), x);
+                x = scope.Module("conv.2", new Conv2dOp(inChannels * 6, width, 1), x);
+                if (stride == 1 && inChannels == width)
+                    x = scope.Apply(new AddOp(), x, input);
+                return x;
+            }
+        }
+
+        /// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
+        public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+        {
+            var builder = new ArchitectureBuilder(nameof(InvertedResidual), TensorShape.Map(inChannels, inputHeight, inputWidth));
+            return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement, ceGroupSize, ceReduction));
+        }
+
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
+        public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+        {
+            long inChannels = input.Shape.Channels;
+            var x = scope.Module("conv.0.0", new Conv2dOp(inChannels, inChannels * 6, 1, Bias: false), input);
+            x = scope.Module("conv.0.1", new BatchNorm2dOp(inChannels * 6), x);
+            x = scope.Module("conv.0.2", new ReLU6Op(), x);
+            x = scope.Module("conv.1.0", new Conv2dOp(inChannels * 6, inChannels * 6, 3, Stride: stride, Padding: 1, Groups: inChannels * 6, Bias: false), x);
+            x = scope.Module("conv.1.1", new BatchNorm2dOp(inChannels * 6), x);
+            if (placement == Placement.Paper)
+                x = scope.Module("conv.1.ce", new ChannelEquilibriumOp(inChannels * 6, GroupSize: ceGroupSize, Reduction: ceReduction, Iterations: 3), x);
+            x = scope.Module("conv.1.2", new ReLU6Op(), x);
+            x = scope.Module("conv.2", new Conv2dOp(inChannels * 6, width, 1, Bias: false), x);
+            x = scope.Module("conv.3", new BatchNorm2dOp(width), x);
+            if (stride == 1 && inChannels == width)
+                x = scope.Apply(new AddOp(), x, input);
+            return x;
         }
     }
 }

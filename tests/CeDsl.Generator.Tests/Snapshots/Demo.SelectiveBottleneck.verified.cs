@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Architecture;
 using CeDsl.Folding;
 using CeDsl.Layers;
 using CeDsl.Selective;
@@ -28,9 +29,9 @@ namespace Demo
         public SelectiveBottleneck(long inChannels, long width, long stride = 1, Device? device = null, ScalarType? dtype = null)
             : base(nameof(SelectiveBottleneck))
         {
-            brc_1 = new SelectiveConv2d(inChannels, width, 1, device: device, dtype: dtype);
-            brc_2 = new SelectiveConv2d(width, width, 3, stride: stride, dropout: 0.1, k: 0, device: device, dtype: dtype);
-            brc_3 = new SelectiveConv2d(width, width * 4, 1, device: device, dtype: dtype);
+            brc_1 = new SelectiveConv2d(inChannels, width, 1, stride: 1, padding: 0, dropout: 0.0, gamma: 0.001, k: 3, nMax: null, device: device, dtype: dtype);
+            brc_2 = new SelectiveConv2d(width, width, 3, stride: stride, padding: 1, dropout: 0.1, gamma: 0.001, k: 0, nMax: null, device: device, dtype: dtype);
+            brc_3 = new SelectiveConv2d(width, width * 4, 1, stride: 1, padding: 0, dropout: 0.0, gamma: 0.001, k: 3, nMax: null, device: device, dtype: dtype);
             useResidual = stride == 1 && inChannels == width * 4;
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, foldedDevice, foldedDtype);
             RegisterComponents();
@@ -102,9 +103,9 @@ namespace Demo
             public Folded(long inChannels, long width, long stride = 1, Device? device = null, ScalarType? dtype = null)
                 : base(nameof(SelectiveBottleneck) + "." + nameof(Folded))
             {
-                brc_1 = new SelectiveConv2d(inChannels, width, 1, device: device, dtype: dtype);
-                brc_2 = new PrunedSelectiveConv2d(width, width, 3, stride: stride, dropout: 0.1, device: device, dtype: dtype);
-                brc_3 = new SelectiveConv2d(width, width * 4, 1, device: device, dtype: dtype);
+                brc_1 = new SelectiveConv2d(inChannels, width, 1, stride: 1, padding: 0, dropout: 0.0, gamma: 0.001, k: 3, nMax: null, device: device, dtype: dtype);
+                brc_2 = new PrunedSelectiveConv2d(width, width, 3, stride: stride, padding: 1, dropout: 0.1, device: device, dtype: dtype);
+                brc_3 = new SelectiveConv2d(width, width * 4, 1, stride: 1, padding: 0, dropout: 0.0, gamma: 0.001, k: 3, nMax: null, device: device, dtype: dtype);
                 useResidual = stride == 1 && inChannels == width * 4;
                 RegisterComponents();
                 LayerPaths.Record(this);
@@ -137,6 +138,45 @@ namespace Demo
                 folder.Prune("brc_2");
                 folder.Copy("brc_3");
             }
+
+            /// <inheritdoc cref="SelectiveBottleneck.DescribeArchitecture"/>
+            public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1)
+            {
+                var builder = new ArchitectureBuilder(nameof(SelectiveBottleneck) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
+                return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride));
+            }
+
+            /// <inheritdoc cref="SelectiveBottleneck.AppendArchitecture"/>
+            public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1)
+            {
+                long inChannels = input.Shape.Channels;
+                var x = scope.Module("brc_1", new SelectiveConv2dOp(inChannels, width, 1, Stride: 1, Padding: 0, Dropout: 0.0, Gamma: 0.001, K: 3, NMax: null), input);
+                x = scope.Module("brc_2", new PrunedSelectiveConv2dOp(width, width, 3, Stride: stride, Padding: 1, Dropout: 0.1), x);
+                x = scope.Module("brc_3", new SelectiveConv2dOp(width, width * 4, 1, Stride: 1, Padding: 0, Dropout: 0.0, Gamma: 0.001, K: 3, NMax: null), x);
+                if (stride == 1 && inChannels == width * 4)
+                    x = scope.Apply(new AddOp(), x, input);
+                return x;
+            }
+        }
+
+        /// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
+        public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1)
+        {
+            var builder = new ArchitectureBuilder(nameof(SelectiveBottleneck), TensorShape.Map(inChannels, inputHeight, inputWidth));
+            return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride));
+        }
+
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
+        public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1)
+        {
+            long inChannels = input.Shape.Channels;
+            var x = scope.Module("brc_1", new SelectiveConv2dOp(inChannels, width, 1, Stride: 1, Padding: 0, Dropout: 0.0, Gamma: 0.001, K: 3, NMax: null), input);
+            x = scope.Module("brc_2", new SelectiveConv2dOp(width, width, 3, Stride: stride, Padding: 1, Dropout: 0.1, Gamma: 0.001, K: 0, NMax: null), x);
+            x = scope.Module("brc_3", new SelectiveConv2dOp(width, width * 4, 1, Stride: 1, Padding: 0, Dropout: 0.0, Gamma: 0.001, K: 3, NMax: null), x);
+            if (stride == 1 && inChannels == width * 4)
+                x = scope.Apply(new AddOp(), x, input);
+            return x;
         }
     }
 }

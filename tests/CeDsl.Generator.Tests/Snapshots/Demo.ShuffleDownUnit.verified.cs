@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Architecture;
 using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
@@ -44,7 +45,7 @@ namespace Demo
             branch1.append("2", branch1_2);
             branch1.append("3", branch1_3);
             if (placement == Placement.Paper)
-                branch1.append("ce", new ChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                branch1.append("ce", new ChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, iterations: 3, device: device, dtype: dtype));
             branch1.append("4", nn.ReLU());
             var branch2_0 = nn.Conv2d(inChannels, width, 1, bias: false, device: device, dtype: dtype);
             nn.init.kaiming_normal_(branch2_0.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
@@ -70,7 +71,7 @@ namespace Demo
             branch2.append("5", branch2_5);
             branch2.append("6", branch2_6);
             if (placement == Placement.Paper)
-                branch2.append("ce", new ChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                branch2.append("ce", new ChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, iterations: 3, device: device, dtype: dtype));
             branch2.append("7", nn.ReLU());
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, stride, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
@@ -192,6 +193,68 @@ namespace Demo
                 folder.Chain("branch2.3", "branch2.4");
                 folder.Chain("branch2.5", "branch2.6", "branch2.ce");
             }
+
+            /// <inheritdoc cref="ShuffleDownUnit.DescribeArchitecture"/>
+            public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+            {
+                var builder = new ArchitectureBuilder(nameof(ShuffleDownUnit) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
+                return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement, ceGroupSize, ceReduction));
+            }
+
+            /// <inheritdoc cref="ShuffleDownUnit.AppendArchitecture"/>
+            public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+            {
+                long inChannels = input.Shape.Channels;
+                var branch1Output = scope.Module("branch1.0", new Conv2dOp(inChannels, inChannels, 3, Stride: stride, Padding: 1, Groups: inChannels), input);
+                branch1Output = scope.Module("branch1.2", new Conv2dOp(inChannels, width, 1), branch1Output);
+                if (placement == Placement.Paper)
+                    branch1Output = scope.Module("branch1.ce", new FoldedChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, InPlace: true), branch1Output);
+                branch1Output = scope.Module("branch1.4", new ReLUOp(), branch1Output);
+                var branch2Output = scope.Module("branch2.0", new Conv2dOp(inChannels, width, 1), input);
+                branch2Output = scope.Module("branch2.2", new ReLUOp(), branch2Output);
+                branch2Output = scope.Module("branch2.3", new Conv2dOp(width, width, 3, Stride: stride, Padding: 1, Groups: width), branch2Output);
+                branch2Output = scope.Module("branch2.5", new Conv2dOp(width, width, 1), branch2Output);
+                if (placement == Placement.Paper)
+                    branch2Output = scope.Module("branch2.ce", new FoldedChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, InPlace: true), branch2Output);
+                branch2Output = scope.Module("branch2.7", new ReLUOp(), branch2Output);
+                var x = scope.Apply(new ConcatOp(), branch1Output, branch2Output);
+                x = scope.Apply(new ChannelShuffleOp(2), x);
+                return x;
+            }
+        }
+
+        /// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
+        public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+        {
+            var builder = new ArchitectureBuilder(nameof(ShuffleDownUnit), TensorShape.Map(inChannels, inputHeight, inputWidth));
+            return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, stride, placement, ceGroupSize, ceReduction));
+        }
+
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
+        public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, long stride = 1, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+        {
+            long inChannels = input.Shape.Channels;
+            var branch1Output = scope.Module("branch1.0", new Conv2dOp(inChannels, inChannels, 3, Stride: stride, Padding: 1, Groups: inChannels, Bias: false), input);
+            branch1Output = scope.Module("branch1.1", new BatchNorm2dOp(inChannels), branch1Output);
+            branch1Output = scope.Module("branch1.2", new Conv2dOp(inChannels, width, 1, Bias: false), branch1Output);
+            branch1Output = scope.Module("branch1.3", new BatchNorm2dOp(width), branch1Output);
+            if (placement == Placement.Paper)
+                branch1Output = scope.Module("branch1.ce", new ChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, Iterations: 3), branch1Output);
+            branch1Output = scope.Module("branch1.4", new ReLUOp(), branch1Output);
+            var branch2Output = scope.Module("branch2.0", new Conv2dOp(inChannels, width, 1, Bias: false), input);
+            branch2Output = scope.Module("branch2.1", new BatchNorm2dOp(width), branch2Output);
+            branch2Output = scope.Module("branch2.2", new ReLUOp(), branch2Output);
+            branch2Output = scope.Module("branch2.3", new Conv2dOp(width, width, 3, Stride: stride, Padding: 1, Groups: width, Bias: false), branch2Output);
+            branch2Output = scope.Module("branch2.4", new BatchNorm2dOp(width), branch2Output);
+            branch2Output = scope.Module("branch2.5", new Conv2dOp(width, width, 1, Bias: false), branch2Output);
+            branch2Output = scope.Module("branch2.6", new BatchNorm2dOp(width), branch2Output);
+            if (placement == Placement.Paper)
+                branch2Output = scope.Module("branch2.ce", new ChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, Iterations: 3), branch2Output);
+            branch2Output = scope.Module("branch2.7", new ReLUOp(), branch2Output);
+            var x = scope.Apply(new ConcatOp(), branch1Output, branch2Output);
+            x = scope.Apply(new ChannelShuffleOp(2), x);
+            return x;
         }
     }
 }

@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Architecture;
 using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
@@ -50,7 +51,7 @@ namespace Demo
             branch2.append("5", branch2_5);
             branch2.append("6", branch2_6);
             if (placement == Placement.Paper)
-                branch2.append("ce", new ChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, device: device, dtype: dtype));
+                branch2.append("ce", new ChannelEquilibrium(width, groupSize: ceGroupSize, reduction: ceReduction, iterations: 3, device: device, dtype: dtype));
             branch2.append("7", nn.ReLU());
             createFolded = (foldedDevice, foldedDtype) => new Folded(inChannels, width, placement, ceGroupSize, ceReduction, foldedDevice, foldedDtype);
             RegisterComponents();
@@ -166,6 +167,60 @@ namespace Demo
                 folder.Chain("branch2.3", "branch2.4");
                 folder.Chain("branch2.5", "branch2.6", "branch2.ce");
             }
+
+            /// <inheritdoc cref="ShuffleUnit.DescribeArchitecture"/>
+            public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+            {
+                var builder = new ArchitectureBuilder(nameof(ShuffleUnit) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
+                return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, placement, ceGroupSize, ceReduction));
+            }
+
+            /// <inheritdoc cref="ShuffleUnit.AppendArchitecture"/>
+            public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+            {
+                long inChannels = input.Shape.Channels;
+                var bypass = scope.Apply(new ChunkOp(2, 0), input);
+                var x = scope.Apply(new ChunkOp(2, 1), input);
+                x = scope.Module("branch2.0", new Conv2dOp(inChannels / 2, width, 1), x);
+                x = scope.Module("branch2.2", new ReLUOp(), x);
+                x = scope.Module("branch2.3", new Conv2dOp(width, width, 3, Padding: 1, Groups: width), x);
+                x = scope.Module("branch2.5", new Conv2dOp(width, width, 1), x);
+                if (placement == Placement.Paper)
+                    x = scope.Module("branch2.ce", new FoldedChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, InPlace: true), x);
+                x = scope.Module("branch2.7", new ReLUOp(), x);
+                x = scope.Apply(new ConcatOp(), bypass, x);
+                x = scope.Apply(new ChannelShuffleOp(2), x);
+                return x;
+            }
+        }
+
+        /// <summary>The architecture of this block as the constructor builds it with these arguments, for inputs of inChannels x inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
+        public static ModuleArchitecture DescribeArchitecture(long inChannels, long width, long inputHeight, long inputWidth, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+        {
+            var builder = new ArchitectureBuilder(nameof(ShuffleUnit), TensorShape.Map(inChannels, inputHeight, inputWidth));
+            return builder.Build(AppendArchitecture(builder.Root, builder.Input, width, placement, ceGroupSize, ceReduction));
+        }
+
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
+        public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long width, Placement placement = Placement.Explicit, int ceGroupSize = 16, int ceReduction = 4)
+        {
+            long inChannels = input.Shape.Channels;
+            var bypass = scope.Apply(new ChunkOp(2, 0), input);
+            var x = scope.Apply(new ChunkOp(2, 1), input);
+            x = scope.Module("branch2.0", new Conv2dOp(inChannels / 2, width, 1, Bias: false), x);
+            x = scope.Module("branch2.1", new BatchNorm2dOp(width), x);
+            x = scope.Module("branch2.2", new ReLUOp(), x);
+            x = scope.Module("branch2.3", new Conv2dOp(width, width, 3, Padding: 1, Groups: width, Bias: false), x);
+            x = scope.Module("branch2.4", new BatchNorm2dOp(width), x);
+            x = scope.Module("branch2.5", new Conv2dOp(width, width, 1, Bias: false), x);
+            x = scope.Module("branch2.6", new BatchNorm2dOp(width), x);
+            if (placement == Placement.Paper)
+                x = scope.Module("branch2.ce", new ChannelEquilibriumOp(width, GroupSize: ceGroupSize, Reduction: ceReduction, Iterations: 3), x);
+            x = scope.Module("branch2.7", new ReLUOp(), x);
+            x = scope.Apply(new ConcatOp(), bypass, x);
+            x = scope.Apply(new ChannelShuffleOp(2), x);
+            return x;
         }
     }
 }

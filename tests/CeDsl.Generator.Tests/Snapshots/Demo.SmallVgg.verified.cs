@@ -2,6 +2,7 @@
 #nullable enable
 
 using CeDsl;
+using CeDsl.Architecture;
 using CeDsl.Folding;
 using CeDsl.Layers;
 using TorchSharp;
@@ -41,12 +42,12 @@ namespace Demo
             features = nn.Sequential(
                 ("0", features_0),
                 ("1", features_1),
-                ("ce1", new ChannelEquilibrium(32, groupSize: 16, reduction: 4, device: device, dtype: dtype)),
+                ("ce1", new ChannelEquilibrium(32, groupSize: 16, reduction: 4, iterations: 3, device: device, dtype: dtype)),
                 ("2", nn.ReLU()),
                 ("3", nn.MaxPool2d(2)),
                 ("4", features_4),
                 ("5", features_5),
-                ("ce2", new ChannelEquilibrium(64, groupSize: 16, reduction: 4, device: device, dtype: dtype)),
+                ("ce2", new ChannelEquilibrium(64, groupSize: 16, reduction: 4, iterations: 3, device: device, dtype: dtype)),
                 ("6", nn.ReLU()),
                 ("7", nn.MaxPool2d(2)));
             avgpool = nn.AdaptiveAvgPool2d(new long[] { 1, 1 });
@@ -164,6 +165,9 @@ namespace Demo
                 return x.MoveToOuterDisposeScope();
             }
 
+            /// <summary>The input shape (channels, height, width) the network was declared for.</summary>
+            public static global::System.Collections.Generic.IReadOnlyList<long> InputShape { get; } = new long[] { 3, 32, 32 };
+
             /// <summary>
             /// Sets this module's parameters to the folding of <paramref name="trained"/>, which must have been built with the same
             /// constructor arguments and be in evaluation mode (<see cref="SmallVgg.Fold"/> calls it on a new module).
@@ -178,6 +182,75 @@ namespace Demo
                 folder.Copy("classifier.0");
                 folder.Copy("classifier.3");
             }
+
+            /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input.</summary>
+            public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();
+
+            private static ModuleArchitecture? architecture;
+
+            /// <inheritdoc cref="SmallVgg.DescribeArchitecture"/>
+            public static ModuleArchitecture DescribeArchitecture(long classes = 10, long inChannels = 3, long inputHeight = 32, long inputWidth = 32)
+            {
+                var builder = new ArchitectureBuilder(nameof(SmallVgg) + "." + nameof(Folded), TensorShape.Map(inChannels, inputHeight, inputWidth));
+                return builder.Build(AppendArchitecture(builder.Root, builder.Input, classes));
+            }
+
+            /// <inheritdoc cref="SmallVgg.AppendArchitecture"/>
+            public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long classes = 10)
+            {
+                long inChannels = input.Shape.Channels;
+                var x = scope.Module("features.0", new Conv2dOp(inChannels, 32, 3, Padding: 1), input);
+                x = scope.Module("features.ce1", new FoldedChannelEquilibriumOp(32, GroupSize: 16, Reduction: 4, InPlace: true), x);
+                x = scope.Module("features.2", new ReLUOp(), x);
+                x = scope.Module("features.3", new MaxPool2dOp(2, 2), x);
+                x = scope.Module("features.4", new Conv2dOp(32, 64, 3, Padding: 1), x);
+                x = scope.Module("features.ce2", new FoldedChannelEquilibriumOp(64, GroupSize: 16, Reduction: 4, InPlace: true), x);
+                x = scope.Module("features.6", new ReLUOp(), x);
+                x = scope.Module("features.7", new MaxPool2dOp(2, 2), x);
+                x = scope.Module("avgpool", new AdaptiveAvgPool2dOp(1, 1), x);
+                x = scope.Module("flatten", new FlattenOp(), x);
+                x = scope.Module("classifier.0", new LinearOp(64, 128), x);
+                x = scope.Module("classifier.1", new ReLUOp(), x);
+                x = scope.Module("classifier.2", new DropoutOp(0.5), x);
+                x = scope.Module("classifier.3", new LinearOp(128, classes), x);
+                return x;
+            }
+        }
+
+        /// <summary>The architecture of this network as its constructor's defaults build it, for its declared 3x32x32 input.</summary>
+        public static ModuleArchitecture Architecture => architecture ??= DescribeArchitecture();
+
+        private static ModuleArchitecture? architecture;
+
+        /// <summary>The architecture of this network as the constructor builds it with these arguments, for inputs of inputHeight x inputWidth.</summary>
+        /// <exception cref="global::System.ArgumentException">An input or argument the module cannot take; the message names the node.</exception>
+        public static ModuleArchitecture DescribeArchitecture(long classes = 10, long inChannels = 3, long inputHeight = 32, long inputWidth = 32)
+        {
+            var builder = new ArchitectureBuilder(nameof(SmallVgg), TensorShape.Map(inChannels, inputHeight, inputWidth));
+            return builder.Build(AppendArchitecture(builder.Root, builder.Input, classes));
+        }
+
+        /// <summary>Appends this module's nodes, as the module <paramref name="scope"/> called on <paramref name="input"/>, to an architecture being built; returns its output.</summary>
+        public static ArchitectureValue AppendArchitecture(ArchitectureScope scope, ArchitectureValue input, long classes = 10)
+        {
+            long inChannels = input.Shape.Channels;
+            var x = scope.Module("features.0", new Conv2dOp(inChannels, 32, 3, Padding: 1), input);
+            x = scope.Module("features.1", new BatchNorm2dOp(32), x);
+            x = scope.Module("features.ce1", new ChannelEquilibriumOp(32, GroupSize: 16, Reduction: 4, Iterations: 3), x);
+            x = scope.Module("features.2", new ReLUOp(), x);
+            x = scope.Module("features.3", new MaxPool2dOp(2, 2), x);
+            x = scope.Module("features.4", new Conv2dOp(32, 64, 3, Padding: 1), x);
+            x = scope.Module("features.5", new BatchNorm2dOp(64), x);
+            x = scope.Module("features.ce2", new ChannelEquilibriumOp(64, GroupSize: 16, Reduction: 4, Iterations: 3), x);
+            x = scope.Module("features.6", new ReLUOp(), x);
+            x = scope.Module("features.7", new MaxPool2dOp(2, 2), x);
+            x = scope.Module("avgpool", new AdaptiveAvgPool2dOp(1, 1), x);
+            x = scope.Module("flatten", new FlattenOp(), x);
+            x = scope.Module("classifier.0", new LinearOp(64, 128), x);
+            x = scope.Module("classifier.1", new ReLUOp(), x);
+            x = scope.Module("classifier.2", new DropoutOp(0.5), x);
+            x = scope.Module("classifier.3", new LinearOp(128, classes), x);
+            return x;
         }
     }
 }
