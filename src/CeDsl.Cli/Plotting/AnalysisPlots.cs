@@ -126,7 +126,8 @@ internal static class AnalysisPlots
         Save(plot, path, width, height);
     }
 
-    private static Plot NewPlot()
+    /// <summary>A plot with the preferred font; refuses to draw without fonts.</summary>
+    internal static Plot NewPlot()
     {
         if (SKFontManager.Default.FontFamilyCount == 0)
             throw new InvalidOperationException(
@@ -137,7 +138,8 @@ internal static class AnalysisPlots
         return plot;
     }
 
-    private static void Save(Plot plot, string path, int width, int height)
+    /// <summary>Renders <paramref name="plot"/> as a PNG, written atomically.</summary>
+    internal static void Save(Plot plot, string path, int width, int height)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (width < 200 || height < 200)
