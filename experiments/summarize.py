@@ -223,7 +223,7 @@ def runs_table(runs, _epochs, _batch):
         else:
             progress = f"{PENDING} ({len(run.metrics)} of {run.epochs} epochs committed)" if run.metrics else PENDING
             rows.append([run.name, f"`{options}`", progress, PENDING, PENDING, PENDING, PENDING])
-    return table(["run", "options", "epochs", "test error %", "training error %", "hours", "analysed"], rows,
+    return table(["run", "options", "epochs", "test error %", "training error %", "training hours", "analysed"], rows,
                  ["---", "---", "---:", "---:", "---:", "---:", "---"])
 
 
