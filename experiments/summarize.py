@@ -223,7 +223,7 @@ def runs_table(runs, _epochs, _batch):
         else:
             progress = f"{PENDING} ({len(run.metrics)} of {run.epochs} epochs committed)" if run.metrics else PENDING
             rows.append([run.name, f"`{options}`", progress, PENDING, PENDING, PENDING, PENDING])
-    return table(["run", "options", "epochs", "test error %", "training error %", "training hours", "analysed"], rows,
+    return table(["run", "options", "epochs", "test error %", "training error % (last epoch, augmented)", "training hours", "analysed"], rows,
                  ["---", "---", "---:", "---:", "---:", "---:", "---"])
 
 
@@ -355,9 +355,11 @@ def selective_table(runs, *_):
     rows = []
     for model in ("preresnet29", "sconv-preresnet29"):
         run = find(runs, f"{model}-s1")
-        state = run.selective_state() if model.startswith("sconv") else None
-        released = f"{state[0]:,} / {state[1]:,}" if state else ("-" if not model.startswith("sconv") or not run.done else "not in the log")
-        final = state[2] if state else ("-" if not model.startswith("sconv") else PENDING)
+        selective = model.startswith("sconv")
+        state = run.selective_state() if selective else None
+        missing = "-" if not selective else "not in the log" if run.done else PENDING
+        released = f"{state[0]:,} / {state[1]:,}" if state else missing
+        final = state[2] if state else missing
         rows.append([model, number(run.test_error), released, final])
     return table(["model, seed 1", "test error %", "channels released / re-allocated", "at the end (cedsl train's last line)"], rows,
                  ["---", "---:", "---:", "---"])
