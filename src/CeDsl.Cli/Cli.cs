@@ -15,6 +15,7 @@ internal static class Cli
         FoldCommand.Create(),
         BenchCommand.Create(),
         SummaryCommand.Create(),
+        PlotCommand.Create(),
         DemoCommand.Create(),
         TrainStepCommand.Create(),
     };
