@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using CeDsl.Data;
 using CeDsl.Folding;
 using CeDsl.Onnx;
@@ -85,20 +84,19 @@ internal sealed class ExportCommand
         string form = model.IsFolded || folds ? "folded" : "evaluation form";
 
         int side = model.PadTo ?? test.Height;
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+        var options = new OnnxExportOptions
         {
-            ["cedsl.zoo"] = model.Entry.Name,
-            ["cedsl.form"] = model.IsFolded || folds ? "folded" : "evaluation",
-            ["cedsl.input.mean"] = string.Join(",", model.Normalization.Mean.Select(m => m.ToString("R", CultureInfo.InvariantCulture))),
-            ["cedsl.input.std"] = string.Join(",", model.Normalization.Std.Select(s => s.ToString("R", CultureInfo.InvariantCulture))),
-            ["cedsl.input.pad_to"] = side.ToString(CultureInfo.InvariantCulture),
-            ["cedsl.classes"] = string.Join(",", FashionMnist.ClassNames),
-        };
+            Metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["cedsl.zoo"] = model.Entry.Name,
+                ["cedsl.form"] = model.IsFolded || folds ? "folded" : "evaluation",
+            },
+        }.WithPreprocessing(model.Normalization, model.PadTo, FashionMnist.ClassNames);
         global::Onnx.ModelProto onnx;
         try
         {
             var architecture = OnnxExport.ArchitectureOf(network, side, side);
-            onnx = OnnxExport.ToModel(architecture, network.state_dict(), new OnnxExportOptions { Metadata = metadata });
+            onnx = OnnxExport.ToModel(architecture, network.state_dict(), options);
         }
         catch (OnnxExportException e)
         {
