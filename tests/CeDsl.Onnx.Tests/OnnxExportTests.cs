@@ -18,7 +18,7 @@ public sealed class OnnxExportTests : IDisposable
     public void The_file_has_named_input_and_output_a_dynamic_batch_opset_17_and_the_network_s_name_and_CeDsl_s_version()
     {
         using var network = TrainedNetworks.Create(Zoo.Find("ce-resnet20"), 32);
-        using var folded = network.Fold();
+        using var folded = ((IFoldable)network).Fold();
         folded.eval();
         string path = Path.Combine(directory, "ce-resnet20.onnx");
         folded.ExportOnnx(path);
