@@ -13,6 +13,7 @@ internal static class Cli
         EvalCommand.Create(),
         AnalyzeCommand.Create(),
         FoldCommand.Create(),
+        ExportCommand.Create(),
         BenchCommand.Create(),
         SummaryCommand.Create(),
         PlotCommand.Create(),
