@@ -29,6 +29,15 @@ internal static class TrainedNetworks
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         manual_seed(seed);
+        // Channels released and re-used as shifted copies first: a copy's convolution weights start at zero, and the
+        // perturbation below makes the shifted copies count in the output.
+        var random = new Random(seed);
+        foreach (var layer in network.modules().OfType<SelectiveConv2d>())
+        {
+            layer.Gamma = 0.1;
+            layer.Dealloc();
+            layer.Realloc(random);
+        }
         foreach (var (_, parameter) in network.named_parameters())
         {
             // A tenth of a random weight's spread; 0.05 for constant ones (a norm's weight and bias, CE's lambda).
@@ -39,13 +48,6 @@ internal static class TrainedNetworks
         for (int step = 0; step < 3; step++)
             network.call(randn(4, entry.InputShape[0], side, side) * 2 + 0.5);
 
-        var random = new Random(seed);
-        foreach (var layer in network.modules().OfType<SelectiveConv2d>())
-        {
-            layer.Gamma = 0.1;
-            layer.Dealloc();
-            layer.Realloc(random);
-        }
         network.eval();
         return network;
     }
