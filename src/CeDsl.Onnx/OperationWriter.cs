@@ -31,7 +31,7 @@ internal sealed class OperationWriter(OnnxGraph graph, ModuleArchitecture archit
             GroupNormOp g => GroupNorm(node, x, g),
             InstanceNorm2dOp i => i.TrackRunningStats
                 ? BatchNorm(node, x, i.Affine, trackRunningStats: true, i.Eps)
-                : graph.Node("InstanceNormalization", name, [x, Affine(node, i.Affine, "weight", i.Features, 1f), Affine(node, i.Affine, "bias", i.Features, 0f)], Float("epsilon", i.Eps)),
+                : AffinePerChannel(node, Normalize(name + (i.Affine ? "/normalized" : ""), x, [2, 3], i.Eps), i.Affine, i.Features),
             LayerNormOp l => graph.Node("LayerNormalization", name,
                 [x, Affine(node, l.ElementwiseAffine, "weight", l.NormalizedShape, 1f), l.ElementwiseAffine && l.Bias ? State(node, "bias") : ""],
                 Int("axis", -1), Float("epsilon", l.Eps)),
@@ -78,32 +78,45 @@ internal sealed class OperationWriter(OnnxGraph graph, ModuleArchitecture archit
         if (trackRunningStats)
             return graph.Node("BatchNormalization", name, [x, scale, bias, State(node, prefix + "running_mean"), State(node, prefix + "running_var")], Float("epsilon", eps));
 
-        // Statistics of the batch over (N, H, W), the biased variance, as F.batch_norm in training mode.
-        var mean = graph.Node("ReduceMean", name + "/mean", [x], Ints("axes", 0, 2, 3), Int("keepdims", 1));
-        var centred = graph.Node("Sub", name + "/centred", [x, mean]);
-        var variance = graph.Node("ReduceMean", name + "/variance", [graph.Node("Mul", name + "/squares", [centred, centred])], Ints("axes", 0, 2, 3), Int("keepdims", 1));
-        var deviation = graph.Node("Sqrt", name + "/deviation", [graph.Node("Add", name + "/variance_eps", [variance, graph.Scalar((float)eps)])]);
-        var normalized = graph.Node("Div", name + "/normalized", [centred, deviation]);
+        // Statistics of the batch over (N, H, W), as F.batch_norm in training mode.
+        var normalized = Normalize(name + "/normalized", x, [0, 2, 3], eps);
         var perChannel = graph.Int64s(channels, 1, 1);
         var scaled = graph.Node("Mul", name + "/scaled", [normalized, graph.Node("Reshape", name + "/scale", [scale, perChannel])]);
         return graph.Node("Add", name, [scaled, graph.Node("Reshape", name + "/shift", [bias, perChannel])]);
     }
 
-    /// <summary>GroupNorm as InstanceNormalization over (N, G, C/G * H * W), then the per-channel affine map.</summary>
+    /// <summary>
+    /// (x - mean) / sqrt(variance + eps) over <paramref name="axes"/>, the biased variance of the centred values, step by step
+    /// as PyTorch's norms compute it (group, instance and batch statistics alike).
+    /// </summary>
+    private string Normalize(string name, string x, long[] axes, double eps)
+    {
+        var mean = graph.Node("ReduceMean", name + "_mean", [x], Ints("axes", axes), Int("keepdims", 1));
+        var centred = graph.Node("Sub", name + "_centred", [x, mean]);
+        var variance = graph.Node("ReduceMean", name + "_variance", [graph.Node("Mul", name + "_squares", [centred, centred])], Ints("axes", axes), Int("keepdims", 1));
+        var deviation = graph.Node("Sqrt", name + "_deviation", [graph.Node("Add", name + "_variance_eps", [variance, graph.Scalar((float)eps)])]);
+        return graph.Node("Div", name, [centred, deviation]);
+    }
+
+    /// <summary><paramref name="x"/> times <c>weight</c> plus <c>bias</c> per channel (C, 1, 1) when <paramref name="affine"/>; else <paramref name="x"/>.</summary>
+    private string AffinePerChannel(ArchitectureNode node, string x, bool affine, long channels)
+    {
+        if (!affine)
+            return x;
+        var perChannel = graph.Int64s(channels, 1, 1);
+        var scaled = graph.Node("Mul", node.Name + "/scaled", [x, graph.Node("Reshape", node.Name + "/scale", [State(node, "weight"), perChannel])]);
+        return graph.Node("Add", node.Name, [scaled, graph.Node("Reshape", node.Name + "/shift", [State(node, "bias"), perChannel])]);
+    }
+
+    /// <summary>GroupNorm: the normalization over (N, G, C/G * H * W), then the per-channel affine map.</summary>
     private string GroupNorm(ArchitectureNode node, string x, GroupNormOp g)
     {
         string name = node.Name;
         var shape = node.Shape;
         var grouped = graph.Node("Reshape", name + "/grouped", [x, graph.Int64s(0, g.Groups, -1)]);
-        var ones = graph.Add(name + "/group_scale", [g.Groups], Enumerable.Repeat(1f, (int)g.Groups).ToArray());
-        var zeros = graph.Add(name + "/group_bias", [g.Groups], new float[g.Groups]);
-        var normalized = graph.Node("InstanceNormalization", name + "/normalized", [grouped, ones, zeros], Float("epsilon", g.Eps));
+        var normalized = Normalize(name + "/normalized", grouped, [2], g.Eps);
         var map = graph.Node("Reshape", name + (g.Affine ? "/map" : ""), [normalized, graph.Int64s(0, shape.Channels, shape.Height, shape.Width)]);
-        if (!g.Affine)
-            return map;
-        var perChannel = graph.Int64s(g.Channels, 1, 1);
-        var scaled = graph.Node("Mul", name + "/scaled", [map, graph.Node("Reshape", name + "/scale", [State(node, "weight"), perChannel])]);
-        return graph.Node("Add", name, [scaled, graph.Node("Reshape", name + "/shift", [State(node, "bias"), perChannel])]);
+        return AffinePerChannel(node, map, g.Affine, g.Channels);
     }
 
     private string AdaptiveAveragePool(ArchitectureNode node, string x, AdaptiveAvgPool2dOp p)
