@@ -43,6 +43,8 @@ internal static class GeneratorComparison
         start.Environment[TieredCompilation] = "0";
         using var process = Process.Start(start)!;
         process.WaitForExit();
+        if (process.ExitCode != 0)
+            Console.Error.WriteLine($"the comparison process (without tiered compilation) exited with code {process.ExitCode}");
         return process.ExitCode;
     }
 
