@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ONNX benchmark: folded ResNet-50 and CE-ResNet-50 in ONNX Runtime and in TorchSharp, batch 1 and 32
 # at 224x224, 2 threads, in rotation (writes artifacts/onnx.table.md for docs/benchmarks/onnx.md).
-#   bench/run-onnx-bench.sh [--batches 1,32] [--size 224] [--rounds 5] [--profile]
+#   bench/run-onnx-bench.sh [--batches 1,32] [--size 224] [--rounds 5] [--previous-form] [--profile]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The allocator settings of run-ce-bench.sh: freed activation memory stays in one heap, so the

@@ -14,8 +14,10 @@ using static TorchSharp.torch;
 // The four variants run in rotation, round after round (each round starts one variant later), so that a shared,
 // busy machine slows them alike; the table gives per variant the median time per pass, the spread over rounds and
 // the median of the per-round ratios to the folded baseline in the same runtime.
-// --profile then runs each ONNX model once more with ONNX Runtime's profiler and sums the kernel time per operator type.
-//   dotnet run -c Release --project bench/CeDsl.Onnx.Benchmarks -- [--batches 1,32] [--size 224] [--rounds 5] [--threads 2] [--profile] [--markdown FILE]
+// --previous-form adds CE-ResNet-50 exported in the form before the blocked one (per-sample MatMul) as a fifth variant, so that
+// the two exports are compared in the same rotation. --profile then runs each ONNX model once more with ONNX Runtime's
+// profiler and sums the kernel time per operator type.
+//   dotnet run -c Release --project bench/CeDsl.Onnx.Benchmarks -- [--batches 1,32] [--size 224] [--rounds 5] [--threads 2] [--previous-form] [--profile] [--markdown FILE]
 var options = Options.Parse(args);
 torch.set_num_threads(options.Threads);
 var invariant = CultureInfo.InvariantCulture;
@@ -27,7 +29,10 @@ var lines = new List<string>
     "",
 };
 
+const string PreviousForm = "CE-ResNet-50, previous ONNX form";
 var networks = new List<(string Name, nn.Module<Tensor, Tensor> Folded, byte[] Onnx)>();
+// The ONNX models; with --previous-form also CE-ResNet-50 exported in the form before the blocked one (per-sample MatMul).
+var models = new List<(string Name, string Torch, byte[] Onnx)>();
 foreach (var (name, label) in new[] { ("resnet50", "ResNet-50"), ("ce-resnet50", "CE-ResNet-50") })
 {
     manual_seed(0);
@@ -43,6 +48,9 @@ foreach (var (name, label) in new[] { ("resnet50", "ResNet-50"), ("ce-resnet50",
     folded.eval();
     var architecture = OnnxExport.ArchitectureOf(folded, options.Size, options.Size);
     networks.Add((label, folded, OnnxExport.ToModel(architecture, folded.state_dict()).ToByteArray()));
+    models.Add((label, label, networks[^1].Onnx));
+    if (options.PreviousForm && name == "ce-resnet50")
+        models.Add((PreviousForm, label, OnnxExport.ToModel(architecture, folded.state_dict(), new OnnxExportOptions { PerSampleMatrices = true }).ToByteArray()));
 }
 
 using var sessionOptions = new SessionOptions
@@ -52,13 +60,15 @@ using var sessionOptions = new SessionOptions
     IntraOpNumThreads = options.Threads,
     InterOpNumThreads = 1,
 };
-var sessions = networks.ToDictionary(n => n.Name, n => new InferenceSession(n.Onnx, sessionOptions));
+var sessions = models.ToDictionary(m => m.Name, m => new InferenceSession(m.Onnx, sessionOptions));
 var variants = new List<(string Network, string Runtime, Func<Tensor, float[], long[], double> Run)>();
 foreach (var (name, folded, _) in networks)
 {
-    variants.Add((name, "ONNX Runtime", (_, values, shape) => TimeOnnx(sessions[name], values, shape)));
+    foreach (var model in models.Where(m => m.Torch == name))
+        variants.Add((model.Name, "ONNX Runtime", (_, values, shape) => TimeOnnx(sessions[model.Name], values, shape)));
     variants.Add((name, "TorchSharp", (tensor, _, _) => TimeTorch(folded, tensor)));
 }
+string TorchOf(string network) => models.FirstOrDefault(m => m.Name == network).Torch ?? network;
 
 foreach (int batch in options.Batches)
 {
@@ -91,12 +101,19 @@ foreach (int batch in options.Batches)
         var own = times[(network, runtime)];
         var baseline = times[("ResNet-50", runtime)];
         double ratio = Median(own.Select((t, i) => t / baseline[i]));
-        double versus = Median(times[(network, "ONNX Runtime")].Select((t, i) => t / times[(network, "TorchSharp")][i]));
+        double versus = Median(times[(network, "ONNX Runtime")].Select((t, i) => t / times[(TorchOf(network), "TorchSharp")][i]));
         lines.Add(string.Create(invariant,
             $"| {network} | {runtime} | {Median(own):F1} ms | {own.Min():F1} - {own.Max():F1} ms | {batch * 1000 / Median(own):F1} | {(network == "ResNet-50" ? "1 (baseline)" : ratio.ToString("F3", invariant))} | {(runtime == "ONNX Runtime" ? versus.ToString("F2", invariant) : "")} |"));
     }
+    if (options.PreviousForm)
+    {
+        var ratios = times[("CE-ResNet-50", "ONNX Runtime")].Select((t, i) => t / times[(PreviousForm, "ONNX Runtime")][i]).ToList();
+        lines.Add("");
+        lines.Add(string.Create(invariant,
+            $"CE-ResNet-50 in ONNX Runtime, this export against the previous form: {Median(ratios):F3} of its time (median of the rounds; {ratios.Min():F3} - {ratios.Max():F3})."));
+    }
     lines.Add("");
-    foreach (var line in lines.Skip(lines.Count - variants.Count - 5)) Console.WriteLine(line);
+    foreach (var line in lines.Skip(lines.Count - variants.Count - (options.PreviousForm ? 7 : 5))) Console.WriteLine(line);
 }
 
 if (options.Profile)
@@ -106,10 +123,10 @@ if (options.Profile)
     float[] values = input.data<float>().ToArray();
     lines.Add($"### ONNX Runtime's profile, batch {batch}: kernel time per operator type (one pass after a warm-up)");
     lines.Add("");
-    lines.Add("| operator | " + string.Join(" | ", networks.Select(n => n.Name)) + " |");
-    lines.Add("|---|" + string.Concat(networks.Select(_ => "---:|")));
+    lines.Add("| operator | " + string.Join(" | ", models.Select(n => n.Name)) + " |");
+    lines.Add("|---|" + string.Concat(models.Select(_ => "---:|")));
     var perNetwork = new Dictionary<string, Dictionary<string, double>>();
-    foreach (var (name, _, onnx) in networks)
+    foreach (var (name, _, onnx) in models)
     {
         using var profiled = new SessionOptions
         {
@@ -128,8 +145,8 @@ if (options.Profile)
     }
     var operators = perNetwork.Values.SelectMany(d => d.Keys).Distinct().OrderByDescending(op => perNetwork.Values.Max(d => d.GetValueOrDefault(op))).ToList();
     foreach (var op in operators)
-        lines.Add($"| {op} | " + string.Join(" | ", networks.Select(n => perNetwork[n.Name].TryGetValue(op, out var ms) ? ms.ToString("F1", invariant) + " ms" : "")) + " |");
-    lines.Add("| all | " + string.Join(" | ", networks.Select(n => perNetwork[n.Name].Values.Sum().ToString("F1", invariant) + " ms")) + " |");
+        lines.Add($"| {op} | " + string.Join(" | ", models.Select(n => perNetwork[n.Name].TryGetValue(op, out var ms) ? ms.ToString("F1", invariant) + " ms" : "")) + " |");
+    lines.Add("| all | " + string.Join(" | ", models.Select(n => perNetwork[n.Name].Values.Sum().ToString("F1", invariant) + " ms")) + " |");
     lines.Add("");
 }
 
@@ -188,11 +205,11 @@ static Dictionary<string, double> KernelTimes(string file, int skip)
     return times;
 }
 
-internal sealed record Options(int[] Batches, int Size, int Rounds, int WarmUp, int Threads, bool Profile, string? Markdown)
+internal sealed record Options(int[] Batches, int Size, int Rounds, int WarmUp, int Threads, bool Profile, bool PreviousForm, string? Markdown)
 {
     public static Options Parse(string[] args)
     {
-        var options = new Options([1, 32], 224, 5, 2, 2, false, null);
+        var options = new Options([1, 32], 224, 5, 2, 2, false, false, null);
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -204,6 +221,7 @@ internal sealed record Options(int[] Batches, int Size, int Rounds, int WarmUp, 
                 "--warmup" => options with { WarmUp = int.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--threads" => options with { Threads = int.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--profile" => options with { Profile = true },
+                "--previous-form" => options with { PreviousForm = true },
                 "--markdown" => options with { Markdown = Value() },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };

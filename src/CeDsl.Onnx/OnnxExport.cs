@@ -93,8 +93,8 @@ public static class OnnxExport
         string outputName = options.OutputName ?? (architecture.Output.IsMap ? "output" : "logits");
         if (outputName == options.InputName)
             throw new ArgumentException($"The model's input and output cannot both be called '{outputName}'.", nameof(options));
-        var graph = new OnnxGraph();
-        var writer = new OperationWriter(graph, architecture, state);
+        var graph = new OnnxGraph(options.BatchDimension);
+        var writer = new OperationWriter(graph, architecture, state, options.PerSampleMatrices);
         var values = new Dictionary<string, string>(StringComparer.Ordinal) { [ModuleArchitecture.InputName] = options.InputName };
         foreach (var node in architecture.Nodes)
             values[node.Name] = writer.Write(node, node.Inputs.Select(input => values[input]).ToList());

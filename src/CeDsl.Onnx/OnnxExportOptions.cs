@@ -16,6 +16,14 @@ public sealed record OnnxExportOptions
     public string BatchDimension { get; init; } = "batch";
 
     /// <summary>
+    /// Writes CE, BD, AII and SE in the form exports had before their blocked-layout form: CE's map as the (N, G, d, d)
+    /// matrices of every sample multiplied by MatMul, the instance variance by ReduceMean and ReduceSumSquare, the
+    /// per-channel factors broadcast from (N, C, 1, 1). The same numbers, slower in ONNX Runtime; kept so that the ONNX
+    /// benchmark measures both forms in one run.
+    /// </summary>
+    internal bool PerSampleMatrices { get; init; }
+
+    /// <summary>
     /// Key-value pairs added to the model's metadata (ONNX <c>metadata_props</c>), next to the ones the exporter
     /// writes: <c>cedsl.network</c> (the architecture's name) and <c>cedsl.version</c>.
     /// </summary>

@@ -12,7 +12,7 @@ namespace CeDsl.Onnx;
 /// that says where it comes from: the architecture node's name, then a slash and the step
 /// (<c>layer1.0.ce/variance</c>).
 /// </summary>
-internal sealed class OnnxGraph
+internal sealed class OnnxGraph(string batchDimension)
 {
     private readonly GraphProto graph = new();
     private readonly HashSet<string> names = new(StringComparer.Ordinal);
@@ -79,6 +79,28 @@ internal sealed class OnnxGraph
             constants[key] = name = Add("const/float/" + value.ToString("R", System.Globalization.CultureInfo.InvariantCulture), [], [value]);
         return name;
     }
+
+    /// <summary>A shared float32 constant of <paramref name="shape"/> holding <paramref name="value"/> everywhere.</summary>
+    public string Filled(float value, params long[] shape)
+    {
+        string key = "fill:" + BitConverter.SingleToInt32Bits(value).ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + string.Join(",", shape);
+        if (!constants.TryGetValue(key, out var name))
+            constants[key] = name = Add("const/float/" + value.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "/" + string.Join("x", shape),
+                shape, Enumerable.Repeat(value, (int)shape.Aggregate(1L, (a, b) => a * b)).ToArray());
+        return name;
+    }
+
+    /// <summary>A shared float32 vector constant (Resize's scales).</summary>
+    public string Float32s(params float[] values)
+    {
+        string key = "f32s:" + string.Join(",", values.Select(v => BitConverter.SingleToInt32Bits(v).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        if (!constants.TryGetValue(key, out var name))
+            constants[key] = name = Add("const/floats/" + string.Join("_", values.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))), [values.Length], values);
+        return name;
+    }
+
+    /// <summary>Declares value <paramref name="name"/> float32 (batch, <paramref name="dimensions"/>), for a shape ONNX's inference cannot tell.</summary>
+    public void DeclareShape(string name, params long[] dimensions) => graph.ValueInfo.Add(Value(name, batchDimension, dimensions));
 
     /// <summary>A value name nobody has used: <paramref name="name"/>, or it with a number when taken.</summary>
     public string Fresh(string name)

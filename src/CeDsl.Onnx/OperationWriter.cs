@@ -13,9 +13,10 @@ namespace CeDsl.Onnx;
 /// Writes each architecture node as standard ONNX operators (opset 17) computing the module's evaluation
 /// output, its parameters and buffers read from the state dict under the node's module path. What CeDsl's
 /// layers compute is in docs/semantics/channel-equilibrium.md and docs/semantics/selective-convolution.md;
-/// here it is spelled with ReduceMean, Gemm, LayerNormalization, Sigmoid, MatMul and friends.
+/// here it is spelled with Conv, GlobalAveragePool, Gemm, LayerNormalization, Sigmoid and friends. CE, AII and SE are
+/// written with operators ONNX Runtime runs in the blocked channel layout of its convolutions (docs/benchmarks/onnx.md).
 /// </summary>
-internal sealed class OperationWriter(OnnxGraph graph, ModuleArchitecture architecture, IReadOnlyDictionary<string, Tensor> state)
+internal sealed class OperationWriter(OnnxGraph graph, ModuleArchitecture architecture, IReadOnlyDictionary<string, Tensor> state, bool perSampleMatrices = false)
 {
     /// <summary>Writes <paramref name="node"/> reading the ONNX values <paramref name="inputs"/>; returns the value holding its output.</summary>
     public string Write(ArchitectureNode node, IReadOnlyList<string> inputs)
@@ -51,10 +52,16 @@ internal sealed class OperationWriter(OnnxGraph graph, ModuleArchitecture archit
             ChunkOp c => Chunk(node, x, c),
             ChannelShuffleOp s => ChannelShuffle(node, x, s.Groups),
             ChannelEquilibriumOp ce => ChannelEquilibrium(node, x, ce),
-            BatchDecorrelationOp bd => BlockDiagonalMap(name, x, State(node, "running_wm"), bd.Groups, bd.GroupSize, InputShape(node)),
-            AdaptiveInstanceInverseOp aii => ScaleChannels(name, x, graph.Node("Div", name + "/factor", [Gate(node, x, ""), RunningScale(node, "running_scale")]), aii.Channels),
+            BatchDecorrelationOp bd => perSampleMatrices
+                ? BlockDiagonalMap(name, x, State(node, "running_wm"), bd.Groups, bd.GroupSize, InputShape(node))
+                : GroupedMap(name, x, State(node, "running_wm"), bd.Channels, bd.GroupSize),
+            AdaptiveInstanceInverseOp aii => perSampleMatrices
+                ? ScaleChannelsBroadcast(name, x, graph.Node("Div", name + "/factor", [Gate(node, x, ""), RunningScale(node, "running_scale")]), aii.Channels)
+                : ScaleChannels(name, x, Gate(node, x, ""), graph.Node("Reciprocal", name + "/gate_scale", [RunningScale(node, "running_scale")]), InputShape(node)),
             FoldedChannelEquilibriumOp ce => FoldedChannelEquilibrium(node, x, ce),
-            FoldedAdaptiveInstanceInverseOp aii => ScaleChannels(name, x, graph.Node("Mul", name + "/factor", [Gate(node, x, ""), State(node, "gate_scale")]), aii.Channels),
+            FoldedAdaptiveInstanceInverseOp aii => perSampleMatrices
+                ? ScaleChannelsBroadcast(name, x, graph.Node("Mul", name + "/factor", [Gate(node, x, ""), State(node, "gate_scale")]), aii.Channels)
+                : ScaleChannels(name, x, Gate(node, x, ""), State(node, "gate_scale"), InputShape(node)),
             SelectiveConv2dOp s => SelectiveConvolution(node, ShiftReallocatedChannels(node, x, s), s.KernelSize, s.Stride, s.Padding, s.NormEps, gate: State(node, "is_open")),
             PrunedSelectiveConv2dOp p => SelectiveConvolution(node, graph.Node("Gather", name + "/kept", [x, Indices(node, "kept")], Int("axis", 1)), p.KernelSize, p.Stride, p.Padding, p.NormEps, gate: null),
             _ => throw new OnnxExportException(
@@ -142,7 +149,7 @@ internal sealed class OperationWriter(OnnxGraph graph, ModuleArchitecture archit
         var squeezed = graph.Node("Flatten", name + "/squeezed", [graph.Node("GlobalAveragePool", name + "/pooled", [x])], Int("axis", 1));
         var hidden = graph.Node("Relu", name + "/fc.1", [graph.Node("Gemm", name + "/fc.0", [squeezed, State(node, "fc.0.weight"), State(node, "fc.0.bias")], Int("transB", 1))]);
         var gate = graph.Node("Sigmoid", name + "/fc.3", [graph.Node("Gemm", name + "/fc.2", [hidden, State(node, "fc.2.weight"), State(node, "fc.2.bias")], Int("transB", 1))]);
-        return ScaleChannels(name, x, gate, se.Channels);
+        return perSampleMatrices ? ScaleChannelsBroadcast(name, x, gate, se.Channels) : ScaleChannels(name, x, gate, null, InputShape(node));
     }
 
     private string Chunk(ArchitectureNode node, string x, ChunkOp c)
@@ -160,25 +167,122 @@ internal sealed class OperationWriter(OnnxGraph graph, ModuleArchitecture archit
     }
 
     /// <summary>
-    /// CE in evaluation: one map per sample, lambda running_wm + diag((1 - lambda) y / running_scale), applied to
-    /// the groups of channels; lambda = sigmoid(x_weight), y the AII gate of the instance variance.
+    /// CE in evaluation: lambda running_wm X + (1 - lambda) (y / running_scale) X per sample, lambda = sigmoid(x_weight),
+    /// y the AII gate of the instance variance (<see cref="SharedPlusDiagonal"/>).
     /// </summary>
     private string ChannelEquilibrium(ArchitectureNode node, string x, ChannelEquilibriumOp ce)
     {
         string name = node.Name;
         var lambda = graph.Node("Sigmoid", name + "/lambda", [State(node, "x_weight")]);
-        var factor = graph.Node("Div", name + "/AR.factor", [Gate(node, x, "AR."), RunningScale(node, "AR.running_scale")]);
-        var diagonal = graph.Node("Mul", name + "/diagonal", [graph.Node("Sub", name + "/one_minus_lambda", [graph.Scalar(1f), lambda]), factor]);
         var shared = graph.Node("Mul", name + "/shared", [lambda, State(node, "running_wm")]);
-        return BlockDiagonalMap(name, x, PerSampleMap(name, shared, diagonal, ce.Groups, ce.GroupSize), ce.Groups, ce.GroupSize, InputShape(node));
+        var oneMinusLambda = graph.Node("Sub", name + "/one_minus_lambda", [graph.Scalar(1f), lambda]);
+        if (perSampleMatrices)
+        {
+            var factor = graph.Node("Div", name + "/AR.factor", [Gate(node, x, "AR."), RunningScale(node, "AR.running_scale")]);
+            var diagonal = graph.Node("Mul", name + "/diagonal", [oneMinusLambda, factor]);
+            return BlockDiagonalMap(name, x, PerSampleMap(name, shared, diagonal, ce.Groups, ce.GroupSize), ce.Groups, ce.GroupSize, InputShape(node));
+        }
+        var gateScale = graph.Node("Div", name + "/AR.gate_scale", [oneMinusLambda, RunningScale(node, "AR.running_scale")]);
+        return SharedPlusDiagonal(name, x, shared, Gate(node, x, "AR."), gateScale, ce.GroupSize, InputShape(node));
     }
 
-    /// <summary>Folded CE: one map per sample, weight + diag(AR.gate_scale y), applied to the groups of channels.</summary>
+    /// <summary>Folded CE: weight X + diag(AR.gate_scale y) X per sample (<see cref="SharedPlusDiagonal"/>).</summary>
     private string FoldedChannelEquilibrium(ArchitectureNode node, string x, FoldedChannelEquilibriumOp ce)
     {
         string name = node.Name;
-        var diagonal = graph.Node("Mul", name + "/AR.factor", [Gate(node, x, "AR."), State(node, "AR.gate_scale")]);
-        return BlockDiagonalMap(name, x, PerSampleMap(name, State(node, "weight"), diagonal, ce.Groups, ce.GroupSize), ce.Groups, ce.GroupSize, InputShape(node));
+        if (perSampleMatrices)
+        {
+            var diagonal = graph.Node("Mul", name + "/AR.factor", [Gate(node, x, "AR."), State(node, "AR.gate_scale")]);
+            return BlockDiagonalMap(name, x, PerSampleMap(name, State(node, "weight"), diagonal, ce.Groups, ce.GroupSize), ce.Groups, ce.GroupSize, InputShape(node));
+        }
+        return SharedPlusDiagonal(name, x, State(node, "weight"), Gate(node, x, "AR."), State(node, "AR.gate_scale"), ce.GroupSize, InputShape(node));
+    }
+
+    /// <summary>
+    /// CE's map of sample n, (<paramref name="shared"/> + diag(<paramref name="gateScale"/> y_n)) x_n, as the sum of its two
+    /// terms: the block-diagonal <paramref name="shared"/> (G, d, d), the same for every sample, as a grouped 1x1 convolution,
+    /// and the diagonal as the per-(sample, channel) product <see cref="ScaleChannels"/>.
+    /// The sum of the two is the map exactly (the diagonal is added to the matrix, not composed with it), and every
+    /// operator of it has a form in ONNX Runtime's blocked channel layout, in which its convolutions run: the map no
+    /// longer reorders the activation to NCHW and back, and ONNX Runtime folds the addition into the convolution.
+    /// </summary>
+    private string SharedPlusDiagonal(string name, string x, string shared, string gate, string gateScale, long groupSize, TensorShape shape)
+    {
+        var mapped = GroupedMap(name + "/shared_map", x, shared, shape.Channels, groupSize);
+        var scaled = ScaleChannels(name + "/diagonal_map", x, gate, gateScale, shape);
+        return graph.Node("Add", name, [mapped, scaled]);
+    }
+
+    /// <summary>The block-diagonal <paramref name="map"/> (G, d, d) applied to each group of d channels: a 1x1 convolution of G groups, weight (C, d, 1, 1).</summary>
+    private string GroupedMap(string name, string x, string map, long channels, long groupSize)
+    {
+        var weight = graph.Node("Reshape", name + "/weight", [map, graph.Int64s(channels, groupSize, 1, 1)]);
+        return Convolution(name, x, weight, null, 1, 1, 0, 1, channels / groupSize);
+    }
+
+    /// <summary>
+    /// X (N, C, H, W) times <paramref name="scale"/> y (N, C) per (sample, channel); <paramref name="scale"/> a [1] value, or
+    /// none. ONNX Runtime has no blocked form for a product with an (N, C, 1, 1) tensor, and reordering X to NCHW for it
+    /// costs more than the product, so the factor is spread to a full (N, C, H, W) map first: scale y by a depthwise 1x1
+    /// convolution, then over H x W by a nearest-neighbour Resize, both blocked. The map's shape is declared, symbolic batch
+    /// included: the Resize's inferred shape loses the batch, and ONNX Runtime multiplies blocked tensors only when it
+    /// can tell their shapes are equal.
+    /// </summary>
+    private string ScaleChannels(string name, string x, string gate, string? scale, TensorShape shape)
+    {
+        long channels = shape.Channels;
+        var column = graph.Node("Reshape", name + "/gate_map", [gate, graph.Int64s(0, channels, 1, 1)]);
+        var ones = graph.Filled(1f, channels, 1, 1, 1);
+        var weight = scale is null ? ones : graph.Node("Mul", name + "/factor_weight", [ones, scale]);
+        var factor = Convolution(name + "/factor", column, weight, null, 1, 1, 0, 1, channels);
+        var spread = graph.Node("Resize", name + "/factor_map", [factor, "", graph.Float32s(1, 1, shape.Height, shape.Width)],
+            Text("mode", "nearest"), Text("coordinate_transformation_mode", "asymmetric"), Text("nearest_mode", "floor"));
+        graph.DeclareShape(spread, channels, shape.Height, shape.Width);
+        return graph.Node("Mul", name, [x, spread]);
+    }
+
+    /// <summary>
+    /// The AII gate y (N, C) of the unbiased instance variance over H*W: sigmoid(fc.3(relu(LayerNorm(fc.0(v))))).
+    /// </summary>
+    private string Gate(ArchitectureNode node, string x, string prefix)
+    {
+        string name = node.Name + "/" + prefix;
+        var variance = perSampleMatrices ? CentredVariance(name, x, InputShape(node)) : InstanceVariance(name, x, InputShape(node));
+        var reduced = graph.Node("Gemm", name + "fc.0", [variance, State(node, prefix + "fc.0.weight")], Int("transB", 1));
+        // The gate's nn.LayerNorm is built with PyTorch's default epsilon, the norms' default.
+        var normalized = graph.Node("LayerNormalization", name + "fc.1", [reduced, State(node, prefix + "fc.1.weight"), State(node, prefix + "fc.1.bias")],
+            Int("axis", -1), Float("epsilon", LayerDefaults.Eps));
+        var activated = graph.Node("Relu", name + "fc.2", [normalized]);
+        var expanded = graph.Node("Gemm", name + "fc.3", [activated, State(node, prefix + "fc.3.weight")], Int("transB", 1));
+        return graph.Node("Sigmoid", name + "fc.4", [expanded]);
+    }
+
+    /// <summary>
+    /// The unbiased variance over H*W of every (sample, channel), (N, C): (E[x^2] - E[x]^2) H W / (H W - 1), both means by
+    /// GlobalAveragePool, which ONNX Runtime runs in its blocked layout on the convolution's output as it is (a ReduceMean
+    /// there would reorder it). In float32 the difference loses about E[x^2] / variance units in the last place of the
+    /// variance; for a normalization's output (instance means of the order of the spread) that is far below the 1e-4
+    /// the exported logits are held to.
+    /// </summary>
+    private string InstanceVariance(string name, string x, TensorShape shape)
+    {
+        long positions = shape.Height * shape.Width;
+        var mean = graph.Node("GlobalAveragePool", name + "mean", [x]);
+        var meanSquare = graph.Node("GlobalAveragePool", name + "mean_square", [graph.Node("Mul", name + "squares", [x, x])]);
+        var spread = graph.Node("Sub", name + "spread", [meanSquare, graph.Node("Mul", name + "squared_mean", [mean, mean])]);
+        var unbiased = graph.Node("Mul", name + "variance_map", [spread, graph.Scalar((float)((double)positions / (positions - 1)))]);
+        return graph.Node("Reshape", name + "variance", [unbiased, graph.Int64s(0, shape.Channels)]);
+    }
+
+    // The form before the blocked one, for OnnxExportOptions.PerSampleMatrices: the same numbers, slower in ONNX Runtime.
+
+    /// <summary>The unbiased instance variance (N, C) from values centred by their instance mean, as the layers compute it.</summary>
+    private string CentredVariance(string name, string x, TensorShape shape)
+    {
+        var mean = graph.Node("ReduceMean", name + "mean", [x], Ints("axes", 2, 3), Int("keepdims", 1));
+        var centred = graph.Node("Sub", name + "centred", [x, mean]);
+        var squares = graph.Node("ReduceSumSquare", name + "squared_deviations", [centred], Ints("axes", 2, 3), Int("keepdims", 0));
+        return graph.Node("Div", name + "variance", [squares, graph.Scalar(shape.Height * shape.Width - 1)]);
     }
 
     /// <summary>(N, G, d, d): <paramref name="shared"/> (G, d, d) plus the diagonal matrices of <paramref name="diagonal"/> (N, C).</summary>
@@ -198,30 +302,9 @@ internal sealed class OperationWriter(OnnxGraph graph, ModuleArchitecture archit
         return graph.Node("Reshape", name, [mapped, graph.Int64s(0, shape.Channels, shape.Height, shape.Width)]);
     }
 
-    /// <summary>X (N, C, H, W) times the per-(sample, channel) <paramref name="factor"/> (N, C).</summary>
-    private string ScaleChannels(string name, string x, string factor, long channels) =>
+    /// <summary>X (N, C, H, W) times the per-(sample, channel) <paramref name="factor"/> (N, C), broadcast.</summary>
+    private string ScaleChannelsBroadcast(string name, string x, string factor, long channels) =>
         graph.Node("Mul", name, [x, graph.Node("Reshape", name + "/factor_map", [factor, graph.Int64s(0, channels, 1, 1)])]);
-
-    /// <summary>
-    /// The AII gate y (N, C) of the unbiased instance variance over H*W: sigmoid(fc.3(relu(LayerNorm(fc.0(v))))), the
-    /// variance from values centred by their instance mean, as the layers compute it.
-    /// </summary>
-    private string Gate(ArchitectureNode node, string x, string prefix)
-    {
-        string name = node.Name + "/" + prefix;
-        var positions = InputShape(node).Height * InputShape(node).Width;
-        var mean = graph.Node("ReduceMean", name + "mean", [x], Ints("axes", 2, 3), Int("keepdims", 1));
-        var centred = graph.Node("Sub", name + "centred", [x, mean]);
-        var squares = graph.Node("ReduceSumSquare", name + "squared_deviations", [centred], Ints("axes", 2, 3), Int("keepdims", 0));
-        var variance = graph.Node("Div", name + "variance", [squares, graph.Scalar(positions - 1)]);
-        var reduced = graph.Node("Gemm", name + "fc.0", [variance, State(node, prefix + "fc.0.weight")], Int("transB", 1));
-        // The gate's nn.LayerNorm is built with PyTorch's default epsilon, the norms' default.
-        var normalized = graph.Node("LayerNormalization", name + "fc.1", [reduced, State(node, prefix + "fc.1.weight"), State(node, prefix + "fc.1.bias")],
-            Int("axis", -1), Float("epsilon", LayerDefaults.Eps));
-        var activated = graph.Node("Relu", name + "fc.2", [normalized]);
-        var expanded = graph.Node("Gemm", name + "fc.3", [activated, State(node, prefix + "fc.3.weight")], Int("transB", 1));
-        return graph.Node("Sigmoid", name + "fc.4", [expanded]);
-    }
 
     /// <summary>BN (<c>norm</c>) -&gt; ReLU -&gt; x * is_open (when gated) -&gt; convolution without bias (<c>conv</c>); dropout is the identity in evaluation.</summary>
     private string SelectiveConvolution(ArchitectureNode node, string x, long kernel, long stride, long padding, double normEps, string? gate)
