@@ -1,7 +1,7 @@
 using CeDsl.Analysis;
 using CeDsl.Runtime.Tests.IO;
 
-namespace CeDsl.Runtime.Tests.Analysis;
+namespace CeDsl.Training.Tests.Analysis;
 
 public class AnalysisCsvTests
 {

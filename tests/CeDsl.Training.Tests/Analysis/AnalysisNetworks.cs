@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace CeDsl.Runtime.Tests.Analysis;
+namespace CeDsl.Training.Tests.Analysis;
 
 /// <summary>Small networks and data for the analysis tests; all weights come from local generators.</summary>
 internal static class AnalysisNetworks

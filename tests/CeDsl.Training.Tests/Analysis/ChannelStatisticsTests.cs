@@ -5,7 +5,7 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace CeDsl.Runtime.Tests.Analysis;
+namespace CeDsl.Training.Tests.Analysis;
 
 public class ChannelStatisticsTests
 {

@@ -2,7 +2,7 @@ using CeDsl.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace CeDsl.Runtime.Tests.Data;
+namespace CeDsl.Training.Tests.Data;
 
 public class BatchLoaderTests
 {

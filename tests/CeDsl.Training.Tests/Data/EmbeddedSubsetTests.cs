@@ -2,7 +2,7 @@ using System.IO.Compression;
 using System.Runtime.CompilerServices;
 using CeDsl.Data;
 
-namespace CeDsl.Runtime.Tests.Data;
+namespace CeDsl.Training.Tests.Data;
 
 public class EmbeddedSubsetTests
 {
@@ -52,7 +52,7 @@ public class EmbeddedSubsetTests
     }
 
     /// <summary>
-    /// The test-only generator of the embedded subset (see src/CeDsl.Runtime/Data/Embedded/README.md):
+    /// The test-only generator of the embedded subset (see src/CeDsl.Training/Data/Embedded/README.md):
     /// it always checks that the embedded files hold exactly the first images of each class of the
     /// Debian files, and rewrites them when CEDSL_WRITE_EMBEDDED_SUBSET=1.
     /// </summary>
@@ -108,5 +108,5 @@ public class EmbeddedSubsetTests
     }
 
     private static string EmbeddedDirectory([CallerFilePath] string thisFile = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(thisFile)!, "..", "..", "..", "src", "CeDsl.Runtime", "Data", "Embedded"));
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(thisFile)!, "..", "..", "..", "src", "CeDsl.Training", "Data", "Embedded"));
 }

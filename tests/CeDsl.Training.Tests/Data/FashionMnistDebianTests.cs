@@ -2,7 +2,7 @@ using System.Diagnostics;
 using CeDsl.Data;
 using Xunit.Abstractions;
 
-namespace CeDsl.Runtime.Tests.Data;
+namespace CeDsl.Training.Tests.Data;
 
 /// <summary>The reader on the real files of Debian's dataset-fashion-mnist package.</summary>
 public class FashionMnistDebianTests(ITestOutputHelper output)

@@ -1,6 +1,6 @@
 using CeDsl.Data;
 
-namespace CeDsl.Runtime.Tests.Data;
+namespace CeDsl.Training.Tests.Data;
 
 /// <summary>
 /// A fact that needs Debian's dataset-fashion-mnist files; skipped (the only allowed skip) when the

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using CeDsl.Data;
 
-namespace CeDsl.Runtime.Tests.Data;
+namespace CeDsl.Training.Tests.Data;
 
 /// <summary>Damaged or wrong Fashion-MNIST files, written to a temporary directory.</summary>
 public sealed class IdxValidationTests : IDisposable

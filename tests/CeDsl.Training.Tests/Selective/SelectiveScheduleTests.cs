@@ -1,11 +1,11 @@
 using CeDsl.Data;
 using CeDsl.Selective;
-using CeDsl.Runtime.Tests.Training;
+using CeDsl.Training.Tests.Training;
 using CeDsl.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace CeDsl.Runtime.Tests.Selective;
+namespace CeDsl.Training.Tests.Selective;
 
 public class SelectiveScheduleTests
 {

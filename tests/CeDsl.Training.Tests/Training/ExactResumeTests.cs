@@ -3,7 +3,7 @@ using CeDsl.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace CeDsl.Runtime.Tests.Training;
+namespace CeDsl.Training.Tests.Training;
 
 /// <summary>
 /// Resuming from a checkpoint continues bit-exactly: float32, same seed, one torch thread (so CPU

@@ -4,7 +4,7 @@ using TorchSharp;
 using CeDsl.Tests.Shared;
 using Xunit.Abstractions;
 
-namespace CeDsl.Runtime.Tests.Training;
+namespace CeDsl.Training.Tests.Training;
 
 /// <summary>Native memory does not grow across training steps.</summary>
 [Collection(SerialTrainingCollection.Name)]

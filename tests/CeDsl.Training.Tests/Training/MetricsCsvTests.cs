@@ -1,6 +1,6 @@
 using CeDsl.Training;
 
-namespace CeDsl.Runtime.Tests.Training;
+namespace CeDsl.Training.Tests.Training;
 
 /// <summary>Per-epoch metrics CSV (written with the project's atomic writer, tested in IO/AtomicSaveTests).</summary>
 public sealed class MetricsCsvTests : IDisposable

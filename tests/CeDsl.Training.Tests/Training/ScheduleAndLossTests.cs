@@ -2,7 +2,7 @@ using CeDsl.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace CeDsl.Runtime.Tests.Training;
+namespace CeDsl.Training.Tests.Training;
 
 public class ScheduleAndLossTests
 {

@@ -1,4 +1,4 @@
-namespace CeDsl.Runtime.Tests.Training;
+namespace CeDsl.Training.Tests.Training;
 
 /// <summary>
 /// Tests that use process-wide state (torch's global generator, its thread count, resident memory)

@@ -3,7 +3,7 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace CeDsl.Runtime.Tests.Training;
+namespace CeDsl.Training.Tests.Training;
 
 /// <summary>A small conv net with batch norm and dropout, written like a TorchSharp user would.</summary>
 internal sealed class TinyConvNet : Module<Tensor, Tensor>

@@ -4,7 +4,7 @@ using CeDsl.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace CeDsl.Runtime.Tests.Training;
+namespace CeDsl.Training.Tests.Training;
 
 /// <summary>
 /// What the trainer does when its outputs cannot be written or the run diverges: it finds unwritable

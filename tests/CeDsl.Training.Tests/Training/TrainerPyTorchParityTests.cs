@@ -4,7 +4,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace CeDsl.Runtime.Tests.Training;
+namespace CeDsl.Training.Tests.Training;
 
 /// <summary>
 /// The trainer's steps (schedule, label smoothing, Nesterov momentum, per-group weight decay) match
