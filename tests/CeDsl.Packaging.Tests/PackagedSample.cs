@@ -35,11 +35,11 @@ public sealed class PackagedSample : IDisposable
             File.WriteAllText(Path.Combine(WorkDirectory, file), "<Project />\n");
         Feed = Path.Combine(WorkDirectory, "feed");
 
-        PackageIds = ["CeDsl", "CeDsl.Networks"];
+        PackageIds = ["CeDsl", "CeDsl.Training", "CeDsl.Networks"];
         try
         {
             // --artifacts-path: the build output goes to the work directory, not to the repository's bin/obj.
-            foreach (string project in new[] { "src/CeDsl.Runtime/CeDsl.Runtime.csproj", "src/CeDsl.Networks/CeDsl.Networks.csproj" })
+            foreach (string project in new[] { "src/CeDsl.Runtime/CeDsl.Runtime.csproj", "src/CeDsl.Training/CeDsl.Training.csproj", "src/CeDsl.Networks/CeDsl.Networks.csproj" })
             {
                 DotNet.Run(Repository, CommandTimeout, "pack", Path.Combine(Repository, project), "-c", "Release",
                     "-o", Feed, "--artifacts-path", Path.Combine(WorkDirectory, "pack-artifacts"), $"-p:Version={Version}").EnsureSuccess();
