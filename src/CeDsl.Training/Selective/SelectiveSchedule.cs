@@ -27,6 +27,15 @@ public sealed class SelectiveSchedule(ulong seed) : IEpochHook
     /// <summary>Every step taken so far, in order.</summary>
     public IReadOnlyList<SelectiveStep> History => _history;
 
+    /// <summary>
+    /// The reference training's parameter group of the spatial shifts (<see cref="SelectiveConv2d.ShiftParameterName"/>) of every
+    /// selective convolution, with their own weight decay <see cref="SelectiveConv2d.ShiftWeightDecay"/>; for
+    /// <see cref="TrainingOptions.ParameterGroups"/>.
+    /// </summary>
+    public static ParameterGroupRule ShiftWeightDecayGroup { get; } = new("*" + SelectiveConv2d.ShiftParameterName,
+        (name, _) => name == SelectiveConv2d.ShiftParameterName || name.EndsWith("." + SelectiveConv2d.ShiftParameterName, StringComparison.Ordinal),
+        SelectiveConv2d.ShiftWeightDecay);
+
     /// <summary>Whether the schedule changes the layers after <paramref name="epoch"/> (from 1) of <paramref name="epochs"/>.</summary>
     public static bool Applies(int epoch, int epochs) => epoch - 1 < 0.5 * epochs;
 

@@ -20,10 +20,18 @@ public sealed record CheckpointTensorInfo(string Name, string DType, long[] Shap
 }
 
 /// <summary>What a checkpoint holds besides its tensors.</summary>
-/// <param name="Architecture">The name of the architecture the model state belongs to.</param>
+/// <param name="Architecture">The name of the architecture the model state belongs to: the network's name, with
+/// <see cref="Checkpoint.FoldedSuffix"/> for its folded inference form.</param>
 /// <param name="ModelTensors">The model's parameters and buffers.</param>
 /// <param name="Training">The training state, or null for a model-only checkpoint.</param>
-public sealed record CheckpointInfo(string Architecture, IReadOnlyList<CheckpointTensorInfo> ModelTensors, CheckpointTrainingInfo? Training);
+public sealed record CheckpointInfo(string Architecture, IReadOnlyList<CheckpointTensorInfo> ModelTensors, CheckpointTrainingInfo? Training)
+{
+    /// <summary>Whether the checkpoint holds a network's folded inference form (<see cref="Checkpoint.SaveFolded"/>).</summary>
+    public bool IsFolded => Architecture.EndsWith(Checkpoint.FoldedSuffix, StringComparison.Ordinal);
+
+    /// <summary>The network's name: <see cref="Architecture"/> without <see cref="Checkpoint.FoldedSuffix"/>.</summary>
+    public string Network => IsFolded ? Architecture[..^Checkpoint.FoldedSuffix.Length] : Architecture;
+}
 
 /// <summary>The images a run trained or was evaluated on, identified by their content.</summary>
 /// <param name="Description">What they are, e.g. "Fashion-MNIST train, embedded subset, 1,000 images" (for messages).</param>
@@ -121,6 +129,9 @@ public static class Checkpoint
     /// <summary>The format version written.</summary>
     public const string FormatVersion = "2";
 
+    /// <summary>What the architecture of a folded checkpoint adds to its network's name: <c>ce-resnet20/folded</c>.</summary>
+    public const string FoldedSuffix = "/folded";
+
     internal const string ArchitectureKey = "cedsl.architecture";
     internal const string TrainingKey = "cedsl.training";
     internal const string ContentHashKey = "cedsl.sha256";
@@ -147,6 +158,12 @@ public static class Checkpoint
     /// <summary>Writes a model-only checkpoint (parameters and buffers) of <paramref name="model"/>.</summary>
     public static void SaveModel(string path, nn.Module model, string architecture) =>
         Write(path, architecture, [.. model.state_dict().Select(kv => (ModelPrefix + kv.Key, kv.Value))], training: null);
+
+    /// <summary>
+    /// Writes a model-only checkpoint of <paramref name="folded"/>, the folded inference form of the network
+    /// <paramref name="network"/> (<c>Fold()</c>); its architecture is the network's name and <see cref="FoldedSuffix"/>.
+    /// </summary>
+    public static void SaveFolded(string path, nn.Module folded, string network) => SaveModel(path, folded, network + FoldedSuffix);
 
     /// <summary>
     /// Loads the model state of a checkpoint (training or model-only) into <paramref name="model"/>.

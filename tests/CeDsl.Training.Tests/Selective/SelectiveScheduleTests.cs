@@ -40,7 +40,7 @@ public class SelectiveScheduleTests
         var options = new TrainingOptions
         {
             Epochs = 4, BatchSize = 100, LearningRate = 0.05, Seed = 7, CheckpointPath = directory.File("run.ckpt"),
-            EpochHooks = [schedule], ParameterGroups = [ParameterGroupRule.NameEndsWith("_bias", SelectiveConv2d.ShiftWeightDecay)],
+            EpochHooks = [schedule], ParameterGroups = [SelectiveSchedule.ShiftWeightDecayGroup],
         };
         using var trainer = new Trainer(model, "TinySelective", data.Train, options, data.Test);
         trainer.Run();
@@ -60,6 +60,24 @@ public class SelectiveScheduleTests
         var gate = tensors[Checkpoint.ModelPrefix + "sconv2.is_open"];
         var layer = (SelectiveConv2d)model.named_modules().Single(m => m.name == "sconv2").module;
         Assert.Equal(layer.OpenChannelCount, (long)gate.sum().item<float>());
+    }
+
+    [Fact]
+    public void TheShiftGroupHoldsTheShiftsOfTheSelectiveConvolutionsAndNothingElse()
+    {
+        using var model = nn.Sequential(
+            ("conv0", nn.Conv2d(1, 16, 3, padding: 1, bias: true)),
+            ("sconv1", new SelectiveConv2d(16, 16, 3, k: 2)),
+            ("block", nn.Sequential(("sconv2", new SelectiveConv2d(16, 16, 1, k: 4)), ("pruning", new SelectiveConv2d(16, 16, 1, k: 0)))),
+            ("fc", nn.Linear(16, 10)));
+        var group = SelectiveSchedule.ShiftWeightDecayGroup;
+
+        var members = model.named_parameters().Where(p => group.Matches(p.name, p.parameter)).Select(p => p.name);
+
+        Assert.Equal(["sconv1._bias", "block.sconv2._bias"], members);
+        Assert.Equal(SelectiveConv2d.ShiftWeightDecay, group.WeightDecay);
+        // Checkpoints record the group by its name, the one every run so far recorded, so those runs resume.
+        Assert.Equal("*_bias", group.Name);
     }
 
     [Fact]
