@@ -41,7 +41,7 @@ internal sealed class TrainStepCommand
 
     private int Run(ParseResult parse, CommandOutput output)
     {
-        var entries = parse.GetValue(_models) is { Length: > 0 } names ? names.Select(Models.Find).ToList() : Zoo.Entries.ToList();
+        var entries = parse.GetValue(_models) is { Length: > 0 } names ? names.Select(NetworkCatalog.FindInZoo).ToList() : Zoo.Entries.ToList();
         int batch = parse.GetValue(_batch);
         foreach (var entry in entries)
         {
