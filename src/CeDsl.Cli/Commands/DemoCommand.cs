@@ -4,7 +4,7 @@ using CeDsl.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace CeDsl.Cli;
+namespace CeDsl.Cli.Commands;
 
 /// <summary>
 /// Trains a two-layer CE network for a few steps on a synthetic task (which quadrant of a noisy
