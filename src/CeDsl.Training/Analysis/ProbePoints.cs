@@ -110,8 +110,9 @@ public static class ProbePoints
         }
     }
 
+    /// <summary>A CeDsl layer (CE holds its BD and AII branches as submodules) or a module without children.</summary>
     private static bool IsSingleStep(nn.Module module) =>
-        module.GetType().Assembly == typeof(ProbePoints).Assembly || !module.named_children().Any();
+        module.GetType().Assembly == typeof(ChannelEquilibrium).Assembly || !module.named_children().Any();
 
     private static bool IsEquilibrium(nn.Module module) =>
         module is ChannelEquilibrium or BatchDecorrelation or AdaptiveInstanceInverse;
