@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using CeDsl.Layers;
 using CeDsl.Networks;
+using CeDsl.Platform;
 using TorchSharp;
 using static TorchSharp.torch;
 

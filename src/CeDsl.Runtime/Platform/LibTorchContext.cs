@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace CeDsl.Layers;
+namespace CeDsl.Platform;
 
 /// <summary>
 /// The switches of libtorch's global context that TorchSharp does not bind: what PyTorch's

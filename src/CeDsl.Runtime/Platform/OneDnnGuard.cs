@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace CeDsl.Layers;
+namespace CeDsl.Platform;
 
 /// <summary>
 /// Keeps networks exact and alive on CPUs where libtorch 2.10's oneDNN (its CPU convolution library)

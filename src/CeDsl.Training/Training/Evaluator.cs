@@ -1,5 +1,5 @@
 using CeDsl.Data;
-using CeDsl.Layers;
+using CeDsl.Platform;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -3,6 +3,7 @@ using CeDsl.Analysis;
 using CeDsl.Data;
 using CeDsl.IO;
 using CeDsl.Layers;
+using CeDsl.Platform;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,10 +1,11 @@
 using CeDsl.Layers;
+using CeDsl.Platform;
 using CeDsl.Selective;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace CeDsl.Runtime.Tests.Layers;
+namespace CeDsl.Runtime.Tests.Platform;
 
 /// <summary>
 /// The guard against libtorch's defective oneDNN: wrong convolutions with channel tails, and the crash in the
