@@ -69,6 +69,7 @@ public class SelectiveScheduleTests
             ("conv0", nn.Conv2d(1, 16, 3, padding: 1, bias: true)),
             ("sconv1", new SelectiveConv2d(16, 16, 3, k: 2)),
             ("block", nn.Sequential(("sconv2", new SelectiveConv2d(16, 16, 1, k: 4)), ("pruning", new SelectiveConv2d(16, 16, 1, k: 0)))),
+            ("offset", new ChannelOffset(16)),
             ("fc", nn.Linear(16, 10)));
         var group = SelectiveSchedule.ShiftWeightDecayGroup;
 
@@ -78,6 +79,20 @@ public class SelectiveScheduleTests
         Assert.Equal(SelectiveConv2d.ShiftWeightDecay, group.WeightDecay);
         // Checkpoints record the group by its name, the one every run so far recorded, so those runs resume.
         Assert.Equal("*_bias", group.Name);
+    }
+
+    /// <summary>A parameter whose name ends like the shifts' without being one.</summary>
+    private sealed class ChannelOffset : nn.Module<Tensor, Tensor>
+    {
+        private readonly TorchSharp.Modules.Parameter channel_bias;
+
+        public ChannelOffset(long channels) : base(nameof(ChannelOffset))
+        {
+            channel_bias = nn.Parameter(zeros(channels, 1, 1));
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor input) => input + channel_bias;
     }
 
     [Fact]
