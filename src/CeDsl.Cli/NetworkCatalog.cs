@@ -103,16 +103,18 @@ internal sealed class NetworkCatalog
         return new NetworkCatalog(assemblyPath, [.. networks.Select(n => NetworkEntry.Of(n, ambiguous.Contains(n.Name) ? n.Type.FullName! : n.Name))]);
     }
 
-    /// <summary>The network called <paramref name="name"/> (case-insensitive): the assembly's first, then the zoo's.</summary>
+    /// <summary>
+    /// The network called <paramref name="name"/>: a class of the assembly spelt exactly (name or full name), else
+    /// the zoo's network of that name (case-insensitive), else a class of the assembly in another letter case. So a
+    /// zoo checkpoint's <c>resnet20</c> stays the zoo's even beside a class <c>ResNet20</c>, which <c>ResNet20</c> names.
+    /// </summary>
     /// <exception cref="UserException">No network has that name; the message lists the names.</exception>
     public NetworkEntry Find(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
         string wanted = name.Trim();
-        var own = Own.FirstOrDefault(n => string.Equals(n.Name, wanted, StringComparison.OrdinalIgnoreCase))
-            ?? Own.FirstOrDefault(n => string.Equals(n.Type.FullName, wanted, StringComparison.OrdinalIgnoreCase));
-        if (own is not null)
-            return own;
+        if (Own.FirstOrDefault(n => n.Name == wanted || n.Type.FullName == wanted) is { } exact)
+            return exact;
         try
         {
             return NetworkEntry.Of(Networks.Zoo.Find(wanted));
@@ -120,6 +122,11 @@ internal sealed class NetworkCatalog
         catch (ArgumentException e) when (AssemblyPath is null)
         {
             throw new UserException(e.Message, e);
+        }
+        catch (ArgumentException) when (Own.FirstOrDefault(n => string.Equals(n.Name, wanted, StringComparison.OrdinalIgnoreCase)
+            || string.Equals(n.Type.FullName, wanted, StringComparison.OrdinalIgnoreCase)) is { } own)
+        {
+            return own;
         }
         catch (ArgumentException e)
         {

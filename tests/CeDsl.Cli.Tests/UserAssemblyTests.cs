@@ -106,7 +106,20 @@ public sealed class UserAssemblyTests(UserProject project) : IClassFixture<UserP
         var result = CliRun.Run("summary", "--assembly", Assembly, "--model", "TinyNet");
 
         OptionValueTests.AssertOneLineError(result, "summary");
-        Assert.Contains($"No network is called 'TinyNet' in {Assembly} (its networks: FixedHeadNet, TinyCeNet) or in the zoo (resnet18, ", result.Error);
+        Assert.Contains($"No network is called 'TinyNet' in {Assembly} (its networks: FixedHeadNet, ResNet20, TinyCeNet) or in the zoo (resnet18, ", result.Error);
+    }
+
+    [Fact]
+    public void A_class_is_named_by_its_exact_name_before_the_zoo_s_names_and_in_any_case_after_them()
+    {
+        var networks = NetworkCatalog.Load(Assembly);
+        var zoo = typeof(CeDsl.Networks.Zoo).Assembly;
+
+        Assert.NotSame(zoo, networks.Find("ResNet20").Type.Assembly);
+        Assert.NotSame(zoo, networks.Find("MyNetworks.ResNet20").Type.Assembly);
+        // A zoo checkpoint's name stays the zoo's.
+        Assert.Same(zoo, networks.Find("resnet20").Type.Assembly);
+        Assert.Equal("TinyCeNet", networks.Find("tinycenet").Name);
     }
 
     [Fact]

@@ -31,6 +31,11 @@ public sealed class UserProject : IDisposable
         [Conv(3, Out = 8)] [Norm(Kind.BN)] [ReLU]
         [Head] [GlobalAvgPool] [Flatten] [Linear(10)]
         public partial class FixedHeadNet;
+
+        // Named like a zoo network (resnet20) but for case.
+        [Network(Input = "1x32x32", Classes = 10)]
+        [Conv(3, Out = 8)] [Norm(Kind.BN)] [ReLU]
+        public partial class ResNet20;
         """;
 
     private static readonly TimeSpan BuildTimeout = TimeSpan.FromMinutes(10);
