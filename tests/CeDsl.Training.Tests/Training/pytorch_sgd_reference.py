@@ -1,6 +1,6 @@
 """Reference for TrainerPyTorchParityTests: PyTorch's own SGD, label-smoothed cross-entropy and
 per-step learning rates on the same tiny problem. Run with Debian's python3-torch:
-    /usr/bin/python3 tests/CeDsl.Runtime.Tests/Training/pytorch_sgd_reference.py
+    /usr/bin/python3 tests/CeDsl.Training.Tests/Training/pytorch_sgd_reference.py
 and paste its output into the test."""
 import torch
 
