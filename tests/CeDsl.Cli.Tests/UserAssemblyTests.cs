@@ -64,6 +64,13 @@ public sealed class UserAssemblyTests(UserProject project) : IClassFixture<UserP
         Assert.Contains($"model: TinyCeNet (folded) from {folded}", inference.Output);
         Assert.Equal(Accuracy(trained.Output), Accuracy(inference.Output));
 
+        string onnx = Path.Combine(_directory, "tiny.onnx");
+        var export = CliRun.Succeeds("export", "--assembly", Assembly, "--checkpoint", checkpoint, "--onnx", onnx, "--embedded", "--limit-test", "50");
+        Assert.Contains($"wrote {onnx}: TinyCeNet (folded), ONNX opset 17", export.Output);
+        Assert.Contains($"accuracy {Accuracy(trained.Output)}", export.Output);
+        using (var session = new Microsoft.ML.OnnxRuntime.InferenceSession(onnx))
+            Assert.Equal("TinyCeNet", session.ModelMetadata.CustomMetadataMap["cedsl.model"]);
+
         // Without the assembly, the checkpoint names a network cedsl does not know, and says what to give.
         var unknown = CliRun.Run("eval", "--checkpoint", checkpoint, "--embedded");
         Assert.Equal(1, unknown.ExitCode);

@@ -89,7 +89,8 @@ internal sealed class ExportCommand
         {
             Metadata = new Dictionary<string, string>(StringComparer.Ordinal)
             {
-                ["cedsl.zoo"] = model.Entry.Name,
+                // The name the commands know the network by: the zoo's (ce-resnet20) or its class's (with --assembly).
+                ["cedsl.model"] = model.Entry.Name,
                 ["cedsl.form"] = model.IsFolded || folds ? "folded" : "evaluation",
             },
         }.WithPreprocessing(model.Normalization.Mean, model.Normalization.Std, model.PadTo, FashionMnist.ClassNames);
