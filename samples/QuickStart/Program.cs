@@ -4,7 +4,7 @@ using CeDsl.Training;
 using QuickStart;
 using TorchSharp;
 
-// Trains the TinyResNet declared in Networks.cs on the Fashion-MNIST subset embedded in CeDsl
+// Trains the TinyResNet declared in Networks.cs on the Fashion-MNIST subset embedded in CeDsl.Training
 // (1,000 training and 500 test images), saves a checkpoint and loads it back.
 string checkpointPath = Path.GetFullPath(args.Length > 0 ? args[0] : "checkpoints/tinyresnet.ckpt");
 Directory.CreateDirectory(Path.GetDirectoryName(checkpointPath)!);

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using CeDsl.IO;
-using CeDsl.Layers;
+using CeDsl.Platform;
 using CeDsl.Training;
 
 namespace CeDsl.Cli;

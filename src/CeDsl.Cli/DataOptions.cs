@@ -7,22 +7,8 @@ namespace CeDsl.Cli;
 /// <summary>The Fashion-MNIST images a command reads, and how every command prepares them for a network.</summary>
 internal sealed class DataOptions
 {
-    /// <summary>
-    /// Mean and population standard deviation of all pixels (scaled to [0, 1]) of the 60,000
-    /// Fashion-MNIST training images. Every command normalises with these, whatever subset it
-    /// trains on, so any checkpoint (folded ones too, which carry no training state) is evaluated
-    /// exactly as it was trained.
-    /// </summary>
-    public static Normalization Normalization { get; } = new([0.2860405969887955], [0.35302424457803794]);
-
     /// <summary>The 28x28 images are zero-padded to 32x32 (CIFAR-style networks; the ImageNet ones accept it too).</summary>
     public const int PadTo = 32;
-
-    /// <summary>Fashion-MNIST's classes.</summary>
-    public const int Classes = 10;
-
-    /// <summary>Fashion-MNIST's channels.</summary>
-    public const int Channels = 1;
 
     private readonly bool _withTrain;
 

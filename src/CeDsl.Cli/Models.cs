@@ -1,70 +1,54 @@
+using CeDsl.Data;
 using CeDsl.IO;
-using CeDsl.Networks;
 using CeDsl.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace CeDsl.Cli;
 
-/// <summary>Zoo networks for Fashion-MNIST (10 classes, 1 channel) and the checkpoints the commands write.</summary>
+/// <summary>How the commands build networks for the images they read, and the checkpoints they write.</summary>
 internal static class Models
 {
-    /// <summary>The architecture recorded in a folded checkpoint is the network's name and this suffix.</summary>
-    public const string FoldedSuffix = "/folded";
+    /// <summary>
+    /// The input (C, H, W) every command gives a network unless told otherwise: a Fashion-MNIST image as the
+    /// networks see it, zero-padded to 32x32. With <see cref="FashionMnist.Classes"/>, what <c>train</c> builds
+    /// and <c>summary</c> and <c>bench</c> show by default.
+    /// </summary>
+    public static IReadOnlyList<long> InputShape { get; } = [FashionMnist.Channels, DataOptions.PadTo, DataOptions.PadTo];
 
-    /// <summary>The zoo entry called <paramref name="name"/>.</summary>
-    /// <exception cref="UserException">No network has that name; the message lists the closest names.</exception>
-    public static ZooEntry Find(string name)
-    {
-        try
-        {
-            return Zoo.Find(name);
-        }
-        catch (ArgumentException e)
-        {
-            throw new UserException(e.Message, e);
-        }
-    }
-
-    /// <summary>A new network for Fashion-MNIST.</summary>
-    public static nn.Module<Tensor, Tensor> Create(ZooEntry entry) => entry.Create(DataOptions.Classes, DataOptions.Channels);
-
-    /// <summary>--network of eval and fold: the zoo network a plain state dict belongs to.</summary>
+    /// <summary>--network of eval, fold and analyze: the network a plain state dict belongs to.</summary>
     public static System.CommandLine.Option<string> NetworkOption() => new("--network")
     {
-        Description = "The zoo network of a plain state dict, which (unlike a CeDsl checkpoint) does not name it, e.g. ce-resnet20",
+        Description = "The network of a plain state dict, which (unlike a CeDsl checkpoint) does not name it: a zoo network, e.g. ce-resnet20, or one of --assembly",
         HelpName = "name",
     };
-
-    /// <summary>The input shape (C, H, W) of a Fashion-MNIST image as the networks see it.</summary>
-    public static long[] InputShape => [DataOptions.Channels, DataOptions.PadTo, DataOptions.PadTo];
 }
 
 /// <summary>A network with the state of a checkpoint, ready for evaluation.</summary>
-/// <param name="Entry">The zoo entry.</param>
+/// <param name="Entry">The network's entry: of the zoo, or of --assembly.</param>
 /// <param name="IsFolded">Whether it is the folded inference form.</param>
 /// <param name="Info">What the checkpoint holds.</param>
 /// <param name="Network">The network, in evaluation mode.</param>
-internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo Info, nn.Module<Tensor, Tensor> Network) : IDisposable
+internal sealed record LoadedModel(NetworkEntry Entry, bool IsFolded, CheckpointInfo Info, nn.Module<Tensor, Tensor> Network) : IDisposable
 {
     /// <summary>
     /// Reads <paramref name="path"/>, builds the network it holds and loads the state, checked whole before
     /// anything is loaded. A CeDsl checkpoint names its network (the folded form for a folded checkpoint);
     /// a plain state dict (PyTorch's torch.save, safetensors or TorchSharp format, recognised by content)
-    /// does not, and is loaded strictly into the zoo network <paramref name="network"/>.
+    /// does not, and is loaded strictly into the network <paramref name="network"/>. Names are looked up in <paramref name="networks"/>.
     /// </summary>
-    /// <exception cref="UserException">The checkpoint names no network of the zoo, a plain state dict comes without <paramref name="network"/>,
+    /// <exception cref="UserException">The checkpoint names no network of <paramref name="networks"/>, a plain state dict comes without <paramref name="network"/>,
     /// or the file holds NaN or infinite values (the run that wrote it diverged).</exception>
     /// <exception cref="InvalidDataException">The file is damaged, or a PyTorch file names a Python global a weights-only load refuses.</exception>
     /// <exception cref="CheckpointMismatchException">A checkpoint's tensors do not fit the network it names.</exception>
     /// <exception cref="StateDictMismatchException">A plain state dict's keys or shapes do not fit <paramref name="network"/>.</exception>
-    public static LoadedModel Load(string path, string? network = null)
+    public static LoadedModel Load(string path, string? network, NetworkCatalog networks)
     {
         if (Directory.Exists(path))
             throw new UserException($"Checkpoint '{path}' is a directory, not a file.");
         if (!File.Exists(path))
             throw new UserException($"Checkpoint '{path}' does not exist.");
-        var loaded = IsCheckpoint(path) ? LoadCheckpoint(path, network) : LoadStateDict(path, network);
+        var loaded = IsCheckpoint(path) ? LoadCheckpoint(path, network, networks) : LoadStateDict(path, network, networks);
         if (FirstNonFinite(loaded.Network) is { } tensor)
         {
             loaded.Dispose();
@@ -76,28 +60,28 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
     private static bool IsCheckpoint(string path) =>
         StateDict.Detect(path) == StateDict.FileFormat.SafeTensors && SafeTensors.LoadMetadata(path).ContainsKey(Checkpoint.FormatKey);
 
-    private static LoadedModel LoadCheckpoint(string path, string? network)
+    private static LoadedModel LoadCheckpoint(string path, string? network, NetworkCatalog networks)
     {
         var info = Checkpoint.ReadInfo(path);
-        bool folded = info.Architecture.EndsWith(Models.FoldedSuffix, StringComparison.Ordinal);
-        string name = folded ? info.Architecture[..^Models.FoldedSuffix.Length] : info.Architecture;
-        if (network is not null && !string.Equals(network, name, StringComparison.OrdinalIgnoreCase))
+        if (network is not null && !string.Equals(network, info.Network, StringComparison.OrdinalIgnoreCase))
             throw new UserException($"--network: the checkpoint '{path}' is of '{info.Architecture}', not '{network}' (a CeDsl checkpoint names its network; --network is for plain state dicts).");
-        ZooEntry entry;
+        NetworkEntry entry;
         try
         {
-            entry = Zoo.Find(name);
+            entry = networks.Find(info.Network);
         }
-        catch (ArgumentException)
+        catch (UserException)
         {
-            throw new UserException($"Checkpoint '{path}' is of '{info.Architecture}', which is not a network of the cedsl zoo (see cedsl summary --help).");
+            throw new UserException(networks.AssemblyPath is null
+                ? $"Checkpoint '{path}' is of '{info.Architecture}', which is not a network of the cedsl zoo (see cedsl summary --help); if it is one of yours, give the assembly that declares it with --assembly."
+                : $"Checkpoint '{path}' is of '{info.Architecture}', which is neither a network of {networks.AssemblyPath} ({string.Join(", ", networks.Own.Select(n => n.Name))}) nor of the cedsl zoo.");
         }
-        var model = folded ? entry.CreateFolded(DataOptions.Classes, DataOptions.Channels) : Models.Create(entry);
+        var model = info.IsFolded ? entry.CreateFolded() : entry.Create();
         try
         {
             Checkpoint.LoadModel(path, model, info.Architecture);
             model.eval();
-            return new LoadedModel(entry, folded, info, model);
+            return new LoadedModel(entry, info.IsFolded, info, model);
         }
         catch
         {
@@ -106,13 +90,13 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
         }
     }
 
-    private static LoadedModel LoadStateDict(string path, string? network)
+    private static LoadedModel LoadStateDict(string path, string? network, NetworkCatalog networks)
     {
         if (network is null)
             throw new UserException($"--checkpoint: '{path}' is not a CeDsl checkpoint. If it is a plain state dict (PyTorch's torch.save, " +
-                "safetensors), which does not name its network, cedsl eval, fold and analyze load it given the zoo network with --network NAME (cedsl summary --help lists them).");
-        var entry = Models.Find(network);
-        var model = Models.Create(entry);
+                "safetensors), which does not name its network, cedsl eval, fold and analyze load it given the network with --network NAME (cedsl summary --help lists the zoo's).");
+        var entry = networks.Find(network);
+        var model = entry.Create();
         try
         {
             StateDict.Load(model, path, strict: true);
@@ -134,7 +118,7 @@ internal sealed record LoadedModel(ZooEntry Entry, bool IsFolded, CheckpointInfo
     }
 
     /// <summary>The normalisation the network was trained with: the checkpoint's, or the commands' own.</summary>
-    public CeDsl.Data.Normalization Normalization => Info.Training?.Normalization ?? DataOptions.Normalization;
+    public CeDsl.Data.Normalization Normalization => Info.Training?.Normalization ?? FashionMnist.Normalization;
 
     /// <summary>The padding the network was trained with.</summary>
     public int? PadTo => Info.Training is { } training ? training.PadTo : DataOptions.PadTo;

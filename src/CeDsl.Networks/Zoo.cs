@@ -13,6 +13,8 @@ public sealed record ZooEntry(string Name, Type Type, string Family, string Vari
 {
     internal Func<long, long, Device?, ScalarType?, nn.Module<Tensor, Tensor>> Factory { get; init; } = null!;
 
+    internal Func<long, long, Device?, ScalarType?, nn.Module<Tensor, Tensor>> FoldedFactory { get; init; } = null!;
+
     /// <summary>Creates the network with the declared classes and input channels, or the given ones.</summary>
     public nn.Module<Tensor, Tensor> Create(long? classes = null, long? inChannels = null, Device? device = null, ScalarType? dtype = null)
     {
@@ -29,11 +31,7 @@ public sealed record ZooEntry(string Name, Type Type, string Family, string Vari
     {
         if (classes is <= 0) throw new ArgumentOutOfRangeException(nameof(classes), classes, $"The number of classes of '{Name}' must be positive.");
         if (inChannels is <= 0) throw new ArgumentOutOfRangeException(nameof(inChannels), inChannels, $"The input channels of '{Name}' must be positive.");
-        var folded = Type.GetNestedType("Folded", System.Reflection.BindingFlags.Public)
-            ?? throw new InvalidOperationException($"{Type.Name} has no nested Folded class.");
-        var constructor = folded.GetConstructor([typeof(long), typeof(long), typeof(Device), typeof(ScalarType?)])
-            ?? throw new InvalidOperationException($"{Type.Name}.Folded has no constructor (classes, inChannels, device, dtype) like {Type.Name}'s.");
-        return (nn.Module<Tensor, Tensor>)constructor.Invoke([classes ?? Classes, inChannels ?? InputShape[0], device, dtype]);
+        return FoldedFactory(classes ?? Classes, inChannels ?? InputShape[0], device, dtype);
     }
 }
 
@@ -53,8 +51,9 @@ public static class Zoo
     private static readonly long[] ImageNet = [3, 224, 224];
     private static readonly long[] Cifar = [3, 32, 32];
 
-    private static ZooEntry Entry<T>(string family, string variant, long[] input, int classes,
-        Func<long, long, Device?, ScalarType?, T> create) where T : nn.Module<Tensor, Tensor>
+    private static ZooEntry Entry<T, TFolded>(string family, string variant, long[] input, int classes,
+        Func<long, long, Device?, ScalarType?, T> create, Func<long, long, Device?, ScalarType?, TFolded> createFolded)
+        where T : nn.Module<Tensor, Tensor> where TFolded : nn.Module<Tensor, Tensor>
     {
         var name = variant switch
         {
@@ -62,52 +61,56 @@ public static class Zoo
             "gn" or "in" or "ln" => variant + "-" + family,
             _ => variant.Replace('+', '-') + "-" + family,
         };
-        return new ZooEntry(name, typeof(T), family, variant, input, classes) { Factory = (c, i, d, t) => create(c, i, d, t) };
+        return new ZooEntry(name, typeof(T), family, variant, input, classes)
+        {
+            Factory = (c, i, d, t) => create(c, i, d, t),
+            FoldedFactory = (c, i, d, t) => createFolded(c, i, d, t),
+        };
     }
 
     /// <summary>Every network, in a stable order (by family, baseline first).</summary>
     public static IReadOnlyList<ZooEntry> Entries { get; } =
     [
-        Entry("resnet18", "bn", ImageNet, 1000, (c, i, d, t) => new ResNet18(c, i, d, t)),
-        Entry("resnet18", "se", ImageNet, 1000, (c, i, d, t) => new SeResNet18(c, i, d, t)),
-        Entry("resnet18", "ce", ImageNet, 1000, (c, i, d, t) => new CeResNet18(c, i, d, t)),
-        Entry("resnet50", "bn", ImageNet, 1000, (c, i, d, t) => new ResNet50(c, i, d, t)),
-        Entry("resnet50", "se", ImageNet, 1000, (c, i, d, t) => new SeResNet50(c, i, d, t)),
-        Entry("resnet50", "ce", ImageNet, 1000, (c, i, d, t) => new CeResNet50(c, i, d, t)),
-        Entry("resnet50", "bd", ImageNet, 1000, (c, i, d, t) => new BdResNet50(c, i, d, t)),
-        Entry("resnet50", "aii", ImageNet, 1000, (c, i, d, t) => new AiiResNet50(c, i, d, t)),
-        Entry("resnet50", "gn", ImageNet, 1000, (c, i, d, t) => new GnResNet50(c, i, d, t)),
-        Entry("resnet50", "ce+gn", ImageNet, 1000, (c, i, d, t) => new CeGnResNet50(c, i, d, t)),
-        Entry("resnet50", "in", ImageNet, 1000, (c, i, d, t) => new InResNet50(c, i, d, t)),
-        Entry("resnet50", "ce+in", ImageNet, 1000, (c, i, d, t) => new CeInResNet50(c, i, d, t)),
-        Entry("resnet50", "ln", ImageNet, 1000, (c, i, d, t) => new LnResNet50(c, i, d, t)),
-        Entry("resnet50", "ce+ln", ImageNet, 1000, (c, i, d, t) => new CeLnResNet50(c, i, d, t)),
-        Entry("resnet101", "bn", ImageNet, 1000, (c, i, d, t) => new ResNet101(c, i, d, t)),
-        Entry("resnet101", "se", ImageNet, 1000, (c, i, d, t) => new SeResNet101(c, i, d, t)),
-        Entry("resnet101", "ce", ImageNet, 1000, (c, i, d, t) => new CeResNet101(c, i, d, t)),
-        Entry("mobilenetv2", "bn", ImageNet, 1000, (c, i, d, t) => new MobileNetV2(c, i, d, t)),
-        Entry("mobilenetv2", "se", ImageNet, 1000, (c, i, d, t) => new SeMobileNetV2(c, i, d, t)),
-        Entry("mobilenetv2", "ce", ImageNet, 1000, (c, i, d, t) => new CeMobileNetV2(c, i, d, t)),
-        Entry("shufflenetv2-0.5x", "bn", ImageNet, 1000, (c, i, d, t) => new ShuffleNetV2X05(c, i, d, t)),
-        Entry("shufflenetv2-0.5x", "se", ImageNet, 1000, (c, i, d, t) => new SeShuffleNetV2X05(c, i, d, t)),
-        Entry("shufflenetv2-0.5x", "ce", ImageNet, 1000, (c, i, d, t) => new CeShuffleNetV2X05(c, i, d, t)),
-        Entry("shufflenetv2-1.0x", "bn", ImageNet, 1000, (c, i, d, t) => new ShuffleNetV2X10(c, i, d, t)),
-        Entry("shufflenetv2-1.0x", "se", ImageNet, 1000, (c, i, d, t) => new SeShuffleNetV2X10(c, i, d, t)),
-        Entry("shufflenetv2-1.0x", "ce", ImageNet, 1000, (c, i, d, t) => new CeShuffleNetV2X10(c, i, d, t)),
-        Entry("vgg16-bn", "bn", Cifar, 10, (c, i, d, t) => new Vgg16Bn(c, i, d, t)),
-        Entry("vgg16-bn", "se", Cifar, 10, (c, i, d, t) => new SeVgg16Bn(c, i, d, t)),
-        Entry("vgg16-bn", "ce", Cifar, 10, (c, i, d, t) => new CeVgg16Bn(c, i, d, t)),
-        Entry("resnet20", "bn", Cifar, 10, (c, i, d, t) => new ResNet20(c, i, d, t)),
-        Entry("resnet20", "se", Cifar, 10, (c, i, d, t) => new SeResNet20(c, i, d, t)),
-        Entry("resnet20", "ce", Cifar, 10, (c, i, d, t) => new CeResNet20(c, i, d, t)),
-        Entry("resnet20", "bd", Cifar, 10, (c, i, d, t) => new BdResNet20(c, i, d, t)),
-        Entry("resnet20", "aii", Cifar, 10, (c, i, d, t) => new AiiResNet20(c, i, d, t)),
-        Entry("resnet18-cifar", "bn", Cifar, 10, (c, i, d, t) => new ResNet18Cifar(c, i, d, t)),
-        Entry("resnet18-cifar", "se", Cifar, 10, (c, i, d, t) => new SeResNet18Cifar(c, i, d, t)),
-        Entry("resnet18-cifar", "ce", Cifar, 10, (c, i, d, t) => new CeResNet18Cifar(c, i, d, t)),
-        Entry("preresnet29", "bn", Cifar, 10, (c, i, d, t) => new PreResNet29(c, i, d, t)),
-        Entry("preresnet29", "sconv", Cifar, 10, (c, i, d, t) => new SelectivePreResNet29(c, i, d, t)),
-        Entry("preresnet29", "prune", Cifar, 10, (c, i, d, t) => new PruningPreResNet29(c, i, d, t)),
+        Entry("resnet18", "bn", ImageNet, 1000, (c, i, d, t) => new ResNet18(c, i, d, t), (c, i, d, t) => new ResNet18.Folded(c, i, d, t)),
+        Entry("resnet18", "se", ImageNet, 1000, (c, i, d, t) => new SeResNet18(c, i, d, t), (c, i, d, t) => new SeResNet18.Folded(c, i, d, t)),
+        Entry("resnet18", "ce", ImageNet, 1000, (c, i, d, t) => new CeResNet18(c, i, d, t), (c, i, d, t) => new CeResNet18.Folded(c, i, d, t)),
+        Entry("resnet50", "bn", ImageNet, 1000, (c, i, d, t) => new ResNet50(c, i, d, t), (c, i, d, t) => new ResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "se", ImageNet, 1000, (c, i, d, t) => new SeResNet50(c, i, d, t), (c, i, d, t) => new SeResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "ce", ImageNet, 1000, (c, i, d, t) => new CeResNet50(c, i, d, t), (c, i, d, t) => new CeResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "bd", ImageNet, 1000, (c, i, d, t) => new BdResNet50(c, i, d, t), (c, i, d, t) => new BdResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "aii", ImageNet, 1000, (c, i, d, t) => new AiiResNet50(c, i, d, t), (c, i, d, t) => new AiiResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "gn", ImageNet, 1000, (c, i, d, t) => new GnResNet50(c, i, d, t), (c, i, d, t) => new GnResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "ce+gn", ImageNet, 1000, (c, i, d, t) => new CeGnResNet50(c, i, d, t), (c, i, d, t) => new CeGnResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "in", ImageNet, 1000, (c, i, d, t) => new InResNet50(c, i, d, t), (c, i, d, t) => new InResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "ce+in", ImageNet, 1000, (c, i, d, t) => new CeInResNet50(c, i, d, t), (c, i, d, t) => new CeInResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "ln", ImageNet, 1000, (c, i, d, t) => new LnResNet50(c, i, d, t), (c, i, d, t) => new LnResNet50.Folded(c, i, d, t)),
+        Entry("resnet50", "ce+ln", ImageNet, 1000, (c, i, d, t) => new CeLnResNet50(c, i, d, t), (c, i, d, t) => new CeLnResNet50.Folded(c, i, d, t)),
+        Entry("resnet101", "bn", ImageNet, 1000, (c, i, d, t) => new ResNet101(c, i, d, t), (c, i, d, t) => new ResNet101.Folded(c, i, d, t)),
+        Entry("resnet101", "se", ImageNet, 1000, (c, i, d, t) => new SeResNet101(c, i, d, t), (c, i, d, t) => new SeResNet101.Folded(c, i, d, t)),
+        Entry("resnet101", "ce", ImageNet, 1000, (c, i, d, t) => new CeResNet101(c, i, d, t), (c, i, d, t) => new CeResNet101.Folded(c, i, d, t)),
+        Entry("mobilenetv2", "bn", ImageNet, 1000, (c, i, d, t) => new MobileNetV2(c, i, d, t), (c, i, d, t) => new MobileNetV2.Folded(c, i, d, t)),
+        Entry("mobilenetv2", "se", ImageNet, 1000, (c, i, d, t) => new SeMobileNetV2(c, i, d, t), (c, i, d, t) => new SeMobileNetV2.Folded(c, i, d, t)),
+        Entry("mobilenetv2", "ce", ImageNet, 1000, (c, i, d, t) => new CeMobileNetV2(c, i, d, t), (c, i, d, t) => new CeMobileNetV2.Folded(c, i, d, t)),
+        Entry("shufflenetv2-0.5x", "bn", ImageNet, 1000, (c, i, d, t) => new ShuffleNetV2X05(c, i, d, t), (c, i, d, t) => new ShuffleNetV2X05.Folded(c, i, d, t)),
+        Entry("shufflenetv2-0.5x", "se", ImageNet, 1000, (c, i, d, t) => new SeShuffleNetV2X05(c, i, d, t), (c, i, d, t) => new SeShuffleNetV2X05.Folded(c, i, d, t)),
+        Entry("shufflenetv2-0.5x", "ce", ImageNet, 1000, (c, i, d, t) => new CeShuffleNetV2X05(c, i, d, t), (c, i, d, t) => new CeShuffleNetV2X05.Folded(c, i, d, t)),
+        Entry("shufflenetv2-1.0x", "bn", ImageNet, 1000, (c, i, d, t) => new ShuffleNetV2X10(c, i, d, t), (c, i, d, t) => new ShuffleNetV2X10.Folded(c, i, d, t)),
+        Entry("shufflenetv2-1.0x", "se", ImageNet, 1000, (c, i, d, t) => new SeShuffleNetV2X10(c, i, d, t), (c, i, d, t) => new SeShuffleNetV2X10.Folded(c, i, d, t)),
+        Entry("shufflenetv2-1.0x", "ce", ImageNet, 1000, (c, i, d, t) => new CeShuffleNetV2X10(c, i, d, t), (c, i, d, t) => new CeShuffleNetV2X10.Folded(c, i, d, t)),
+        Entry("vgg16-bn", "bn", Cifar, 10, (c, i, d, t) => new Vgg16Bn(c, i, d, t), (c, i, d, t) => new Vgg16Bn.Folded(c, i, d, t)),
+        Entry("vgg16-bn", "se", Cifar, 10, (c, i, d, t) => new SeVgg16Bn(c, i, d, t), (c, i, d, t) => new SeVgg16Bn.Folded(c, i, d, t)),
+        Entry("vgg16-bn", "ce", Cifar, 10, (c, i, d, t) => new CeVgg16Bn(c, i, d, t), (c, i, d, t) => new CeVgg16Bn.Folded(c, i, d, t)),
+        Entry("resnet20", "bn", Cifar, 10, (c, i, d, t) => new ResNet20(c, i, d, t), (c, i, d, t) => new ResNet20.Folded(c, i, d, t)),
+        Entry("resnet20", "se", Cifar, 10, (c, i, d, t) => new SeResNet20(c, i, d, t), (c, i, d, t) => new SeResNet20.Folded(c, i, d, t)),
+        Entry("resnet20", "ce", Cifar, 10, (c, i, d, t) => new CeResNet20(c, i, d, t), (c, i, d, t) => new CeResNet20.Folded(c, i, d, t)),
+        Entry("resnet20", "bd", Cifar, 10, (c, i, d, t) => new BdResNet20(c, i, d, t), (c, i, d, t) => new BdResNet20.Folded(c, i, d, t)),
+        Entry("resnet20", "aii", Cifar, 10, (c, i, d, t) => new AiiResNet20(c, i, d, t), (c, i, d, t) => new AiiResNet20.Folded(c, i, d, t)),
+        Entry("resnet18-cifar", "bn", Cifar, 10, (c, i, d, t) => new ResNet18Cifar(c, i, d, t), (c, i, d, t) => new ResNet18Cifar.Folded(c, i, d, t)),
+        Entry("resnet18-cifar", "se", Cifar, 10, (c, i, d, t) => new SeResNet18Cifar(c, i, d, t), (c, i, d, t) => new SeResNet18Cifar.Folded(c, i, d, t)),
+        Entry("resnet18-cifar", "ce", Cifar, 10, (c, i, d, t) => new CeResNet18Cifar(c, i, d, t), (c, i, d, t) => new CeResNet18Cifar.Folded(c, i, d, t)),
+        Entry("preresnet29", "bn", Cifar, 10, (c, i, d, t) => new PreResNet29(c, i, d, t), (c, i, d, t) => new PreResNet29.Folded(c, i, d, t)),
+        Entry("preresnet29", "sconv", Cifar, 10, (c, i, d, t) => new SelectivePreResNet29(c, i, d, t), (c, i, d, t) => new SelectivePreResNet29.Folded(c, i, d, t)),
+        Entry("preresnet29", "prune", Cifar, 10, (c, i, d, t) => new PruningPreResNet29(c, i, d, t), (c, i, d, t) => new PruningPreResNet29.Folded(c, i, d, t)),
     ];
 
     /// <summary>The factory names.</summary>

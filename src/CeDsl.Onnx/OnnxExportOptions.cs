@@ -1,5 +1,4 @@
 using System.Globalization;
-using CeDsl.Data;
 
 namespace CeDsl.Onnx;
 
@@ -29,10 +28,10 @@ public sealed record OnnxExportOptions
     /// </summary>
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
-    /// <summary>The metadata key of the per-channel means of <see cref="Normalization"/>, comma-separated.</summary>
+    /// <summary>The metadata key of the per-channel means the input is normalized with, comma-separated.</summary>
     public const string InputMeanKey = "cedsl.input.mean";
 
-    /// <summary>The metadata key of the per-channel standard deviations of <see cref="Normalization"/>, comma-separated.</summary>
+    /// <summary>The metadata key of the per-channel standard deviations the input is normalized with, comma-separated.</summary>
     public const string InputStdKey = "cedsl.input.std";
 
     /// <summary>The metadata key of the size images are zero-padded to (centred, before normalization).</summary>
@@ -45,14 +44,25 @@ public sealed record OnnxExportOptions
     /// These options with the preprocessing a consumer needs in the metadata: pixels p in [0, 255], zero-padded (centred) to
     /// <paramref name="padTo"/> when given, become (p / 255 - mean) / std per channel (<see cref="InputMeanKey"/>,
     /// <see cref="InputStdKey"/>, <see cref="InputPadToKey"/>); and the class names (<see cref="ClassesKey"/>).
+    /// With CeDsl.Training's <c>Normalization</c>: <c>WithPreprocessing(normalization.Mean, normalization.Std)</c>.
     /// </summary>
-    public OnnxExportOptions WithPreprocessing(Normalization normalization, int? padTo = null, IEnumerable<string>? classes = null)
+    /// <param name="mean">The mean of each channel, in [0, 1] units.</param>
+    /// <param name="std">The standard deviation of each channel, in [0, 1] units; positive.</param>
+    /// <param name="padTo">The size images are zero-padded to, centred, before normalization.</param>
+    /// <param name="classes">The class names in label order.</param>
+    /// <exception cref="ArgumentException">No channel, means and deviations of different counts, or a deviation that is not positive.</exception>
+    public OnnxExportOptions WithPreprocessing(IReadOnlyList<double> mean, IReadOnlyList<double> std, int? padTo = null, IEnumerable<string>? classes = null)
     {
-        ArgumentNullException.ThrowIfNull(normalization);
+        ArgumentNullException.ThrowIfNull(mean);
+        ArgumentNullException.ThrowIfNull(std);
+        if (mean.Count == 0 || mean.Count != std.Count)
+            throw new ArgumentException($"The preprocessing needs one mean and one standard deviation per channel, got {mean.Count} means and {std.Count} standard deviations.", nameof(std));
+        if (std.Any(s => !(s > 0)))
+            throw new ArgumentException($"The standard deviations must be positive, got [{string.Join(", ", std.Select(s => s.ToString(CultureInfo.InvariantCulture)))}].", nameof(std));
         var metadata = new Dictionary<string, string>(Metadata, StringComparer.Ordinal)
         {
-            [InputMeanKey] = string.Join(",", normalization.Mean.Select(m => m.ToString("R", CultureInfo.InvariantCulture))),
-            [InputStdKey] = string.Join(",", normalization.Std.Select(s => s.ToString("R", CultureInfo.InvariantCulture))),
+            [InputMeanKey] = string.Join(",", mean.Select(m => m.ToString("R", CultureInfo.InvariantCulture))),
+            [InputStdKey] = string.Join(",", std.Select(s => s.ToString("R", CultureInfo.InvariantCulture))),
         };
         if (padTo is { } size)
             metadata[InputPadToKey] = size.ToString(CultureInfo.InvariantCulture);

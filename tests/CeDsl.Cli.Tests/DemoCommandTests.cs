@@ -1,5 +1,5 @@
 using System.CommandLine;
-using CeDsl.Cli;
+using CeDsl.Cli.Commands;
 
 namespace CeDsl.Cli.Tests;
 

@@ -183,12 +183,22 @@ public sealed class EndToEndTests(TrainedRun run)
     }
 
     [Fact]
-    public void Bench_without_input_uses_each_networks_declared_input()
+    public void Summary_and_bench_without_input_show_the_network_train_builds()
     {
-        var result = CliRun.Succeeds("bench", "--model", "resnet20", "--batch", "2", "--iterations", "1", "--warmup", "1");
+        // One source for the input and classes every command gives a network: train's line says what it built.
+        var train = System.Text.RegularExpressions.Regex.Match(run.Training.Output, @"model: ce-resnet20 \((?<parameters>[\d,]+) parameters\), input (?<input>\S+) ");
+        Assert.True(train.Success, run.Training.Output);
+        Assert.Equal("1x32x32", train.Groups["input"].Value);
 
-        var row = result.Output.Split('\n').Single(l => l.StartsWith("resnet20 ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("3x32x32", row[1]);
+        var summary = CliRun.Succeeds("summary", "--model", "ce-resnet20");
+        Assert.Contains($"Input: {train.Groups["input"].Value}", summary.Output);
+        Assert.Contains($"Parameters: {train.Groups["parameters"].Value}", summary.Output);
+        Assert.StartsWith("ce-resnet20 (CeResNet20), 10 classes (declared: input 3x32x32, 10 classes)", summary.Output);
+
+        var bench = CliRun.Succeeds("bench", "--model", "ce-resnet20", "--batch", "2", "--iterations", "1", "--warmup", "1");
+        var row = bench.Output.Split('\n').Single(l => l.StartsWith("ce-resnet20 ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(train.Groups["input"].Value, row[1]);
+        Assert.Equal(train.Groups["parameters"].Value, row[2]);
     }
 
     private static EpochMetrics WithoutTiming(EpochMetrics m) => m with { ImagesPerSecond = 0, Seconds = 0 };

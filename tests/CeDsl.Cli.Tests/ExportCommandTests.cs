@@ -30,7 +30,7 @@ public sealed partial class ExportCommandTests(TrainedRun run)
         using var session = new InferenceSession(model);
         var metadata = session.ModelMetadata.CustomMetadataMap;
         Assert.Equal(fold ? "folded" : "evaluation", metadata["cedsl.form"]);
-        Assert.Equal("ce-resnet20", metadata["cedsl.zoo"]);
+        Assert.Equal("ce-resnet20", metadata["cedsl.model"]);
         Assert.Equal(fold ? "CeResNet20.Folded" : "CeResNet20", metadata["cedsl.network"]);
         double mean = double.Parse(metadata["cedsl.input.mean"], CultureInfo.InvariantCulture);
         double std = double.Parse(metadata["cedsl.input.std"], CultureInfo.InvariantCulture);

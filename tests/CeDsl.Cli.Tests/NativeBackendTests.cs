@@ -1,5 +1,5 @@
-using CeDsl.Layers;
 using CeDsl.Networks;
+using CeDsl.Platform;
 using TorchSharp;
 
 namespace CeDsl.Cli.Tests;

@@ -201,7 +201,7 @@ public sealed class RunSafetyTests(TrainedRun run) : IDisposable
     public void A_checkpoint_holding_NaN_is_refused_by_eval_fold_and_analyze(string command)
     {
         string path = Path.Combine(_directory, "nan.safetensors");
-        using (var network = Models.Create(Models.Find("ce-resnet20")))
+        using (var network = NetworkCatalog.Zoo.Find("ce-resnet20").Create())
         {
             using (torch.no_grad())
                 network.state_dict()["layer2.0.ce.running_wm"].fill_(float.NaN);

@@ -52,7 +52,8 @@ public partial class GuideTests
     {
         var (_, expect, code) = Blocks().ElementAt(index);
         var compilation = GeneratorHarness.Compilation(ImplicitUsings, AsCompilationUnit(code))
-            .AddReferences(MetadataReference.CreateFromFile(typeof(CeDsl.Networks.Zoo).Assembly.Location));
+            .AddReferences(MetadataReference.CreateFromFile(typeof(CeDsl.Networks.Zoo).Assembly.Location),
+                MetadataReference.CreateFromFile(typeof(CeDsl.Training.Trainer).Assembly.Location));
         var run = GeneratorHarness.Run(compilation);
         if (expect is null)
         {
@@ -82,7 +83,7 @@ public partial class GuideTests
         var install = Blocks().Single(b => b.Tag == "xml").Code;
         var sample = File.ReadAllText(Path.Combine(Root, "samples", "QuickStart", "QuickStart.csproj"));
         var references = Regex.Matches(install, "<PackageReference [^>]*/>").Select(m => m.Value).ToList();
-        Assert.Equal(3, references.Count);
+        Assert.Equal(4, references.Count);
         Assert.All(references, reference => Assert.Contains(reference, sample));
     }
 }

@@ -1,5 +1,6 @@
 using CeDsl.Folding;
 using CeDsl.Layers;
+using CeDsl.Platform;
 using TorchSharp;
 using static TorchSharp.torch;
 using Before = CeDsl.Networks.Tests.GeneratedBefore;

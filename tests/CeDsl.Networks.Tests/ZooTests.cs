@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using CeDsl.Analysis;
 using CeDsl.Layers;
 using CeDsl.Networks;
+using CeDsl.Platform;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -113,6 +113,31 @@ public sealed class OnnxExportTests : IDisposable
     }
 
     [Fact]
+    public void The_preprocessing_is_in_the_metadata_and_a_mismatched_one_is_refused()
+    {
+        // Without CE, whose untrained running scale the exporter refuses: the metadata is the point here.
+        using var network = new ResNet20(classes: 2, inChannels: 1);
+        network.eval();
+        string path = Path.Combine(directory, "preprocessed.onnx");
+        var options = new OnnxExportOptions { Metadata = new Dictionary<string, string> { ["owner"] = "tests" } }
+            .WithPreprocessing([0.25], [0.125], padTo: 32, classes: ["cat", "dog"]);
+        network.ExportOnnx(path, options, inputHeight: 28, inputWidth: 28);
+
+        using var runtime = new OnnxRuntimeModel(File.ReadAllBytes(path), optimize: false);
+        Assert.Equal("0.25", runtime.Metadata[OnnxExportOptions.InputMeanKey]);
+        Assert.Equal("0.125", runtime.Metadata[OnnxExportOptions.InputStdKey]);
+        Assert.Equal("32", runtime.Metadata[OnnxExportOptions.InputPadToKey]);
+        Assert.Equal("cat,dog", runtime.Metadata[OnnxExportOptions.ClassesKey]);
+        Assert.Equal("tests", runtime.Metadata["owner"]);
+
+        var counts = Assert.Throws<ArgumentException>(() => new OnnxExportOptions().WithPreprocessing([0.5, 0.5], [0.25]));
+        Assert.Contains("got 2 means and 1 standard deviations", counts.Message);
+        var zero = Assert.Throws<ArgumentException>(() => new OnnxExportOptions().WithPreprocessing([0.5], [0.0]));
+        Assert.Contains("must be positive, got [0]", zero.Message);
+        Assert.Throws<ArgumentException>(() => new OnnxExportOptions().WithPreprocessing([], []));
+    }
+
+    [Fact]
     public void A_network_built_with_other_classes_and_input_channels_is_described_as_built()
     {
         using var network = new CeResNet20(classes: 7, inChannels: 1);

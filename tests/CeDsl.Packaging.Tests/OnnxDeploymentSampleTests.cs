@@ -5,7 +5,7 @@ using System.Xml.Linq;
 namespace CeDsl.Packaging.Tests;
 
 /// <summary>
-/// samples/OnnxDeployment restored from the packed packages: its exporter (CeDsl.Networks, CeDsl.Onnx, libtorch) trains and
+/// samples/OnnxDeployment restored from the packed packages: its exporter (CeDsl.Networks, CeDsl.Training, CeDsl.Onnx, libtorch) trains and
 /// exports a folded CE-ResNet-20, and its classifier, built on ONNX Runtime alone, classifies the test images with the file
 /// exactly as TorchSharp did.
 /// </summary>
@@ -25,7 +25,7 @@ public sealed partial class OnnxDeploymentSampleTests(PackagedSample packaged)
         string model = Path.Combine(directory, "ce-resnet20.onnx");
         var exported = DotNet.Run(export, Timeout, Path.Combine(export, "bin", "Release", "net10.0", "Export.dll"), model).EnsureSuccess();
         // The embedded test subset (500 images) as IDX files: what the exporter evaluated on.
-        string images = Path.Combine(packaged.Repository, "src", "CeDsl.Runtime", "Data", "Embedded");
+        string images = Path.Combine(packaged.Repository, "src", "CeDsl.Training", "Data", "Embedded");
         var classified = DotNet.Run(classify, Timeout, Path.Combine(classify, "bin", "Release", "net10.0", "Classify.dll"), model, images).EnsureSuccess();
 
         var torch = Accuracy("TorchSharp, folded").Match(exported.Output);
@@ -47,7 +47,7 @@ public sealed partial class OnnxDeploymentSampleTests(PackagedSample packaged)
     }
 
     [Fact]
-    public void CeDsl_Onnx_package_holds_the_exporter_and_depends_on_CeDsl_OnnxSharp_and_Google_Protobuf_not_on_ONNX_Runtime()
+    public void CeDsl_Onnx_package_holds_the_exporter_and_depends_on_CeDsl_at_its_exact_version_OnnxSharp_and_Google_Protobuf_only()
     {
         using var package = ZipFile.OpenRead(packaged.PackagePath("CeDsl.Onnx"));
         var entries = package.Entries.Select(e => e.FullName).ToHashSet();
@@ -61,7 +61,8 @@ public sealed partial class OnnxDeploymentSampleTests(PackagedSample packaged)
         using var stream = nuspec.Open();
         var dependencies = XDocument.Load(stream).Descendants().Where(e => e.Name.LocalName == "dependency")
             .Select(e => $"{e.Attribute("id")?.Value} {e.Attribute("version")?.Value}").Order(StringComparer.Ordinal).ToList();
-        Assert.Equal([$"CeDsl {packaged.Version}", "Google.Protobuf 3.36.2", "OnnxSharp 0.3.2"], dependencies);
+        // CeDsl at exactly its version: the exporter writes through the core's internals.
+        Assert.Equal([$"CeDsl [{packaged.Version}]", "Google.Protobuf 3.36.2", "OnnxSharp 0.3.2"], dependencies);
     }
 
     private static Regex Accuracy(string who) =>

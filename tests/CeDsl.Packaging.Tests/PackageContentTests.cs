@@ -1,12 +1,18 @@
 using System.IO.Compression;
+using System.Reflection.Metadata;
+using System.Reflection.PortableExecutable;
+using System.Text;
 using System.Xml.Linq;
 
 namespace CeDsl.Packaging.Tests;
 
-/// <summary>What the packed CeDsl package holds, and what its generator writes into a consumer's build.</summary>
+/// <summary>What the packed CeDsl packages hold, and what the generator writes into a consumer's build.</summary>
 [Collection(PackagingCollection.Name)]
 public sealed class PackageContentTests(PackagedSample packaged)
 {
+    /// <summary>Where Debian's dataset-fashion-mnist package puts the files (the training package's default folder).</summary>
+    private const string DebianDataDirectory = "/usr/share/datasets/fashion-mnist";
+
     [Fact]
     public void CeDsl_package_holds_the_runtime_the_generator_the_build_logic_the_readme_and_the_license()
     {
@@ -111,6 +117,49 @@ public sealed class PackageContentTests(PackagedSample packaged)
     }
 
     [Fact]
+    public void CeDsl_package_holds_no_data_set_and_no_training_analysis_or_data_code()
+    {
+        using var package = ZipFile.OpenRead(packaged.PackagePath("CeDsl"));
+        byte[] runtime = ReadBytes(package, "lib/net10.0/CeDsl.Runtime.dll");
+
+        Assert.Empty(Resources(runtime));
+        Assert.False(Mentions(runtime, DebianDataDirectory), $"CeDsl.Runtime.dll mentions {DebianDataDirectory}");
+        Assert.DoesNotContain(Namespaces(runtime), n => n is "CeDsl.Training" or "CeDsl.Data" or "CeDsl.Analysis");
+        Assert.Contains("CeDsl.Layers", Namespaces(runtime));
+    }
+
+    [Fact]
+    public void CeDsl_Training_package_holds_the_library_and_the_embedded_subset_and_depends_on_CeDsl_at_its_exact_version()
+    {
+        using var package = ZipFile.OpenRead(packaged.PackagePath("CeDsl.Training"));
+        var entries = package.Entries.Select(e => e.FullName).ToHashSet();
+
+        Assert.Contains("lib/net10.0/CeDsl.Training.dll", entries);
+        Assert.Contains("lib/net10.0/CeDsl.Training.xml", entries);
+        Assert.Contains("README.md", entries);
+        Assert.Contains("LICENSE", entries);
+        Assert.DoesNotContain(entries, e => e.StartsWith("analyzers/", StringComparison.Ordinal) || e.StartsWith("build", StringComparison.Ordinal)
+            || e.Contains("CeDsl.Runtime", StringComparison.Ordinal) || e.Contains("CeDsl.Generator", StringComparison.Ordinal));
+        byte[] training = ReadBytes(package, "lib/net10.0/CeDsl.Training.dll");
+        Assert.Equal(
+            ["CeDsl.Data.Embedded.t10k-images-idx3-ubyte.gz", "CeDsl.Data.Embedded.t10k-labels-idx1-ubyte.gz",
+             "CeDsl.Data.Embedded.train-images-idx3-ubyte.gz", "CeDsl.Data.Embedded.train-labels-idx1-ubyte.gz"],
+            Resources(training).Order(StringComparer.Ordinal));
+        Assert.True(Mentions(training, DebianDataDirectory), $"CeDsl.Training.dll does not mention {DebianDataDirectory}");
+        Assert.Superset(new HashSet<string> { "CeDsl.Training", "CeDsl.Data", "CeDsl.Analysis" }, Namespaces(training).ToHashSet());
+
+        var metadata = Nuspec(package);
+        Assert.Equal("CeDsl.Training", Value(metadata, "id"));
+        Assert.Equal("MIT", Value(metadata, "license"));
+        Assert.Equal("README.md", Value(metadata, "readme"));
+        var dependency = Assert.Single(metadata.Descendants(), e => e.Name.LocalName == "dependency");
+        Assert.Equal("CeDsl", dependency.Attribute("id")?.Value);
+        // Exactly the same version: the two are released together, and this assembly uses the core's internals.
+        Assert.Equal($"[{packaged.Version}]", dependency.Attribute("version")?.Value);
+        Assert.Null(dependency.Attribute("exclude"));
+    }
+
+    [Fact]
     public void Generated_files_carry_the_auto_generated_header_nullable_context_and_xml_docs()
     {
         var sample = packaged.Sample;
@@ -147,6 +196,34 @@ public sealed class PackageContentTests(PackagedSample packaged)
         using var reader = new StreamReader(package.GetEntry(entry)!.Open());
         return reader.ReadToEnd();
     }
+
+    private static byte[] ReadBytes(ZipArchive package, string entry)
+    {
+        using var stream = package.GetEntry(entry)!.Open();
+        using var bytes = new MemoryStream();
+        stream.CopyTo(bytes);
+        return bytes.ToArray();
+    }
+
+    /// <summary>The names of the assembly's manifest resources.</summary>
+    private static List<string> Resources(byte[] assembly)
+    {
+        using var pe = new PEReader(new MemoryStream(assembly));
+        var reader = pe.GetMetadataReader();
+        return [.. reader.ManifestResources.Select(handle => reader.GetString(reader.GetManifestResource(handle).Name))];
+    }
+
+    /// <summary>The namespaces of the assembly's types.</summary>
+    private static List<string> Namespaces(byte[] assembly)
+    {
+        using var pe = new PEReader(new MemoryStream(assembly));
+        var reader = pe.GetMetadataReader();
+        return [.. reader.TypeDefinitions.Select(handle => reader.GetString(reader.GetTypeDefinition(handle).Namespace)).Distinct()];
+    }
+
+    /// <summary>Whether the assembly holds <paramref name="text"/>: as a string literal or constant (UTF-16) or anywhere in UTF-8.</summary>
+    private static bool Mentions(byte[] assembly, string text) =>
+        assembly.AsSpan().IndexOf(Encoding.Unicode.GetBytes(text)) >= 0 || assembly.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0;
 
     private static XElement Nuspec(ZipArchive package)
     {

@@ -12,7 +12,7 @@ public sealed class PackagingCollection : ICollectionFixture<PackagedSample>
 
 /// <summary>
 /// Packs the repository's packages with a version no cache has seen into a temporary feed, and
-/// builds copies of samples/QuickStart restored from that feed (plus the package registry for
+/// builds copies of the samples restored from that feed (plus the package registry for
 /// TorchSharp and libtorch). The repository's own bin/obj folders are not touched: every build
 /// here writes below a temporary folder, which is deleted afterwards with the unpacked packages.
 /// </summary>
@@ -35,11 +35,11 @@ public sealed class PackagedSample : IDisposable
             File.WriteAllText(Path.Combine(WorkDirectory, file), "<Project />\n");
         Feed = Path.Combine(WorkDirectory, "feed");
 
-        PackageIds = ["CeDsl", "CeDsl.Networks", "CeDsl.Onnx"];
+        PackageIds = ["CeDsl", "CeDsl.Training", "CeDsl.Networks", "CeDsl.Onnx"];
         try
         {
             // --artifacts-path: the build output goes to the work directory, not to the repository's bin/obj.
-            foreach (string project in new[] { "src/CeDsl.Runtime/CeDsl.Runtime.csproj", "src/CeDsl.Networks/CeDsl.Networks.csproj", "src/CeDsl.Onnx/CeDsl.Onnx.csproj" })
+            foreach (string project in new[] { "src/CeDsl.Runtime/CeDsl.Runtime.csproj", "src/CeDsl.Training/CeDsl.Training.csproj", "src/CeDsl.Networks/CeDsl.Networks.csproj", "src/CeDsl.Onnx/CeDsl.Onnx.csproj" })
             {
                 DotNet.Run(Repository, CommandTimeout, "pack", Path.Combine(Repository, project), "-c", "Release",
                     "-o", Feed, "--artifacts-path", Path.Combine(WorkDirectory, "pack-artifacts"), $"-p:Version={Version}").EnsureSuccess();

@@ -18,6 +18,7 @@ public sealed partial class QuickStartSampleTests(PackagedSample packaged)
         // Restored from the feed, not from a project reference or an older cached package.
         string assets = File.ReadAllText(Path.Combine(packaged.Sample.Directory, "obj", "project.assets.json"));
         Assert.Contains($"\"CeDsl/{packaged.Version}\"", assets);
+        Assert.Contains($"\"CeDsl.Training/{packaged.Version}\"", assets);
         Assert.Contains($"\"CeDsl.Networks/{packaged.Version}\"", assets);
         Assert.DoesNotContain("\"type\": \"project\"", assets);
     }

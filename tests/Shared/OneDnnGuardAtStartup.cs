@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using CeDsl.Layers;
+using CeDsl.Platform;
 using TorchSharp;
 
 namespace CeDsl.Tests.Shared;

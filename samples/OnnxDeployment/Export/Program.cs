@@ -4,7 +4,7 @@ using CeDsl.Onnx;
 using CeDsl.Training;
 using TorchSharp;
 
-// Trains the zoo's CE-ResNet-20 for one epoch on the Fashion-MNIST subset embedded in CeDsl (28x28 grayscale
+// Trains the zoo's CE-ResNet-20 for one epoch on the Fashion-MNIST subset embedded in CeDsl.Training (28x28 grayscale
 // images, unpadded), folds it for inference and exports the folded network to ONNX, with the normalization and
 // the class names in the model's metadata. ../Classify runs the file with ONNX Runtime alone.
 string modelPath = Path.GetFullPath(args.Length > 0 ? args[0] : "ce-resnet20.onnx");
@@ -26,7 +26,7 @@ folded.eval();
 var normalization = Normalization.Of(data.Train);
 var result = Evaluator.Evaluate(folded, data.Test, normalization);
 
-var export = new OnnxExportOptions().WithPreprocessing(normalization, classes: FashionMnist.ClassNames);
+var export = new OnnxExportOptions().WithPreprocessing(normalization.Mean, normalization.Std, classes: FashionMnist.ClassNames);
 folded.ExportOnnx(modelPath, export, inputHeight: 28, inputWidth: 28);
 Console.WriteLine($"TorchSharp, folded: accuracy {result.Accuracy:P2} ({Math.Round(result.Accuracy * result.Images)} of {result.Images} test images)");
 Console.WriteLine($"wrote {modelPath} ({new FileInfo(modelPath).Length / 1e6:F1} MB)");

@@ -27,6 +27,7 @@ internal sealed class AnalyzeCommand
     private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint",
         "A checkpoint written by cedsl train (not a folded one), or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", "file", required: true);
     private readonly Option<string> _network = Models.NetworkOption();
+    private readonly Option<string?> _assembly = NetworkCatalog.AssemblyOption();
     private readonly Option<string?> _out = CliOptions.Path("--out", $"Directory for {StatisticsCsv}, {StatisticsPng}, {AblationCsv}, {AblationPng}, {ImportanceCsv}", "dir", required: true);
     private readonly Option<double[]> _ratios = new("--ratios")
     {
@@ -47,7 +48,7 @@ internal sealed class AnalyzeCommand
     {
         var command = new Command("analyze", "Inhibited-channel statistics per layer and the cumulative random channel-ablation curve of a checkpoint (CSV and PNG).")
         {
-            _checkpoint, _network, _out, _ratios, _repeats, _layers, _seed,
+            _checkpoint, _network, _assembly, _out, _ratios, _repeats, _layers, _seed,
         };
         _data.AddTo(command);
         CommandAction.Set(command, Run);
@@ -60,7 +61,7 @@ internal sealed class AnalyzeCommand
         string checkpoint = parse.GetValue(_checkpoint)!, outDirectory = parse.GetValue(_out)!;
         if (File.Exists(outDirectory))
             throw new UserException($"--out: '{outDirectory}' is a file; give a directory (it is created if missing).");
-        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network));
+        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network), NetworkCatalog.Load(parse.GetValue(_assembly)));
         if (model.IsFolded)
             throw new UserException($"--checkpoint: '{checkpoint}' is folded, so its BatchNorm layers are gone; analyze the checkpoint cedsl train wrote.");
         using var data = _data.Load(parse, text);

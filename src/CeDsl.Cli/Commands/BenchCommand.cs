@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using CeDsl.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,13 +11,13 @@ namespace CeDsl.Cli.Commands;
 
 /// <summary>
 /// <c>cedsl bench</c>: median time of an evaluation forward pass and of a training step (forward,
-/// backward, SGD) for one or several zoo networks, on random images.
+/// backward, SGD) for one or several networks (of the zoo or of --assembly), on random images.
 /// </summary>
 internal sealed class BenchCommand
 {
     private readonly Option<string[]> _models = new("--model")
     {
-        Description = "Networks of the zoo (several: --model resnet20 ce-resnet20)",
+        Description = "Networks of the zoo or of --assembly (several: --model resnet20 ce-resnet20)",
         AllowMultipleArgumentsPerToken = true,
         HelpName = "name",
     };
@@ -27,7 +28,8 @@ internal sealed class BenchCommand
         HelpName = "file",
     };
     private readonly Option<int> _batch = CliOptions.Integer("--batch", "Images per batch", 32, 2, "must be at least 2 (batch normalization needs batch statistics)");
-    private readonly Option<long[]?> _input = InputShapes.Option("Input shape CxHxW [default: each network's declared input]");
+    private readonly Option<string?> _assembly = NetworkCatalog.AssemblyOption();
+    private readonly Option<long[]?> _input = InputShapes.Option($"Input shape CxHxW [default: {InputShapes.Format(Models.InputShape)}, a padded Fashion-MNIST image, as cedsl train builds the networks]");
     private readonly Option<int> _iterations = CliOptions.Integer("--iterations", "Timed iterations of each measurement", 20, 1, "must be positive");
     private readonly Option<int> _warmup = CliOptions.Integer("--warmup", "Untimed iterations before timing", 3, 1,
         "must be at least 1 (evaluation needs the running statistics of one training step)");
@@ -36,9 +38,9 @@ internal sealed class BenchCommand
 
     private Command Build()
     {
-        var command = new Command("bench", "Time evaluation and training steps (median ms, images/s) of zoo networks on random images, or evaluation of checkpoints.")
+        var command = new Command("bench", "Time evaluation and training steps (median ms, images/s) of networks on random images, or evaluation of checkpoints.")
         {
-            _models, _checkpoints, _batch, _input, _iterations, _warmup,
+            _models, _checkpoints, _assembly, _batch, _input, _iterations, _warmup,
         };
         CommandAction.Set(command, Run);
         return command;
@@ -47,11 +49,12 @@ internal sealed class BenchCommand
     private int Run(ParseResult parse, CommandOutput output)
     {
         if ((parse.GetValue(_models) is { Length: > 0 }) == (parse.GetValue(_checkpoints) is { Length: > 0 }))
-            throw new UserException("Give --model (zoo networks) or --checkpoint (trained or folded checkpoints), not both.");
-        var entries = (parse.GetValue(_models) ?? []).Select(Models.Find).ToList();
+            throw new UserException("Give --model (networks of the zoo or of --assembly) or --checkpoint (trained or folded checkpoints), not both.");
+        var networks = NetworkCatalog.Load(parse.GetValue(_assembly));
+        var entries = (parse.GetValue(_models) ?? []).Select(networks.Find).ToList();
         var checkpoints = parse.GetValue(_checkpoints) ?? [];
         int batch = parse.GetValue(_batch), iterations = parse.GetValue(_iterations), warmup = parse.GetValue(_warmup);
-        var givenInput = parse.GetValue(_input) is { Length: > 0 } given ? given : null;
+        long[] input = parse.GetValue(_input) is { Length: > 0 } given ? given : [.. Models.InputShape];
         if (Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") is null)
             output.Error.WriteLine("note: MALLOC_ARENA_MAX is not set; for numbers comparable with bench/run-ce-bench.sh run with MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 (glibc otherwise returns large activations to the kernel and times page faults).");
         var text = output.Output;
@@ -69,11 +72,10 @@ internal sealed class BenchCommand
 
         foreach (var entry in entries)
         {
-            var input = givenInput ?? [.. entry.InputShape];
             torch.manual_seed(1);
             using var network = entry.Create(inChannels: input[0]);
             using var images = torch.randn([batch, .. input]);
-            using var labels = torch.randint(entry.Classes, [batch], ScalarType.Int64);
+            using var labels = torch.randint(FashionMnist.Classes, [batch], ScalarType.Int64);
             using var optimizer = optim.SGD(network.parameters(), 0.01, momentum: 0.9);
             void TrainStep()
             {
@@ -100,8 +102,7 @@ internal sealed class BenchCommand
         // Checkpoints (a folded one cannot train): evaluation only, each with the state it holds.
         foreach (string checkpoint in checkpoints)
         {
-            using var model = LoadedModel.Load(checkpoint);
-            var input = givenInput ?? Models.InputShape;
+            using var model = LoadedModel.Load(checkpoint, network: null, networks);
             torch.manual_seed(1);
             using var images = torch.randn([batch, .. input]);
             double evalMs;

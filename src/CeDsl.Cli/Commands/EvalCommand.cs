@@ -13,6 +13,7 @@ internal sealed class EvalCommand
     private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint",
         "A checkpoint written by cedsl train or cedsl fold, or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", "file", required: true);
     private readonly Option<string> _network = Models.NetworkOption();
+    private readonly Option<string?> _assembly = NetworkCatalog.AssemblyOption();
     private readonly Option<int> _batch = CliOptions.Integer("--batch", "Images per evaluation batch", 500, 1, "must be positive");
 
     public static Command Create() => new EvalCommand().Build();
@@ -21,12 +22,12 @@ internal sealed class EvalCommand
     {
         var command = new Command("eval", "Evaluate a checkpoint (trained or folded) on the Fashion-MNIST test images: loss and top-1 accuracy.")
         {
-            _checkpoint, _network, _batch,
+            _checkpoint, _network, _assembly, _batch,
         };
         _data.AddTo(command);
         CommandAction.Set(command, (parse, output) =>
         {
-            using var model = LoadedModel.Load(parse.GetValue(_checkpoint)!, parse.GetValue(_network));
+            using var model = LoadedModel.Load(parse.GetValue(_checkpoint)!, parse.GetValue(_network), NetworkCatalog.Load(parse.GetValue(_assembly)));
             using var data = _data.Load(parse, output.Output);
             var result = Evaluator.Evaluate(model.Network, data.Test, model.Normalization, model.PadTo, parse.GetValue(_batch));
             output.Output.WriteLine($"model: {model.Description} from {parse.GetValue(_checkpoint)}");

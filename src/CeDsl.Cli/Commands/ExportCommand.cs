@@ -27,6 +27,7 @@ internal sealed class ExportCommand
     private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint",
         "A checkpoint written by cedsl train or cedsl fold, or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", "file", required: true);
     private readonly Option<string> _network = Models.NetworkOption();
+    private readonly Option<string?> _assembly = NetworkCatalog.AssemblyOption();
     private readonly Option<string?> _onnx = CliOptions.Path("--onnx", "The ONNX model to write (opset 17, standard operators, dynamic batch size)", "file");
     private readonly Option<bool> _noFold = new("--no-fold")
     {
@@ -39,7 +40,7 @@ internal sealed class ExportCommand
     {
         var command = new Command("export", "Export a checkpoint's network: --onnx writes an ONNX model (folded where the network folds) that ONNX Runtime runs without libtorch, checked against the network on test images first.")
         {
-            _checkpoint, _network, _onnx, _noFold,
+            _checkpoint, _network, _assembly, _onnx, _noFold,
         };
         _data.AddTo(command);
         CommandAction.Set(command, Run);
@@ -54,7 +55,7 @@ internal sealed class ExportCommand
             throw new UserException("give the file to write: --onnx OUT.onnx.");
         CheckDestination("--onnx", onnx, checkpoint, "model.onnx");
 
-        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network));
+        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network), NetworkCatalog.Load(parse.GetValue(_assembly)));
         using var data = _data.Load(parse, output.Output);
         output.Output.WriteLine($"model: {model.Description} from {checkpoint}");
         ExportOnnx(model, data.Test, onnx, fold: !parse.GetValue(_noFold), output.Output);
@@ -88,10 +89,11 @@ internal sealed class ExportCommand
         {
             Metadata = new Dictionary<string, string>(StringComparer.Ordinal)
             {
-                ["cedsl.zoo"] = model.Entry.Name,
+                // The name the commands know the network by: the zoo's (ce-resnet20) or its class's (with --assembly).
+                ["cedsl.model"] = model.Entry.Name,
                 ["cedsl.form"] = model.IsFolded || folds ? "folded" : "evaluation",
             },
-        }.WithPreprocessing(model.Normalization, model.PadTo, FashionMnist.ClassNames);
+        }.WithPreprocessing(model.Normalization.Mean, model.Normalization.Std, model.PadTo, FashionMnist.ClassNames);
         global::Onnx.ModelProto onnx;
         try
         {

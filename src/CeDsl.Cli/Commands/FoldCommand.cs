@@ -22,6 +22,7 @@ internal sealed class FoldCommand
     private readonly Option<string?> _checkpoint = CliOptions.Path("--checkpoint",
         "A checkpoint written by cedsl train, or a plain state dict (PyTorch .pt/.pth, safetensors) with --network", "file", required: true);
     private readonly Option<string> _network = Models.NetworkOption();
+    private readonly Option<string?> _assembly = NetworkCatalog.AssemblyOption();
     private readonly Option<string?> _out = CliOptions.Path("--out", "The folded checkpoint to write (safetensors)", "file", required: true);
 
     public static Command Create() => new FoldCommand().Build();
@@ -30,7 +31,7 @@ internal sealed class FoldCommand
     {
         var command = new Command("fold", "Write the folded inference form of a trained checkpoint (BN folded into convolutions, CE and AII folded); cedsl eval accepts it.")
         {
-            _checkpoint, _network, _out,
+            _checkpoint, _network, _assembly, _out,
         };
         _data.AddTo(command);
         CommandAction.Set(command, Run);
@@ -45,7 +46,7 @@ internal sealed class FoldCommand
             throw new UserException($"--out: '{outPath}' is the checkpoint being folded; write the folded one beside it.");
         if (Directory.Exists(outPath))
             throw new UserException($"--out: '{outPath}' is a directory; give the file to write (e.g. {Path.Combine(outPath, "folded.safetensors")}).");
-        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network));
+        using var model = LoadedModel.Load(checkpoint, parse.GetValue(_network), NetworkCatalog.Load(parse.GetValue(_assembly)));
         if (model.IsFolded)
             throw new UserException($"--checkpoint: '{checkpoint}' is already folded.");
         if (model.Network is not IFoldable foldable)
@@ -60,7 +61,7 @@ internal sealed class FoldCommand
         if (!(difference <= Tolerance))
             throw new UserException(Invariant($"the folded network's logits differ from the trained network's by {difference:G3} (relative), more than {Tolerance}; nothing was written. This is a bug in folding: please report it with the checkpoint."));
 
-        Checkpoint.SaveModel(outPath, folded, model.Entry.Name + Models.FoldedSuffix);
+        Checkpoint.SaveFolded(outPath, folded, model.Entry.Name);
         text.WriteLine(Invariant($"wrote {outPath}: {foldedParameters:N0} parameters (trained network: {parameters:N0}); evaluate it with cedsl eval --checkpoint {outPath}"));
         return 0;
     }

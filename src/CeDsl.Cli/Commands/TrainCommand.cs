@@ -36,7 +36,7 @@ internal sealed record TrainSettings(string Model, int Epochs, int BatchSize, do
 }
 
 /// <summary>
-/// <c>cedsl train</c>: trains a zoo network on Fashion-MNIST with SGD, a live progress bar (one line
+/// <c>cedsl train</c>: trains a network (of the zoo or of --assembly) on Fashion-MNIST with SGD, a live progress bar (one line
 /// per epoch when the output is not a terminal), per-epoch metrics CSV, an atomic checkpoint after
 /// every epoch, and <c>--resume</c> that continues exactly.
 /// </summary>
@@ -49,9 +49,10 @@ internal sealed class TrainCommand
 
     private readonly Option<string> _model = new("--model")
     {
-        Description = "Network of the zoo (see README: resnet20, ce-resnet20, se-resnet20, bd-resnet20, aii-resnet20, vgg16-bn, ...)",
+        Description = "Network of the zoo (see README: resnet20, ce-resnet20, se-resnet20, bd-resnet20, aii-resnet20, vgg16-bn, ...) or of --assembly",
         DefaultValueFactory = _ => "ce-resnet20",
     };
+    private readonly Option<string?> _assembly = NetworkCatalog.AssemblyOption();
     private readonly Option<int> _epochs = CliOptions.Integer("--epochs", "Epochs to train", 5, 1, "must be positive");
     private readonly Option<int> _batch = CliOptions.Integer("--batch", "Training images per step", 128, 2,
         "must be at least 2 (batch normalization needs batch statistics)");
@@ -95,17 +96,17 @@ internal sealed class TrainCommand
 
     private Command Build()
     {
-        var command = new Command("train", "Train a network of the zoo on Fashion-MNIST (SGD, cosine or step schedule, label smoothing, checkpoints).")
+        var command = new Command("train", "Train a network (of the zoo or of --assembly) on Fashion-MNIST (SGD, cosine or step schedule, label smoothing, checkpoints).")
         {
-            _model, _epochs, _batch, _learningRate, _momentum, _weightDecay, _schedule, _milestones,
+            _model, _assembly, _epochs, _batch, _learningRate, _momentum, _weightDecay, _schedule, _milestones,
             _warmup, _labelSmoothing, _seed, _augment, _noAugment, _out, _resume, _force, _pauseAfter, _selectGamma, _progressEvery,
         };
         _data.AddTo(command);
         CommandAction.Set(command, (parse, output) =>
         {
             var settings = SettingsOf(parse);
-            CheckBeforeLoading(settings);
-            return Run(settings, _data.Load(parse, output.Output), output, _stepObserver);
+            var entry = CheckBeforeLoading(settings, NetworkCatalog.Load(parse.GetValue(_assembly)));
+            return Run(settings, entry, _data.Load(parse, output.Output), output, _stepObserver);
         }, stopsCleanly: true);
         return command;
     }
@@ -123,11 +124,11 @@ internal sealed class TrainCommand
             parse.GetValue(_force), parse.GetValue(_pauseAfter), parse.GetValue(_selectGamma), TimeSpan.FromSeconds(parse.GetValue(_progressEvery)));
     }
 
-    /// <summary>The checks that need no data, so a mistake is reported before the images are read.</summary>
-    private static void CheckBeforeLoading(TrainSettings settings)
+    /// <summary>The checks that need no data, so a mistake is reported before the images are read; returns the network to train.</summary>
+    private static NetworkEntry CheckBeforeLoading(TrainSettings settings, NetworkCatalog networks)
     {
         CheckOptions(settings);
-        Models.Find(settings.Model);
+        var entry = networks.Find(settings.Model);
         RunDirectory.CheckNotOverwriting(settings);
         if (settings.Resume is { } resume)
         {
@@ -137,6 +138,7 @@ internal sealed class TrainCommand
                 throw new UserException($"--resume: checkpoint '{resume}' does not exist.");
             Checkpoint.ReadInfo(resume);
         }
+        return entry;
     }
 
     /// <summary>The rules that involve several options (each option's own range is checked when it is parsed).</summary>
@@ -158,17 +160,16 @@ internal sealed class TrainCommand
     }
 
     /// <summary>Trains; <paramref name="data"/> is disposed.</summary>
-    private static int Run(TrainSettings settings, LoadedData data, CommandOutput output, IProgress<TrainingStep>? stepObserver = null)
+    private static int Run(TrainSettings settings, NetworkEntry entry, LoadedData data, CommandOutput output, IProgress<TrainingStep>? stepObserver = null)
     {
         using var _ = data;
-        var entry = Models.Find(settings.Model);
         var text = output.Output;
         var trainImages = data.TrainOrThrow;
         if (settings.BatchSize > trainImages.Count)
             throw new UserException(Invariant($"--batch {settings.BatchSize} is more than the {trainImages.Count:N0} training images: lower --batch or train on more images."));
 
         torch.manual_seed(settings.Seed);
-        using var network = Models.Create(entry);
+        using var network = entry.Create();
         // Selective convolutions train with the reference schedule and their shifts' own weight decay.
         bool selective = network.modules().Any(m => m is SelectiveConv2d);
         if (settings.SelectGamma is { } gamma)
@@ -182,7 +183,7 @@ internal sealed class TrainCommand
         var options = new TrainingOptions
         {
             EpochHooks = schedule is null ? [] : [schedule],
-            ParameterGroups = selective ? [ParameterGroupRule.NameEndsWith("_bias", SelectiveConv2d.ShiftWeightDecay)] : [],
+            ParameterGroups = selective ? [SelectiveSchedule.ShiftWeightDecayGroup] : [],
             Epochs = settings.Epochs,
             BatchSize = settings.BatchSize,
             Seed = (ulong)settings.Seed,
@@ -193,7 +194,7 @@ internal sealed class TrainCommand
             LabelSmoothing = settings.LabelSmoothing,
             Augmentation = settings.Augment ? Augmentation.Standard : null,
             PadTo = DataOptions.PadTo,
-            Normalization = DataOptions.Normalization,
+            Normalization = FashionMnist.Normalization,
             MetricsCsvPath = settings.MetricsPath,
             CheckpointPath = settings.CheckpointPath,
             // What the trainer cannot see but a resumed run must share.
@@ -209,7 +210,7 @@ internal sealed class TrainCommand
         }
 
         long parameters = network.parameters().Sum(p => p.numel());
-        text.WriteLine(Invariant($"model: {entry.Name} ({parameters:N0} parameters), input {string.Join("x", Models.InputShape)} (28x28 zero-padded)"));
+        text.WriteLine(Invariant($"model: {entry.Name} ({parameters:N0} parameters), input {InputShapes.Format(Models.InputShape)} (28x28 zero-padded), {FashionMnist.Classes} classes"));
         text.WriteLine(Invariant($"recipe: {settings.Epochs} epochs of {trainer.BatchesPerEpoch} batches of {settings.BatchSize}, SGD lr {settings.LearningRate} momentum {settings.Momentum} weight decay {settings.WeightDecay}, {options.EffectiveSchedule}, label smoothing {settings.LabelSmoothing}, augmentation {(settings.Augment ? "crop+flip" : "none")}, seed {settings.Seed}"));
         if (settings.Resume is not null)
             text.WriteLine(Invariant($"resumed from {settings.Resume} at {Describe(trainer.Position, trainer.BatchesPerEpoch)} (step {trainer.Position.GlobalStep})"));

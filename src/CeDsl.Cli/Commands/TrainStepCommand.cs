@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using CeDsl.Layers;
 using CeDsl.Networks;
+using CeDsl.Platform;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -41,7 +41,7 @@ internal sealed class TrainStepCommand
 
     private int Run(ParseResult parse, CommandOutput output)
     {
-        var entries = parse.GetValue(_models) is { Length: > 0 } names ? names.Select(Models.Find).ToList() : Zoo.Entries.ToList();
+        var entries = parse.GetValue(_models) is { Length: > 0 } names ? names.Select(NetworkCatalog.FindInZoo).ToList() : Zoo.Entries.ToList();
         int batch = parse.GetValue(_batch);
         foreach (var entry in entries)
         {

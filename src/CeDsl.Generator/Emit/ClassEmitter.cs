@@ -35,6 +35,7 @@ internal sealed class ClassEmitter
         writer.Line("using CeDsl.Architecture;");
         writer.Line("using CeDsl.Folding;");
         writer.Line("using CeDsl.Layers;");
+        writer.Line("using CeDsl.Platform;");
         if (Uses(plan, l => l is SelectiveConvPlan or PrunedSelectiveConvPlan)) writer.Line("using CeDsl.Selective;");
         writer.Line("using TorchSharp;");
         writer.Line("using TorchSharp.Modules;");

@@ -16,6 +16,9 @@ namespace CeDsl.Selective;
 /// </summary>
 public sealed class SelectiveConv2d : nn.Module<Tensor, Tensor>
 {
+    /// <summary>The name of the spatial shifts' parameter (the released code's), the last part of its state-dict key.</summary>
+    public const string ShiftParameterName = nameof(_bias);
+
     /// <summary>Weight decay the reference training applies to the shift parameters <c>_bias</c>.</summary>
     public const double ShiftWeightDecay = 1e-5;
 

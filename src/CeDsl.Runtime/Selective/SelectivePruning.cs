@@ -1,5 +1,6 @@
 using CeDsl.IO;
 using CeDsl.Layers;
+using CeDsl.Platform;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

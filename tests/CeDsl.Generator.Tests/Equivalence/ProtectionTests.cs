@@ -1,4 +1,4 @@
-using CeDsl.Layers;
+using CeDsl.Platform;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

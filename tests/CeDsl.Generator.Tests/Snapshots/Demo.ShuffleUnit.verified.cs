@@ -5,6 +5,7 @@ using CeDsl;
 using CeDsl.Architecture;
 using CeDsl.Folding;
 using CeDsl.Layers;
+using CeDsl.Platform;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,5 +1,4 @@
 using CeDsl.Layers;
-using CeDsl.Runtime.Tests.Training;
 using CeDsl.Tests.Shared;
 using TorchSharp;
 using Xunit.Abstractions;
@@ -9,7 +8,7 @@ using static TorchSharp.torch.nn;
 namespace CeDsl.Runtime.Tests.Layers;
 
 /// <summary>Native memory does not grow across training steps of a network whose CEs run on the CPU kernels.</summary>
-[Collection(SerialTrainingCollection.Name)]
+[Collection(SerialCollection.Name)]
 public class ChannelEquilibriumMemoryTests(ITestOutputHelper output)
 {
     private const int WarmUpSteps = 50;
