@@ -15,6 +15,7 @@ internal static class Cli
         FoldCommand.Create(),
         BenchCommand.Create(),
         SummaryCommand.Create(),
+        ExportCommand.Create(),
         DemoCommand.Create(),
         TrainStepCommand.Create(),
     };
