@@ -12,8 +12,16 @@ using static TorchSharp.torch;
 namespace CeDsl.Python.Tests.ZooTwins;
 
 /// <summary>A zoo network checked against its exported PyTorch module, at one element type.</summary>
-public sealed record ZooTwinCase(string Network, ScalarType Type)
+/// <param name="Network">The zoo name.</param>
+/// <param name="Type">Float64 or Float32.</param>
+/// <param name="IllConditionedGradients">The tolerance of the parameter gradients where it is not <see cref="Tolerance"/> (see <see cref="ZooTwinGroups.ResNet50Norms"/>).</param>
+public sealed record ZooTwinCase(string Network, ScalarType Type, double? IllConditionedGradients = null)
 {
+    /// <summary>The largest difference allowed, relative to max(1, max |value|): 1e-10 in float64, 1e-5 in float32.</summary>
+    public double Tolerance => Type == ScalarType.Float64 ? 1e-10 : 1e-5;
+
+    public double GradientTolerance => IllConditionedGradients ?? Tolerance;
+
     /// <summary>Names the case's files (a Python module name) and the test.</summary>
     public string Name => Network.Replace('-', '_').Replace('.', '_') + (Type == ScalarType.Float32 ? "_f32" : "");
 
@@ -190,7 +198,19 @@ public static class ZooTwinGroups
 
     public static readonly ZooTwinCase[] ResNet50s = Float64("resnet50", "se-resnet50", "ce-resnet50", "bd-resnet50", "aii-resnet50");
 
-    public static readonly ZooTwinCase[] ResNet50Norms = Float64("gn-resnet50", "ce-gn-resnet50", "in-resnet50", "ce-in-resnet50", "ln-resnet50", "ce-ln-resnet50");
+    /// <summary>
+    /// InstanceNorm over layer4's 2x2 positions makes the IN networks' training-mode gradients ill-conditioned at 64x64: moving
+    /// the input by 1e-15 of its value moves them by 9e-11 (IN) and 1.0e-9 (CE+IN) of their largest value, so two correct
+    /// implementations agree to about that (measured: 1.06e-10) and their gradients are held to 1e-9; everything else to 1e-10.
+    /// Larger inputs would cost four times as much.
+    /// </summary>
+    public static readonly ZooTwinCase[] ResNet50Norms =
+    [
+        .. Float64("gn-resnet50", "ce-gn-resnet50"),
+        new("in-resnet50", ScalarType.Float64, IllConditionedGradients: 1e-9),
+        new("ce-in-resnet50", ScalarType.Float64, IllConditionedGradients: 1e-9),
+        .. Float64("ln-resnet50", "ce-ln-resnet50"),
+    ];
 
     public static readonly ZooTwinCase[] MobileNets = Float64("mobilenetv2", "se-mobilenetv2", "ce-mobilenetv2",
         "shufflenetv2-0.5x", "se-shufflenetv2-0.5x", "ce-shufflenetv2-0.5x", "shufflenetv2-1.0x", "se-shufflenetv2-1.0x", "ce-shufflenetv2-1.0x");
