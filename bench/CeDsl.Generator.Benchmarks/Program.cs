@@ -7,11 +7,11 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 //        CeDsl.Generator.Benchmarks ratio [rounds]: generated vs hand-written block, interleaved;
 //        CeDsl.Generator.Benchmarks first-run: the generator's first run in a fresh process (JIT included);
 //        CeDsl.Generator.Benchmarks compare <other CeDsl.Generator.dll> [rounds] [instead of this build, a CeDsl.Generator.dll]:
-//        this generator against another build, interleaved.
+//        this generator against another build, interleaved (in a process without tiered compilation).
 if (args.Length > 1 && args[0] == "compare")
 {
-    CeDsl.Generator.Benchmarks.GeneratorComparison.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 20,
-        args.Length > 3 ? args[3] : null);
+    Environment.ExitCode = CeDsl.Generator.Benchmarks.GeneratorComparison.RunWithoutTieredCompilation(args[1],
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 20, args.Length > 3 ? args[3] : null);
     return;
 }
 if (args.Length > 0 && args[0] == "first-run")

@@ -13,9 +13,10 @@ internal static class Cli
         EvalCommand.Create(),
         AnalyzeCommand.Create(),
         FoldCommand.Create(),
+        ExportCommand.Create(),
         BenchCommand.Create(),
         SummaryCommand.Create(),
-        ExportCommand.Create(),
+        PlotCommand.Create(),
         DemoCommand.Create(),
         TrainStepCommand.Create(),
     };

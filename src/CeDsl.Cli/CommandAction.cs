@@ -29,8 +29,10 @@ internal static class CommandAction
 {
     public const int UserError = 1;
 
-    /// <summary>The command's name as the user typed it, e.g. "cedsl train".</summary>
-    public static string NameOf(Command command) => command is RootCommand ? "cedsl" : $"cedsl {command.Name}";
+    /// <summary>The command's name as the user typed it, e.g. "cedsl train" or "cedsl plot lines".</summary>
+    public static string NameOf(Command command) => command is RootCommand
+        ? "cedsl"
+        : $"{(command.Parents.OfType<Command>().FirstOrDefault() is { } parent ? NameOf(parent) : "cedsl")} {command.Name}";
 
     /// <summary>
     /// Sets <paramref name="command"/>'s action. With <paramref name="stopsCleanly"/> the command

@@ -90,6 +90,13 @@ public sealed class EndToEndTests(TrainedRun run)
         Assert.Equal(21, statistics.Layers.Count);
         Assert.Equal(16 + 6 * 16 + 6 * 32 + 6 * 64 + 32 + 64, statistics.Channels);
         Assert.All(statistics.Layers.Where(l => l.Rectifier != Rectifier.None), l => Assert.InRange(l.SparsityRatio!.Value, 0, 1));
+        // The paper's criteria are reported over the 10 layers followed by a rectifier (the stem's and every block's bn1), named.
+        var rectified = statistics.BeforeRectifier();
+        Assert.Equal(10, rectified.Layers.Count);
+        Assert.Contains("normalization layers followed by a rectifier: 10 of 21 (bn1, layer1.0.bn1, layer1.1.bn1, layer1.2.bn1, layer2.0.bn1,", result.Output);
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"the CE paper's criteria: |gamma| < 0.001 (Fig. 3d): {100 * rectified.ZeroGammaRatio:F1}%; sparsity ratio, post-rectifier values < 0.001 on 50 images (Fig. 1): {100 * rectified.SparsityRatio:F1}%"), result.Output);
+        Assert.Contains("the CE slides' ratios: gamma < 0.1 (Table 9): ", result.Output);
+        Assert.Contains(AnalysisCsv.BeforeRectifierLayer, File.ReadAllText(Path.Combine(directory, "channels.csv")));
 
         var curve = Assert.Single(AnalysisCsv.ReadAblation(Path.Combine(directory, "ablation.csv")));
         Assert.Equal([0.0, 0.5, 1.0], curve.Points.Select(p => p.Ratio));

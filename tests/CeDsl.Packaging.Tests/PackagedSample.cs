@@ -35,11 +35,11 @@ public sealed class PackagedSample : IDisposable
             File.WriteAllText(Path.Combine(WorkDirectory, file), "<Project />\n");
         Feed = Path.Combine(WorkDirectory, "feed");
 
-        PackageIds = ["CeDsl", "CeDsl.Networks"];
+        PackageIds = ["CeDsl", "CeDsl.Networks", "CeDsl.Onnx"];
         try
         {
             // --artifacts-path: the build output goes to the work directory, not to the repository's bin/obj.
-            foreach (string project in new[] { "src/CeDsl.Runtime/CeDsl.Runtime.csproj", "src/CeDsl.Networks/CeDsl.Networks.csproj" })
+            foreach (string project in new[] { "src/CeDsl.Runtime/CeDsl.Runtime.csproj", "src/CeDsl.Networks/CeDsl.Networks.csproj", "src/CeDsl.Onnx/CeDsl.Onnx.csproj" })
             {
                 DotNet.Run(Repository, CommandTimeout, "pack", Path.Combine(Repository, project), "-c", "Release",
                     "-o", Feed, "--artifacts-path", Path.Combine(WorkDirectory, "pack-artifacts"), $"-p:Version={Version}").EnsureSuccess();
@@ -86,13 +86,14 @@ public sealed class PackagedSample : IDisposable
     public string SampleSource => Path.Combine(Repository, "samples", "QuickStart");
 
     /// <summary>
-    /// Copies samples/QuickStart (without build output) to a new folder <paramref name="name"/> of
-    /// the work directory, pointing its nuget.config at the feed and its CeDsl reference at <see cref="Version"/>.
+    /// Copies samples/<paramref name="sample"/> (without build output) to a new folder <paramref name="name"/> of the work
+    /// directory, pointing its nuget.config at the feed and its references to the packed packages at <see cref="Version"/>
+    /// (in every project of the sample; each must reference the repository's version).
     /// </summary>
-    public string CopySample(string name)
+    public string CopySample(string name, string sample = "QuickStart")
     {
         string target = Path.Combine(WorkDirectory, name);
-        CopyDirectory(SampleSource, target);
+        CopyDirectory(Path.Combine(Repository, "samples", sample), target);
 
         string config = Path.Combine(target, "nuget.config");
         var configXml = XDocument.Load(config);
@@ -100,18 +101,19 @@ public sealed class PackagedSample : IDisposable
         localSource.SetAttributeValue("value", Feed);
         configXml.Save(config);
 
-        string project = Path.Combine(target, "QuickStart.csproj");
-        var projectXml = XDocument.Load(project);
-        var references = projectXml.Descendants("PackageReference")
-            .Where(e => PackageIds.Contains((string?)e.Attribute("Include"))).ToList();
-        Assert.Equal(PackageIds, references.Select(e => (string?)e.Attribute("Include")));
-        foreach (var reference in references)
+        foreach (string project in Directory.GetFiles(target, "*.csproj", SearchOption.AllDirectories))
         {
-            Assert.True(RepositoryVersion == (string?)reference.Attribute("Version"),
-                $"samples/QuickStart references {reference.Attribute("Include")} {reference.Attribute("Version")}, the repository is at {RepositoryVersion}.");
-            reference.SetAttributeValue("Version", Version);
+            var projectXml = XDocument.Load(project);
+            var references = projectXml.Descendants("PackageReference")
+                .Where(e => PackageIds.Contains((string?)e.Attribute("Include"))).ToList();
+            foreach (var reference in references)
+            {
+                Assert.True(RepositoryVersion == (string?)reference.Attribute("Version"),
+                    $"samples/{sample}/{Path.GetFileName(project)} references {reference.Attribute("Include")} {reference.Attribute("Version")}, the repository is at {RepositoryVersion}.");
+                reference.SetAttributeValue("Version", Version);
+            }
+            projectXml.Save(project);
         }
-        projectXml.Save(project);
         return target;
     }
 

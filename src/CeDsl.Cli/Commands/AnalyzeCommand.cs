@@ -9,9 +9,9 @@ using static CeDsl.Cli.Formatting;
 namespace CeDsl.Cli.Commands;
 
 /// <summary>
-/// <c>cedsl analyze</c>: per-layer inhibited-channel statistics (gamma &lt; 0.1, beta &lt;= 0, the
-/// sparsity of post-ReLU values &lt; 1e-3) and the cumulative random channel-ablation curve of a
-/// trained checkpoint on the test images, as CSV files and PNG plots.
+/// <c>cedsl analyze</c>: per-layer inhibited-channel statistics (the paper's |gamma| &lt; 1e-3 and
+/// sparsity of post-ReLU values &lt; 1e-3; the slides' gamma &lt; 0.1 and beta &lt;= 0) and the cumulative
+/// random channel-ablation curve of a trained checkpoint on the test images, as CSV files and PNG plots.
 /// </summary>
 internal sealed class AnalyzeCommand
 {
@@ -86,7 +86,7 @@ internal sealed class AnalyzeCommand
         AnalysisCsv.WriteAblation(Path.Combine(outDirectory, AblationCsv), [curve]);
         AnalysisPlots.SaveAblationCurves(Path.Combine(outDirectory, AblationPng), [curve]);
 
-        text.WriteLine(Invariant($"inhibited channels over {statistics.Layers.Count} layers ({statistics.Channels:N0} channels): gamma < {statistics.Options.GammaThreshold}: {Percent(statistics.GammaBelowRatio, 1)}, beta <= 0: {Percent(statistics.BetaNonPositiveRatio, 1)}, both: {Percent(statistics.InhibitedRatio, 1)}, sparsity (post-ReLU < {statistics.Options.ActivationThreshold}): {Percent(statistics.SparsityRatio, 1)}"));
+        WriteStatistics(text, statistics);
         text.WriteLine("ablation ratio  channels  accuracy (mean ± s.d.)");
         foreach (var point in curve.Points)
             text.WriteLine(Invariant($"{point.Ratio,14:F2}  {point.AblatedChannels,8}  {Percent(point.Mean),7} ± {Percent(point.StandardDeviation)}"));
@@ -94,6 +94,17 @@ internal sealed class AnalyzeCommand
             text.WriteLine(Invariant($"channel importance (ECDM) over {importance.Count} BN-ReLU-conv chains: mean Gini {importance.Average(c => c.Report.Gini):F3}, mean normalized entropy {importance.Average(c => c.Report.NormalizedEntropy):F3} (0 and 1: every channel matters equally)"));
         text.WriteLine($"wrote {string.Join(", ", new[] { StatisticsCsv, StatisticsPng, AblationCsv, AblationPng, ImportanceCsv }.Select(f => Path.Combine(outDirectory, f)))}");
         return 0;
+    }
+
+    /// <summary>The paper's criteria over the layers followed by a rectifier, then the slides' ratios, each labelled with its source.</summary>
+    private static void WriteStatistics(TextWriter text, ChannelStatisticsReport statistics)
+    {
+        var options = statistics.Options;
+        var rectified = statistics.BeforeRectifier();
+        text.WriteLine(Invariant($"normalization layers followed by a rectifier: {rectified.Layers.Count} of {statistics.Layers.Count} ({string.Join(", ", rectified.Layers.Select(l => l.Normalization))}), {rectified.Channels:N0} channels"));
+        text.WriteLine(Invariant($"  the CE paper's criteria: |gamma| < {options.ZeroGammaThreshold} (Fig. 3d): {Percent(rectified.ZeroGammaRatio, 1)}; sparsity ratio, post-rectifier values < {options.ActivationThreshold} on {statistics.Images:N0} images (Fig. 1): {Percent(rectified.SparsityRatio, 1)}"));
+        text.WriteLine(Invariant($"  the CE slides' ratios: gamma < {options.GammaThreshold} (Table 9): {Percent(rectified.GammaBelowRatio, 1)}, beta <= 0 (Table 4): {Percent(rectified.BetaNonPositiveRatio, 1)}, both (Remark 1 at gamma < {options.GammaThreshold}): {Percent(rectified.InhibitedRatio, 1)}"));
+        text.WriteLine(Invariant($"all {statistics.Layers.Count} normalization layers ({statistics.Channels:N0} channels): |gamma| < {options.ZeroGammaThreshold}: {Percent(statistics.ZeroGammaRatio, 1)}, gamma < {options.GammaThreshold}: {Percent(statistics.GammaBelowRatio, 1)}, beta <= 0: {Percent(statistics.BetaNonPositiveRatio, 1)}, both: {Percent(statistics.InhibitedRatio, 1)}"));
     }
 
     private static double[] ParseRatios(System.CommandLine.Parsing.ArgumentResult result)

@@ -61,8 +61,9 @@ internal static class AnalysisPlots
     }
 
     /// <summary>
-    /// Per layer, grouped bars of the fraction of channels with gamma below the threshold, with
-    /// beta &lt;= 0, and (where measured) the sparsity ratio of the post-rectifier values.
+    /// Per layer, grouped bars of the fraction of channels with |gamma| below the zero threshold, (where
+    /// measured) the sparsity ratio of the post-rectifier values, and the fractions with gamma below the
+    /// slides' threshold and with beta &lt;= 0.
     /// </summary>
     /// <exception cref="ArgumentException">A report without layers, or a size below 200 pixels.</exception>
     /// <exception cref="InvalidOperationException">No fonts are installed.</exception>
@@ -74,15 +75,17 @@ internal static class AnalysisPlots
 
         using var plot = NewPlot();
         var palette = new ScottPlot.Palettes.Category10();
+        string zero = report.Options.ZeroGammaThreshold.ToString("G", CultureInfo.InvariantCulture);
         string threshold = report.Options.GammaThreshold.ToString("G", CultureInfo.InvariantCulture);
         string activation = report.Options.ActivationThreshold.ToString("G", CultureInfo.InvariantCulture);
         var series = new List<(string Label, Func<LayerChannelStatistics, double?> Value)>
         {
-            ($"channels with γ < {threshold}", l => l.GammaBelowRatio),
-            ("channels with β ≤ 0", l => l.BetaNonPositiveRatio),
+            ($"|γ| < {zero} (paper, Fig. 3d)", l => l.ZeroGammaRatio),
         };
         if (report.Layers.Any(l => l.SparsityRatio is not null))
-            series.Add(($"sparsity: rectified values < {activation}", l => l.SparsityRatio));
+            series.Add(($"sparsity: rectified values < {activation} (paper, Fig. 1)", l => l.SparsityRatio));
+        series.Add(($"γ < {threshold} (slides, Table 9)", l => l.GammaBelowRatio));
+        series.Add(("β ≤ 0 (slides, Table 4)", l => l.BetaNonPositiveRatio));
 
         const double groupWidth = 0.8;
         double barWidth = groupWidth / series.Count;
@@ -123,7 +126,8 @@ internal static class AnalysisPlots
         Save(plot, path, width, height);
     }
 
-    private static Plot NewPlot()
+    /// <summary>A plot with the preferred font; refuses to draw without fonts.</summary>
+    internal static Plot NewPlot()
     {
         if (SKFontManager.Default.FontFamilyCount == 0)
             throw new InvalidOperationException(
@@ -134,7 +138,8 @@ internal static class AnalysisPlots
         return plot;
     }
 
-    private static void Save(Plot plot, string path, int width, int height)
+    /// <summary>Renders <paramref name="plot"/> as a PNG, written atomically.</summary>
+    internal static void Save(Plot plot, string path, int width, int height)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (width < 200 || height < 200)

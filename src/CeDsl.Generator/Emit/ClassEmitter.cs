@@ -47,7 +47,7 @@ internal sealed class ClassEmitter
             new ClassWriter(writer, plan).Write();
         }
         ns?.Dispose();
-        return writer.ToString();
+        return writer.Finish();
     }
 
     /// <summary>The members of one class, trained or folded: the same code for both, driven by the plan.</summary>

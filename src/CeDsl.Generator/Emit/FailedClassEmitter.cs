@@ -78,7 +78,7 @@ internal static class FailedClassEmitter
             }
         }
         ns?.Dispose();
-        return writer.ToString();
+        return writer.Finish();
     }
 
     /// <summary>The widest signature the class could have had: every parameter a block or a network can take.</summary>

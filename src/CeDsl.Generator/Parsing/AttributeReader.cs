@@ -19,7 +19,9 @@ internal static class AttributeReader
     /// <summary>The layer an attribute application declares.</summary>
     public static LayerSpec Layer(AttributeData data, Type type, LayerKind kind, LocationInfo? location)
     {
-        var spec = Defaults.GetOrAdd(kind, _ => LayerSpecs.From(DefaultInstance(type), kind, null)) with { Location = location };
+        if (!Defaults.TryGetValue(kind, out var defaults))
+            defaults = Defaults.GetOrAdd(kind, LayerSpecs.From(DefaultInstance(type), kind, null));
+        var spec = defaults with { Location = location };
         if (data.AttributeConstructor is { } constructor)
         {
             var positional = data.ConstructorArguments;

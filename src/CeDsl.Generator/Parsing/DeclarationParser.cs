@@ -33,7 +33,9 @@ internal static class DeclarationParser
         if (HasAttribute(symbol, AttributeNames.Block))
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedDeclaration, location, symbol.Name, "a class cannot be both a [Block] and a [Network]"));
 
-        var layers = ParseLayers(symbol, data, diagnostics, resolveStages: true, cancellationToken);
+        // The stages that name the same block share one parse of it.
+        var stageBlocks = new Dictionary<ITypeSymbol, BlockReference>(SymbolEqualityComparer.Default);
+        var layers = ParseLayers(symbol, data, diagnostics, stageBlocks, cancellationToken);
         var defaults = NetworkDefaults;
         return new NetworkDeclaration(
             TypeRefOf(symbol),
@@ -61,7 +63,7 @@ internal static class DeclarationParser
         var location = AttributeLocation(data);
         var diagnostics = new List<DiagnosticInfo>();
         CheckDeclaration(symbol, data, location, diagnostics);
-        var layers = ParseLayers(symbol, data, diagnostics, resolveStages: false, cancellationToken);
+        var layers = ParseLayers(symbol, data, diagnostics, stageBlocks: null, cancellationToken);
         var defaults = BlockDefaults;
         return new BlockDeclaration(TypeRefOf(symbol), location,
             AttributeReader.Named(data, nameof(BlockAttribute.Init), defaults.Init),
@@ -106,7 +108,8 @@ internal static class DeclarationParser
     /// source order. Roslyn does not promise source order across partial declarations, so layer
     /// attributes on any other declaration of the class are diagnosed.
     /// </summary>
-    private static EquatableArray<LayerSpec> ParseLayers(INamedTypeSymbol symbol, AttributeData classAttribute, List<DiagnosticInfo> diagnostics, bool resolveStages, CancellationToken cancellationToken)
+    /// <param name="stageBlocks">A network's: the blocks its stages name, parsed so far; null for a block (its stages are not resolved).</param>
+    private static EquatableArray<LayerSpec> ParseLayers(INamedTypeSymbol symbol, AttributeData classAttribute, List<DiagnosticInfo> diagnostics, Dictionary<ITypeSymbol, BlockReference>? stageBlocks, CancellationToken cancellationToken)
     {
         var declaration = DeclarationOf(classAttribute);
         var found = new List<(int Order, AttributeData Data, Type Type, LayerKind Kind)>();
@@ -135,7 +138,7 @@ internal static class DeclarationParser
         }
 
         return found.OrderBy(f => f.Order)
-            .Select(f => ParseLayer(f.Data, f.Type, f.Kind, resolveStages, cancellationToken))
+            .Select(f => ParseLayer(f.Data, f.Type, f.Kind, stageBlocks, cancellationToken))
             .ToEquatableArray();
     }
 
@@ -144,16 +147,16 @@ internal static class DeclarationParser
     private static readonly BlockAttribute BlockDefaults = new();
     private static readonly StageAttribute StageDefaults = new(typeof(object));
 
-    private static LayerSpec ParseLayer(AttributeData data, Type type, LayerKind kind, bool resolveStages, CancellationToken cancellationToken)
+    private static LayerSpec ParseLayer(AttributeData data, Type type, LayerKind kind, Dictionary<ITypeSymbol, BlockReference>? stageBlocks, CancellationToken cancellationToken)
     {
         var spec = AttributeReader.Layer(data, type, kind, AttributeLocation(data));
-        return kind == LayerKind.Stage ? spec with { Stage = ParseStage(data, resolveStages, cancellationToken) } : spec;
+        return kind == LayerKind.Stage ? spec with { Stage = ParseStage(data, stageBlocks, cancellationToken) } : spec;
     }
 
-    private static StageSpec ParseStage(AttributeData data, bool resolve, CancellationToken cancellationToken)
+    private static StageSpec ParseStage(AttributeData data, Dictionary<ITypeSymbol, BlockReference>? blocks, CancellationToken cancellationToken)
     {
-        var block = Reference(AttributeReader.TypeArgument(data, 0), resolve, cancellationToken);
-        var first = AttributeReader.TypeArgument(data, nameof(StageAttribute.First)) is { } type ? Reference(type, resolve, cancellationToken) : null;
+        var block = Reference(AttributeReader.TypeArgument(data, 0), blocks, cancellationToken);
+        var first = AttributeReader.TypeArgument(data, nameof(StageAttribute.First)) is { } type ? Reference(type, blocks, cancellationToken) : null;
         return new StageSpec(
             AttributeReader.Named(data, nameof(StageAttribute.Blocks), StageDefaults.Blocks),
             AttributeReader.Named(data, nameof(StageAttribute.Out), StageDefaults.Out),
@@ -161,13 +164,17 @@ internal static class DeclarationParser
             block, first);
     }
 
-    private static BlockReference Reference(ITypeSymbol? type, bool resolve, CancellationToken cancellationToken)
+    private static BlockReference Reference(ITypeSymbol? type, Dictionary<ITypeSymbol, BlockReference>? blocks, CancellationToken cancellationToken)
     {
         if (type is null) return new BlockReference("?", null);
+        if (blocks is not null && blocks.TryGetValue(type, out var parsed)) return parsed;
         var display = type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat);
-        if (!resolve || type is not INamedTypeSymbol named) return new BlockReference(display, null);
+        if (blocks is null || type is not INamedTypeSymbol named) return new BlockReference(display, null);
         var blockAttribute = named.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == AttributeNames.Block);
-        if (blockAttribute is null || HasAttribute(named, AttributeNames.Network)) return new BlockReference(display, null);
-        return new BlockReference(display, ParseBlock(named, blockAttribute, cancellationToken));
+        var reference = blockAttribute is null || HasAttribute(named, AttributeNames.Network)
+            ? new BlockReference(display, null)
+            : new BlockReference(display, ParseBlock(named, blockAttribute, cancellationToken));
+        blocks[type] = reference;
+        return reference;
     }
 }

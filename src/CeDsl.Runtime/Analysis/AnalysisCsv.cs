@@ -15,19 +15,27 @@ public static class AnalysisCsv
     public const string StatisticsHeader =
         "model,layer,equilibrium,activation,rectifier,channels,gamma_threshold,gamma_below,abs_gamma_below,beta_nonpositive,inhibited," +
         "gamma_below_ratio,abs_gamma_below_ratio,beta_nonpositive_ratio,inhibited_ratio," +
-        "activation_threshold,images,activation_values,sparse_values,sparsity_ratio,dead_channels,dead_channel_ratio";
+        "activation_threshold,images,activation_values,sparse_values,sparsity_ratio,dead_channels,dead_channel_ratio," +
+        "zero_gamma_threshold,zero_gamma,zero_gamma_ratio";
 
     /// <summary>The header of an ablation file.</summary>
     public const string AblationHeader =
         "model,site,seed,targets,total_channels,images,ratio,ablated_channels,repeats,mean_accuracy,std_accuracy,accuracies";
 
-    /// <summary>The <c>layer</c> of the row that closes each model's rows with its network-wide statistics.</summary>
+    /// <summary>The <c>layer</c> of the row with a model's statistics over all its probed layers.</summary>
     public const string OverallLayer = "(overall)";
 
     /// <summary>
-    /// Writes one row per layer of each report, then a <see cref="OverallLayer"/> row per report:
-    /// pooled counts and ratios, the summed activation counts of the measured layers, and as
-    /// sparsity_ratio the paper's mean of the per-layer ratios.
+    /// The <c>layer</c> of the row with a model's statistics over the layers followed by a rectifier
+    /// (<see cref="ChannelStatisticsReport.BeforeRectifier"/>), the row that reports the paper's criteria.
+    /// </summary>
+    public const string BeforeRectifierLayer = "(before rectifier)";
+
+    /// <summary>
+    /// Writes one row per layer of each report, then a <see cref="OverallLayer"/> row and, if any layer
+    /// has a rectifier, a <see cref="BeforeRectifierLayer"/> row per report: pooled counts and ratios,
+    /// the summed activation counts of the measured layers, and as sparsity_ratio the paper's mean of
+    /// the per-layer ratios.
     /// </summary>
     /// <exception cref="ArgumentException">A model or module name contains ',', ';', '"' or a line break.</exception>
     public static void WriteStatistics(string path, IReadOnlyList<ChannelStatisticsReport> reports)
@@ -39,28 +47,39 @@ public static class AnalysisCsv
             string model = Field(report.Model, "model name");
             string gammaThreshold = Number(report.Options.GammaThreshold);
             string activationThreshold = Number(report.Options.ActivationThreshold);
+            string zeroGammaThreshold = Number(report.Options.ZeroGammaThreshold);
             foreach (var l in report.Layers)
                 Row(text, model, Field(l.Normalization, "layer"), Field(l.Equilibrium, "module name"), Field(l.Activation, "module name"),
                     l.Rectifier.ToString(), Integer(l.Channels), gammaThreshold,
                     Integer(l.GammaBelow), Integer(l.AbsGammaBelow), Integer(l.BetaNonPositive), Integer(l.Inhibited),
                     Number(l.GammaBelowRatio), Number(l.AbsGammaBelowRatio), Number(l.BetaNonPositiveRatio), Number(l.InhibitedRatio),
                     activationThreshold, Integer(report.Images), Integer(l.ActivationValues), Integer(l.SparseValues),
-                    Number(l.SparsityRatio), Integer(l.DeadChannels), Number(l.DeadChannelRatio));
+                    Number(l.SparsityRatio), Integer(l.DeadChannels), Number(l.DeadChannelRatio),
+                    zeroGammaThreshold, Integer(l.ZeroGamma), Number(l.ZeroGammaRatio));
 
-            var measured = report.Layers.Where(l => l.SparsityRatio is not null).ToList();
-            bool any = measured.Count > 0;
-            Row(text, model, OverallLayer, "", "", "", Integer(report.Channels), gammaThreshold,
-                Integer(report.Layers.Sum(l => l.GammaBelow)), Integer(report.Layers.Sum(l => l.AbsGammaBelow)),
-                Integer(report.Layers.Sum(l => l.BetaNonPositive)), Integer(report.Layers.Sum(l => l.Inhibited)),
-                Number(report.GammaBelowRatio), Number(report.AbsGammaBelowRatio), Number(report.BetaNonPositiveRatio), Number(report.InhibitedRatio),
-                activationThreshold, Integer(report.Images),
-                any ? Integer(measured.Sum(l => l.ActivationValues!.Value)) : "", any ? Integer(measured.Sum(l => l.SparseValues!.Value)) : "",
-                Number(report.SparsityRatio), any ? Integer(measured.Sum(l => l.DeadChannels!.Value)) : "", Number(report.DeadChannelRatio));
+            SummaryRow(text, model, OverallLayer, report);
+            var beforeRectifier = report.BeforeRectifier();
+            if (beforeRectifier.Layers.Count > 0)
+                SummaryRow(text, model, BeforeRectifierLayer, beforeRectifier);
         }
         Write(path, text);
     }
 
-    /// <summary>Reads the reports of a statistics file, one per model in file order (the overall rows are recomputed, not read).</summary>
+    private static void SummaryRow(StringBuilder text, string model, string layer, ChannelStatisticsReport report)
+    {
+        var measured = report.Layers.Where(l => l.SparsityRatio is not null).ToList();
+        bool any = measured.Count > 0;
+        Row(text, model, layer, "", "", "", Integer(report.Channels), Number(report.Options.GammaThreshold),
+            Integer(report.Layers.Sum(l => l.GammaBelow)), Integer(report.Layers.Sum(l => l.AbsGammaBelow)),
+            Integer(report.Layers.Sum(l => l.BetaNonPositive)), Integer(report.Layers.Sum(l => l.Inhibited)),
+            Number(report.GammaBelowRatio), Number(report.AbsGammaBelowRatio), Number(report.BetaNonPositiveRatio), Number(report.InhibitedRatio),
+            Number(report.Options.ActivationThreshold), Integer(report.Images),
+            any ? Integer(measured.Sum(l => l.ActivationValues!.Value)) : "", any ? Integer(measured.Sum(l => l.SparseValues!.Value)) : "",
+            Number(report.SparsityRatio), any ? Integer(measured.Sum(l => l.DeadChannels!.Value)) : "", Number(report.DeadChannelRatio),
+            Number(report.Options.ZeroGammaThreshold), Integer(report.Layers.Sum(l => l.ZeroGamma)), Number(report.ZeroGammaRatio));
+    }
+
+    /// <summary>Reads the reports of a statistics file, one per model in file order (the summary rows are recomputed, not read).</summary>
     /// <exception cref="InvalidDataException">Another header, a malformed row, or a model whose rows disagree on thresholds or images.</exception>
     public static IReadOnlyList<ChannelStatisticsReport> ReadStatistics(string path)
     {
@@ -86,15 +105,15 @@ public static class AnalysisCsv
 
     private static (ChannelStatisticsOptions Options, long Images, LayerChannelStatistics? Layer) ReadStatisticsRow(string[] f)
     {
-        var options = new ChannelStatisticsOptions { GammaThreshold = Double(f[6]), ActivationThreshold = Double(f[15]) };
+        var options = new ChannelStatisticsOptions { GammaThreshold = Double(f[6]), ActivationThreshold = Double(f[15]), ZeroGammaThreshold = Double(f[22]) };
         long images = Long(f[16]);
-        if (f[1] == OverallLayer)
+        if (f[1] is OverallLayer or BeforeRectifierLayer)
             return (options, images, null);
         if (!Enum.TryParse<Rectifier>(f[4], out var rectifier) || !Enum.IsDefined(rectifier))
             throw new FormatException($"unknown rectifier '{f[4]}'");
         return (options, images, new LayerChannelStatistics(f[1], Optional(f[2]), Optional(f[3]), rectifier, Int(f[5]),
             Int(f[7]), Int(f[8]), Int(f[9]), Int(f[10]),
-            f[17].Length == 0 ? null : Long(f[17]), f[18].Length == 0 ? null : Long(f[18]), f[20].Length == 0 ? null : Int(f[20])));
+            f[17].Length == 0 ? null : Long(f[17]), f[18].Length == 0 ? null : Long(f[18]), f[20].Length == 0 ? null : Int(f[20]), Int(f[23])));
     }
 
     /// <summary>Writes one row per point of each curve.</summary>

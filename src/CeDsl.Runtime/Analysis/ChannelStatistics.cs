@@ -6,9 +6,10 @@ using static TorchSharp.torch;
 namespace CeDsl.Analysis;
 
 /// <summary>
-/// Inhibited-channel statistics (the CE paper's Remark 1, Tables 4 and 9 of its slides, and the
-/// sparsity ratio of its Fig. 1 and Fig. 3c): per probe point, the ratios of BN channels with a
-/// small gamma and with beta &lt;= 0, and the fraction of post-rectifier values below 1e-3 over a data set.
+/// Inhibited-channel statistics: per probe point, the CE paper's two criteria (Fig. 3d: channels with
+/// |gamma| &lt; 1e-3; Fig. 1: the sparsity ratio, the fraction of post-rectifier values below 1e-3 over a
+/// data set), and the CE slides' ratios of channels with gamma &lt; 0.1 (Table 9), with beta &lt;= 0
+/// (Table 4), and with both (Remark 1's inhibited channel at that threshold).
 /// </summary>
 public static class ChannelStatistics
 {
@@ -101,9 +102,10 @@ public static class ChannelStatistics
     {
         var (gamma, beta) = AffineParameters(probe);
         double threshold = options.GammaThreshold;
-        int gammaBelow = 0, absGammaBelow = 0, betaNonPositive = 0, inhibited = 0;
+        int zeroGamma = 0, gammaBelow = 0, absGammaBelow = 0, betaNonPositive = 0, inhibited = 0;
         for (int c = 0; c < gamma.Length; c++)
         {
+            if (Math.Abs(gamma[c]) < options.ZeroGammaThreshold) zeroGamma++;
             bool small = Math.Abs(gamma[c]) < threshold;
             if (gamma[c] < threshold) gammaBelow++;
             if (small) absGammaBelow++;
@@ -114,7 +116,8 @@ public static class ChannelStatistics
         bool measured = activations is { Values: > 0 };
         return new LayerChannelStatistics(point.Normalization, point.Equilibrium, point.Activation, point.Rectifier, gamma.Length,
             gammaBelow, absGammaBelow, betaNonPositive, inhibited,
-            measured ? activations!.Values : null, measured ? activations!.Sparse : null, measured ? activations!.DeadChannels(options.ActivationThreshold) : null);
+            measured ? activations!.Values : null, measured ? activations!.Sparse : null, measured ? activations!.DeadChannels(options.ActivationThreshold) : null,
+            zeroGamma);
     }
 
     private static (double[] Gamma, double[] Beta) AffineParameters(ResolvedProbe probe)

@@ -3,14 +3,27 @@ namespace CeDsl.Analysis;
 /// <summary>Thresholds of the inhibited-channel statistics.</summary>
 public sealed record ChannelStatisticsOptions
 {
-    /// <summary>A channel's gamma counts as small below this (the slides' tables: gamma_c &lt; 0.1).</summary>
+    /// <summary>
+    /// A channel's gamma counts as zero when |gamma| is below this: the CE paper's Fig. 3d measures
+    /// "the percentage of gamma whose values are less than 1e-3". The magnitude is compared, since a
+    /// channel with a large negative gamma carries as much signal as one with a large positive gamma.
+    /// </summary>
+    public double ZeroGammaThreshold { get; init; } = 1e-3;
+
+    /// <summary>
+    /// A channel's gamma counts as small below this: the CE slides' Table 9 ("ratios of gamma_c &lt; 0.1").
+    /// With beta &lt;= 0 (the slides' Table 4) it is the inhibited-channel condition of the slides' Remark 1
+    /// at this threshold, not a criterion of the paper.
+    /// </summary>
     public double GammaThreshold { get; init; } = 0.1;
 
-    /// <summary>A post-rectifier value counts as sparse below this (the paper's sparsity ratio: values &lt; 1e-3).</summary>
+    /// <summary>A post-rectifier value counts as sparse below this (the CE paper's sparsity ratio, Fig. 1: values &lt; 1e-3).</summary>
     public double ActivationThreshold { get; init; } = 1e-3;
 
     internal void Validate()
     {
+        if (!double.IsFinite(ZeroGammaThreshold))
+            throw new ArgumentException($"ZeroGammaThreshold must be finite, got {ZeroGammaThreshold}.");
         if (!double.IsFinite(GammaThreshold))
             throw new ArgumentException($"GammaThreshold must be finite, got {GammaThreshold}.");
         if (!double.IsFinite(ActivationThreshold))
@@ -33,11 +46,15 @@ public sealed record ChannelStatisticsOptions
 /// <param name="ActivationValues">Post-rectifier values seen, or null where no data was given or no rectifier follows.</param>
 /// <param name="SparseValues">Of those, the values below the activation threshold.</param>
 /// <param name="DeadChannels">Channels whose every post-rectifier value was below the activation threshold.</param>
+/// <param name="ZeroGamma">Channels with |gamma| &lt; the zero-gamma threshold (the CE paper's Fig. 3d criterion).</param>
 public sealed record LayerChannelStatistics(
     string Normalization, string? Equilibrium, string? Activation, Rectifier Rectifier, int Channels,
     int GammaBelow, int AbsGammaBelow, int BetaNonPositive, int Inhibited,
-    long? ActivationValues, long? SparseValues, int? DeadChannels)
+    long? ActivationValues, long? SparseValues, int? DeadChannels, int ZeroGamma)
 {
+    /// <summary>ZeroGamma / Channels.</summary>
+    public double ZeroGammaRatio => (double)ZeroGamma / Channels;
+
     /// <summary>GammaBelow / Channels.</summary>
     public double GammaBelowRatio => (double)GammaBelow / Channels;
 
@@ -67,6 +84,12 @@ public sealed record ChannelStatisticsReport(string Model, ChannelStatisticsOpti
     /// <summary>Channels of all layers.</summary>
     public int Channels => Layers.Sum(l => l.Channels);
 
+    /// <summary>
+    /// Fraction of all channels with |gamma| &lt; the zero-gamma threshold: the CE paper's Fig. 3d
+    /// criterion, which concerns the normalization layers followed by a rectifier (see <see cref="BeforeRectifier"/>).
+    /// </summary>
+    public double ZeroGammaRatio => Pooled(l => l.ZeroGamma);
+
     /// <summary>Fraction of all channels with gamma &lt; the threshold.</summary>
     public double GammaBelowRatio => Pooled(l => l.GammaBelow);
 
@@ -90,6 +113,13 @@ public sealed record ChannelStatisticsReport(string Model, ChannelStatisticsOpti
 
     /// <summary>Fraction of the measured layers' channels that were dead on every image.</summary>
     public double? DeadChannelRatio => Measured.Any() ? (double)Measured.Sum(l => l.DeadChannels!.Value) / Measured.Sum(l => l.Channels) : null;
+
+    /// <summary>
+    /// The same statistics over the layers followed by a rectifier only: the "Norm + Rectifier" blocks that
+    /// the paper's criteria and the slides' Remark 1 are about (a normalization whose output is added to a
+    /// shortcut before the rectifier, or a projection shortcut's, cannot inhibit a channel by itself).
+    /// </summary>
+    public ChannelStatisticsReport BeforeRectifier() => this with { Layers = [.. Layers.Where(l => l.Rectifier != Rectifier.None)] };
 
     private IEnumerable<LayerChannelStatistics> Measured => Layers.Where(l => l.SparsityRatio is not null);
 

@@ -32,11 +32,11 @@ public sealed class AnalysisPlotsTests : IDisposable
 
     internal static ChannelStatisticsReport Statistics() => new("BN (wd 5e-3)", new ChannelStatisticsOptions(), 1000,
     [
-        new LayerChannelStatistics("bn1", null, "relu", Rectifier.ReLU, 16, 2, 2, 9, 1, 1000, 420, 1),
-        new LayerChannelStatistics("layer1.0.bn1", null, "layer1.0.relu", Rectifier.ReLU, 16, 4, 4, 10, 3, 1000, 610, 2),
-        new LayerChannelStatistics("layer1.0.bn2", "layer1.0.ce", null, Rectifier.None, 16, 1, 1, 7, 0, null, null, null),
-        new LayerChannelStatistics("layer2.0.bn1", null, "layer2.0.relu", Rectifier.ReLU, 32, 12, 12, 25, 9, 1000, 780, 8),
-        new LayerChannelStatistics("layer2.0.downsample.1", null, null, Rectifier.None, 32, 0, 0, 16, 0, null, null, null),
+        new LayerChannelStatistics("bn1", null, "relu", Rectifier.ReLU, 16, 2, 2, 9, 1, 1000, 420, 1, 1),
+        new LayerChannelStatistics("layer1.0.bn1", null, "layer1.0.relu", Rectifier.ReLU, 16, 4, 4, 10, 3, 1000, 610, 2, 2),
+        new LayerChannelStatistics("layer1.0.bn2", "layer1.0.ce", null, Rectifier.None, 16, 1, 1, 7, 0, null, null, null, 0),
+        new LayerChannelStatistics("layer2.0.bn1", null, "layer2.0.relu", Rectifier.ReLU, 32, 12, 12, 25, 9, 1000, 780, 8, 6),
+        new LayerChannelStatistics("layer2.0.downsample.1", null, null, Rectifier.None, 32, 0, 0, 16, 0, null, null, null, 0),
     ]);
 
     /// <summary>The PNG's signature, and its width and height from the IHDR chunk.</summary>
@@ -79,7 +79,7 @@ public sealed class AnalysisPlotsTests : IDisposable
     {
         string path = File("inhibited-deep.png");
         var layers = Enumerable.Range(0, 24).Select(i => new LayerChannelStatistics($"layer{1 + i / 6}.{i % 6 / 2}.bn{1 + i % 2}", null, null,
-            i % 2 == 0 ? Rectifier.ReLU : Rectifier.None, 64, i, i, 20 + i, i / 2, i % 2 == 0 ? 6400 : null, i % 2 == 0 ? 100L * i : null, i % 2 == 0 ? i / 4 : null));
+            i % 2 == 0 ? Rectifier.ReLU : Rectifier.None, 64, i, i, 20 + i, i / 2, i % 2 == 0 ? 6400 : null, i % 2 == 0 ? 100L * i : null, i % 2 == 0 ? i / 4 : null, i / 3));
 
         AnalysisPlots.SaveInhibitedChannels(path, Statistics() with { Layers = [.. layers] }, width: 1200, height: 560);
 

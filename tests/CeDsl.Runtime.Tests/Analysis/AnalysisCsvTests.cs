@@ -7,8 +7,9 @@ public class AnalysisCsvTests
 {
     private static ChannelStatisticsReport Statistics(string model = "BN") => new(model, new ChannelStatisticsOptions(), 10,
     [
-        new LayerChannelStatistics("bn1", null, "relu1", Rectifier.ReLU, 4, 3, 2, 2, 1, 640, 160, 1),
-        new LayerChannelStatistics("layer1.0.bn2", "layer1.0.ce", null, Rectifier.None, 8, 1, 1, 4, 1, null, null, null),
+        new LayerChannelStatistics("bn1", null, "relu1", Rectifier.ReLU, 4, 3, 2, 2, 1, 640, 160, 1, 1),
+        new LayerChannelStatistics("layer1.0.bn2", "layer1.0.ce", null, Rectifier.None, 8, 1, 1, 4, 1, null, null, null, 0),
+        new LayerChannelStatistics("layer1.0.bn1", null, "layer1.0.relu", Rectifier.ReLU, 6, 0, 0, 3, 0, 960, 480, 0, 3),
     ]);
 
     private static AblationCurve Curve(string model = "CE") => new(model, ["bn1", "layer1.0.bn1"], 24, AblationSite.NormalizationOutput, 7, 96,
@@ -18,20 +19,25 @@ public class AnalysisCsvTests
     ]);
 
     [Fact]
-    public void Statistics_file_has_one_row_per_layer_and_an_overall_row()
+    public void Statistics_file_has_one_row_per_layer_an_overall_row_and_a_row_of_the_layers_before_a_rectifier()
     {
         using var directory = new TempDirectory();
         string path = directory.File("channels.csv");
 
         AnalysisCsv.WriteStatistics(path, [Statistics()]);
 
+        // Overall: 18 channels of 3 layers. Before a rectifier: bn1 and layer1.0.bn1 (10 channels),
+        // |gamma| < 1e-3 in 1 + 3 of them, sparsity the mean of 0.25 and 0.5.
         Assert.Equal(
             "model,layer,equilibrium,activation,rectifier,channels,gamma_threshold,gamma_below,abs_gamma_below,beta_nonpositive,inhibited," +
             "gamma_below_ratio,abs_gamma_below_ratio,beta_nonpositive_ratio,inhibited_ratio," +
-            "activation_threshold,images,activation_values,sparse_values,sparsity_ratio,dead_channels,dead_channel_ratio\n" +
-            "BN,bn1,,relu1,ReLU,4,0.1,3,2,2,1,0.75,0.5,0.5,0.25,0.001,10,640,160,0.25,1,0.25\n" +
-            "BN,layer1.0.bn2,layer1.0.ce,,None,8,0.1,1,1,4,1,0.125,0.125,0.5,0.125,0.001,10,,,,,\n" +
-            "BN,(overall),,,,12,0.1,4,3,6,2,0.3333333333333333,0.25,0.5,0.16666666666666666,0.001,10,640,160,0.25,1,0.25\n",
+            "activation_threshold,images,activation_values,sparse_values,sparsity_ratio,dead_channels,dead_channel_ratio," +
+            "zero_gamma_threshold,zero_gamma,zero_gamma_ratio\n" +
+            "BN,bn1,,relu1,ReLU,4,0.1,3,2,2,1,0.75,0.5,0.5,0.25,0.001,10,640,160,0.25,1,0.25,0.001,1,0.25\n" +
+            "BN,layer1.0.bn2,layer1.0.ce,,None,8,0.1,1,1,4,1,0.125,0.125,0.5,0.125,0.001,10,,,,,,0.001,0,0\n" +
+            "BN,layer1.0.bn1,,layer1.0.relu,ReLU,6,0.1,0,0,3,0,0,0,0.5,0,0.001,10,960,480,0.5,0,0,0.001,3,0.5\n" +
+            "BN,(overall),,,,18,0.1,4,3,9,2,0.2222222222222222,0.16666666666666666,0.5,0.1111111111111111,0.001,10,1600,640,0.375,1,0.1,0.001,4,0.2222222222222222\n" +
+            "BN,(before rectifier),,,,10,0.1,3,2,5,1,0.3,0.2,0.5,0.1,0.001,10,1600,640,0.375,1,0.1,0.001,4,0.4\n",
             File.ReadAllText(path));
         Assert.Equal(["channels.csv"], directory.Entries());
     }
@@ -41,7 +47,7 @@ public class AnalysisCsvTests
     {
         using var directory = new TempDirectory();
         string path = directory.File("channels.csv");
-        var ce = Statistics("CE") with { Options = new ChannelStatisticsOptions { GammaThreshold = 1e-3, ActivationThreshold = 0.01 }, Images = 3 };
+        var ce = Statistics("CE") with { Options = new ChannelStatisticsOptions { GammaThreshold = 1e-3, ActivationThreshold = 0.01, ZeroGammaThreshold = 1e-5 }, Images = 3 };
 
         AnalysisCsv.WriteStatistics(path, [Statistics(), ce]);
         var read = AnalysisCsv.ReadStatistics(path);

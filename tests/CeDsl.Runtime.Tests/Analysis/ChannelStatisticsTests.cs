@@ -54,6 +54,68 @@ public class ChannelStatisticsTests
         Assert.Equal(2, report.Layers[0].AbsGammaBelow);
     }
 
+    [Fact]
+    public void The_papers_gamma_criterion_counts_magnitudes_below_1e_3_whatever_the_slides_threshold()
+    {
+        using var model = AnalysisNetworks.Classifier(seed: 1, width: 4);
+        // |gamma| < 1e-3: 5e-4 and -9e-4 (1e-3 itself and -2e-3 are not); bn2: 0 and -1e-4.
+        AnalysisNetworks.SetAffine((BatchNorm2d)model[1], [5e-4f, -9e-4f, 1e-3f, -2e-3f], [1f, 1f, 1f, 1f]);
+        AnalysisNetworks.SetAffine((BatchNorm2d)model[4], [0f, 1f, -1e-4f, 0.5f], [1f, 1f, 1f, 1f]);
+
+        var report = ChannelStatistics.Parameters(model, ProbePoints.Discover(model), new ChannelStatisticsOptions { GammaThreshold = 0.7 });
+
+        Assert.Equal([2, 2], report.Layers.Select(l => l.ZeroGamma));
+        Assert.Equal([0.5, 0.5], report.Layers.Select(l => l.ZeroGammaRatio));
+        Assert.Equal(4 / 8.0, report.ZeroGammaRatio);
+        Assert.Equal([4, 3], report.Layers.Select(l => l.GammaBelow));
+        Assert.Equal(1e-3, new ChannelStatisticsOptions().ZeroGammaThreshold);
+    }
+
+    [Fact]
+    public void Before_rectifier_keeps_the_norm_rectifier_blocks_only()
+    {
+        using var model = Sequential(("bn1", PassThrough(2)), ("relu1", ReLU()), ("bn2", PassThrough(2)), ("conv", Conv2d(2, 2, 1)),
+            ("bn3", PassThrough(2)), ("relu3", ReLU()));
+        AnalysisNetworks.SetAffine((BatchNorm2d)model[0], [0f, 1f], [-1f, 0f]);
+        AnalysisNetworks.SetAffine((BatchNorm2d)model[2], [0f, 0f], [-1f, -1f]);
+        AnalysisNetworks.SetAffine((BatchNorm2d)model[4], [1f, 1f], [0f, 0f]);
+
+        var report = ChannelStatistics.Parameters(model, ProbePoints.Discover(model));
+        var rectified = report.BeforeRectifier();
+
+        Assert.Equal(["bn1", "bn3"], rectified.Layers.Select(l => l.Normalization));
+        Assert.Equal((3 / 6.0, 1 / 4.0), (report.ZeroGammaRatio, rectified.ZeroGammaRatio));
+        Assert.Equal((3 / 6.0, 1 / 4.0), (report.InhibitedRatio, rectified.InhibitedRatio));
+        Assert.Equal((report.Model, report.Options, report.Images), (rectified.Model, rectified.Options, rectified.Images));
+    }
+
+    [Fact]
+    public void A_collapsed_channel_is_found_by_both_criteria_of_the_paper()
+    {
+        // eps 0, mean 0, var 1: the BN computes gamma x + beta exactly. Channel 0 (gamma 0, beta -1) is
+        // collapsed: every output is 0. Channel 1 (gamma 0, beta 0.5) has a zero gamma but outputs 0.5.
+        // Channel 2 (gamma 1, beta 0) passes its input; channel 3 (gamma -1) inverts an all-negative input.
+        using var model = Sequential(("bn", PassThrough(4)), ("relu", ReLU()));
+        AnalysisNetworks.SetAffine((BatchNorm2d)model[0], [0f, 0f, 1f, -1f], [-1f, 0.5f, 0f, 0f]);
+        Tensor[] inputs =
+        [
+            tensor(new float[] { 3, -2, 1, 5, 7, 8, -9, 1, -1, 2, 3, -4, -1, -2, -3, -4 }, [1, 4, 2, 2]),
+            tensor(new float[] { -3, 2, 1, 0, 0, 0, 0, 0, 0.5f, -0.5f, 7, 1, -5, -6, -7, -8 }, [1, 4, 2, 2]),
+        ];
+
+        var report = ChannelStatistics.Measure(model, ProbePoints.Discover(model), inputs);
+
+        var layer = Assert.Single(report.Layers);
+        // |gamma| < 1e-3: channels 0 and 1. Post-ReLU values below 1e-3: all 8 of channel 0, none of
+        // channel 1, the 3 negative inputs of channel 2 (-1, -4, -0.5), none of channel 3: 11 of 32.
+        Assert.Equal((2, 0.5), (layer.ZeroGamma, layer.ZeroGammaRatio));
+        Assert.Equal((32L, 11L), (layer.ActivationValues!.Value, layer.SparseValues!.Value));
+        Assert.Equal(11 / 32.0, report.BeforeRectifier().SparsityRatio);
+        Assert.Equal(1, layer.DeadChannels);
+        // The slides' ratios: gamma < 0.1 for channels 0, 1 and 3 (signed); Remark 1 (|gamma| < 0.1, beta <= 0): channel 0.
+        Assert.Equal((3, 1), (layer.GammaBelow, layer.Inhibited));
+    }
+
     /// <summary>A BN with eps 0, mean 0, var 1, gamma 1, beta 0 in evaluation mode passes its input through exactly.</summary>
     private static BatchNorm2d PassThrough(long channels)
     {

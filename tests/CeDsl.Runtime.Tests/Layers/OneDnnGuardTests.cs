@@ -9,7 +9,7 @@ namespace CeDsl.Runtime.Tests.Layers;
 /// <summary>
 /// The guard against libtorch's defective oneDNN: wrong convolutions with channel tails, and the crash in the
 /// backward pass of strided 1x1 convolutions. The crash itself is tested where it cannot take the test host
-/// down, in a child process (CeDsl.Cli.Tests' ZooTrainingStepTests); here only shapes that never crashed run.
+/// down, in a child process (CeDsl.Cli.Tests' NativeBackendTests); here only shapes that never crashed run.
 /// </summary>
 public class OneDnnGuardTests
 {

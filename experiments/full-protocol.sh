@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The full Fashion-MNIST protocol of docs/experiments.md: all 60,000 training and 10,000 test images
+# (Debian's dataset-fashion-mnist, or --data DIR through CEDSL_DATA), 15 epochs, batch 128, SGD with
+# momentum 0.9, cosine learning rate from 0.1, weight decay 1e-4, label smoothing 0.1, 2-pixel crops
+# and flips (the defaults of cedsl train).
+#
+#   experiments/full-protocol.sh list                 the runs, in order, and which are done
+#   experiments/full-protocol.sh worker K N           trains runs K, K+N, K+2N, ... (start N workers)
+#
+# Every run can be interrupted (Ctrl+C, SIGTERM, the end of a sitting): the next call resumes it from its
+# checkpoint in $OUT. Checkpoints stay in $OUT (not in git); each finished run's command, metrics.csv,
+# log and final line go to experiments/results/full/<run>/, which is committed. CEDSL names the
+# cedsl to run (default: a published copy, so rebuilding the repository does not touch running jobs);
+# OMP_NUM_THREADS sets libtorch's threads per worker (default 1: two workers fill two cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CEDSL=${CEDSL:-"dotnet artifacts/experiments-cedsl/cedsl.dll"}
+DATA=${CEDSL_DATA:+--data $CEDSL_DATA}
+OUT=${OUT:-runs/full}
+RESULTS=experiments/results/full
+EPOCHS=15
+RECIPE="--epochs $EPOCHS --batch 128"
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+# name model seed [options...], in the order they are worth having.
+RUNS=(
+    "resnet20-s1 resnet20 1"
+    "ce-resnet20-s1 ce-resnet20 1"
+    "se-resnet20-s1 se-resnet20 1"
+    "resnet20-s2 resnet20 2"
+    "ce-resnet20-s2 ce-resnet20 2"
+    "se-resnet20-s2 se-resnet20 2"
+    "resnet20-s3 resnet20 3"
+    "ce-resnet20-s3 ce-resnet20 3"
+    "se-resnet20-s3 se-resnet20 3"
+    "bd-resnet20-s1 bd-resnet20 1"
+    "aii-resnet20-s1 aii-resnet20 1"
+    "resnet20-wd0.001 resnet20 1 --weight-decay 0.001"
+    "ce-resnet20-wd0.001 ce-resnet20 1 --weight-decay 0.001"
+    "resnet20-wd0.005 resnet20 1 --weight-decay 0.005"
+    "ce-resnet20-wd0.005 ce-resnet20 1 --weight-decay 0.005"
+    "preresnet29-s1 preresnet29 1"
+    "sconv-preresnet29-s1 sconv-preresnet29 1"
+)
+
+done_run() { [[ -f $RESULTS/$1/metrics.csv ]]; }
+
+train() { # name model seed [options...]
+    local name=$1 model=$2 seed=$3; shift 3
+    done_run "$name" && return 0
+    local dir=$OUT/$name args=(train --model "$model" --seed "$seed" $RECIPE $DATA --out "$OUT/$name" "$@")
+    mkdir -p "$dir"
+    if [[ -f $dir/checkpoint.safetensors ]]; then
+        args+=(--resume "$dir/checkpoint.safetensors")
+    fi
+    echo "$(date -u +%FT%TZ) $name: cedsl ${args[*]}" | tee -a "$dir/train.log"
+    $CEDSL "${args[@]}" >> "$dir/train.log" 2>&1 || { echo "$name failed or was interrupted (exit $?); see $dir/train.log" >&2; return 1; }
+    mkdir -p "$RESULTS/$name"
+    {
+        echo "cedsl train --model $model --seed $seed $RECIPE $*"
+        echo "OMP_NUM_THREADS=$OMP_NUM_THREADS, cedsl built from commit $(cat "${CEDSL_COMMIT_FILE:-artifacts/experiments-cedsl/COMMIT}" 2>/dev/null || echo unknown); every sitting's command line is in train.log"
+    } > "$RESULTS/$name/command.txt"
+    cp "$dir/metrics.csv" "$RESULTS/$name/metrics.csv"
+    cp "$dir/train.log" "$RESULTS/$name/train.log"
+    tail -1 "$dir/train.log" > "$RESULTS/$name/summary.txt"
+    echo "$(date -u +%FT%TZ) $name: $(cat "$RESULTS/$name/summary.txt")"
+}
+
+publish() {
+    [[ -n ${CEDSL_PUBLISHED:-} || $CEDSL != "dotnet artifacts/experiments-cedsl/cedsl.dll" ]] && return 0
+    [[ -f artifacts/experiments-cedsl/cedsl.dll ]] && return 0
+    dotnet publish src/CeDsl.Cli -c Release -o artifacts/experiments-cedsl -v quiet -nologo
+    git rev-parse --short HEAD > artifacts/experiments-cedsl/COMMIT
+}
+
+case ${1:-list} in
+    list)
+        for i in "${!RUNS[@]}"; do
+            read -r name _ <<< "${RUNS[$i]}"
+            if done_run "$name"; then state=done; elif [[ -f $OUT/$name/checkpoint.safetensors ]]; then state=started; else state=-; fi
+            printf '%2d %-24s %s\n' "$i" "$name" "$state"
+        done ;;
+    worker)
+        k=${2:?worker index}; n=${3:?worker count}
+        publish
+        for i in "${!RUNS[@]}"; do
+            (( i % n == k )) || continue
+            # shellcheck disable=SC2086
+            train ${RUNS[$i]}
+        done ;;
+    *) echo "usage: $0 list | worker K N" >&2; exit 2 ;;
+esac
