@@ -77,7 +77,7 @@ internal sealed class ExportCommand
         {
             if (parse.GetValue(_noFold))
                 throw new UserException("--no-fold applies to --onnx; --pytorch writes a checkpoint's network as it is (folded or not).");
-            if (new Option[] { _data.Data, _data.Embedded, _data.LimitTest }.Any(o => parse.GetResult(o) is not null))
+            if (parse.GetValue(_data.Data) is not null || parse.GetValue(_data.Embedded) || parse.GetValue(_data.LimitTest) is not null)
                 throw new UserException("--data, --embedded and --limit-test choose the test images --onnx checks its model on; --pytorch reads no images.");
         }
         if (pytorch is not null)
