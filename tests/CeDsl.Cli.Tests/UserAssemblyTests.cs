@@ -108,6 +108,19 @@ public sealed class UserAssemblyTests(UserProject project) : IClassFixture<UserP
     }
 
     [Fact]
+    public void Export_writes_a_network_of_the_assembly_as_a_PyTorch_module()
+    {
+        string file = Path.Combine(_directory, "tiny.py");
+
+        var result = CliRun.Succeeds("export", "--assembly", Assembly, "--model", "TinyCeNet", "--pytorch", file);
+
+        Assert.Contains($"wrote {file}: TinyCeNet as the PyTorch module TinyCeNet (input N x 1x32x32, ", result.Output);
+        string source = File.ReadAllText(file);
+        Assert.Contains("class TinyCeNet(", source);
+        Assert.Contains("self.ce1 = ", source);
+    }
+
+    [Fact]
     public void An_unknown_name_lists_the_networks_of_the_assembly_and_of_the_zoo()
     {
         var result = CliRun.Run("summary", "--assembly", Assembly, "--model", "TinyNet");

@@ -47,6 +47,12 @@ public abstract class ZooTwinRun : IDisposable
     protected ZooTwinRun(IEnumerable<ZooTwinCase> cases)
     {
         Cases = [.. cases];
+        // The float32 twins compare the exported module's arithmetic, not two oneDNN builds: with oneDNN on, CE-ResNet-20's
+        // float32 twin differed by 2e-2 in one run of three on this project's VM, whose oneDNN is defective (OneDnnGuard),
+        // and agreed within 7e-6 in the others. Both sides compute float32 convolutions with libtorch's own kernels
+        // (zoo_twins.py turns PyTorch's off too). For the whole test process: the guard may have turned it off already.
+        if (Cases.Any(c => c.Type == ScalarType.Float32))
+            CeDsl.Platform.LibTorchContext.SetOneDnnEnabled(false);
         Directory = System.IO.Directory.CreateTempSubdirectory("cedsl-zoo-twins-").FullName;
         foreach (var twin in Cases)
         {
