@@ -110,9 +110,6 @@ def run(directory, case):
 def main():
     directory, cases = sys.argv[1], sys.argv[2:]
     torch.set_num_threads(1)
-    # The float32 twins compare arithmetic, not oneDNN builds: the .NET side turns libtorch's oneDNN off for them too.
-    if any(case.endswith("_f32") for case in cases):
-        torch.backends.mkldnn.enabled = False
     for case in cases:
         run(directory, case)
 
