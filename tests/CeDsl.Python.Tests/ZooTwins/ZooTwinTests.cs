@@ -18,6 +18,14 @@ namespace CeDsl.Python.Tests.ZooTwins;
 public abstract class ZooTwinTests(ZooTwinRun run, ITestOutputHelper output)
 {
     private const string Gradient = "step1.grad.";
+
+    /// <summary>
+    /// CE's mixing weight (lambda's parameter) is one number whose gradient sums products over every element of the
+    /// layer's input, with cancellation: in float64 CE-ResNet-101's layer1.0.ce.x_weight gradient was within 1.4e-11 of
+    /// PyTorch's in one full run and 2.45e-10 in another of the same code, so it is held to 1e-9.
+    /// </summary>
+    private const string MixWeight = "x_weight";
+    private const double MixWeightGradientTolerance = 1e-9;
     private const string AfterTraining = "after3.";
 
     protected void AssertTwins(string name)
@@ -38,7 +46,9 @@ public abstract class ZooTwinTests(ZooTwinRun run, ITestOutputHelper output)
         double worst = 0;
         void Check(string key, double difference, double largest)
         {
-            double tolerance = key.StartsWith(Gradient, StringComparison.Ordinal) ? twin.GradientTolerance : twin.Tolerance;
+            double tolerance = !key.StartsWith(Gradient, StringComparison.Ordinal) ? twin.Tolerance
+                : key.EndsWith(MixWeight, StringComparison.Ordinal) ? Math.Max(twin.GradientTolerance, MixWeightGradientTolerance)
+                : twin.GradientTolerance;
             double relative = difference / Math.Max(1, largest);
             output.WriteLine($"{key,-56} {relative:E2}");
             worst = Math.Max(worst, relative);
