@@ -1,3 +1,4 @@
+using CeDsl.Bench;
 using BenchmarkDotNet.Attributes;
 using CeDsl.Layers;
 using TorchSharp;
@@ -42,21 +43,14 @@ public class ChannelEquilibriumBenchmarks
         model.train();
         for (int step = 0; step < MaxSetupSteps; step++)
         {
-            long faults = MinorPageFaults();
+            long faults = PageFaults.Minor();
             TrainStep();
-            if (MinorPageFaults() - faults < SettledPageFaults)
+            if (PageFaults.Minor() - faults < PageFaults.Settled)
                 break;
         }
     }
 
     private const int MaxSetupSteps = 20;
-    private const long SettledPageFaults = 1000;
-
-    // Field 10 of /proc/self/stat (minflt); 0 where there is no procfs.
-    private static long MinorPageFaults() =>
-        File.Exists("/proc/self/stat")
-            ? long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], System.Globalization.CultureInfo.InvariantCulture)
-            : 0;
 
     [GlobalCleanup]
     public void Cleanup()

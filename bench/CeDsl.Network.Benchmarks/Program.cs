@@ -1,3 +1,4 @@
+using CeDsl.Bench;
 using System.Diagnostics;
 using System.Globalization;
 using CeDsl.Folding;
@@ -16,7 +17,6 @@ using static TorchSharp.torch;
 //   dotnet run -c Release --project bench/CeDsl.Network.Benchmarks -- [--batch 32] [--size 224] [--rounds 3] [--threads 2] [--breakdown] [--markdown FILE]
 var options = Options.Parse(args);
 const int MaxWarmUpRounds = 12;
-const long SettledPageFaults = 1000;
 torch.set_num_threads(options.Threads);
 var invariant = CultureInfo.InvariantCulture;
 var lines = new List<string>
@@ -54,7 +54,7 @@ foreach (var family in options.Families)
     // holds, and each first-touched page costs microseconds here (docs/benchmarks/folding.md).
     int warmUpRounds = 0;
     for (bool settled = false; !settled && warmUpRounds < MaxWarmUpRounds; warmUpRounds++)
-        settled = variants.All(variant => Time(variant.Module, input).PageFaults < SettledPageFaults);
+        settled = variants.All(variant => Time(variant.Module, input).PageFaults < PageFaults.Settled);
     for (int round = 0; round < options.Rounds; round++)
     {
         var measured = new Dictionary<string, (double Milliseconds, long PageFaults)>();
@@ -106,15 +106,11 @@ static (double Milliseconds, long PageFaults) Time(nn.Module<Tensor, Tensor> mod
 {
     using var scope = NewDisposeScope();
     using var noGrad = no_grad();
-    long faults = MinorPageFaults();
+    long faults = PageFaults.Minor();
     var clock = Stopwatch.StartNew();
     module.call(input);
-    return (clock.Elapsed.TotalMilliseconds, MinorPageFaults() - faults);
+    return (clock.Elapsed.TotalMilliseconds, PageFaults.Minor() - faults);
 }
-
-// Field 10 of /proc/self/stat (minflt); 0 where there is no procfs.
-static long MinorPageFaults() =>
-    File.Exists("/proc/self/stat") ? long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], CultureInfo.InvariantCulture) : 0;
 
 // Each FoldedChannelEquilibrium of the folded CE network, timed alone on the input it received in one
 // forward pass (median of the rounds), beside one reduction over H*W of that input and the

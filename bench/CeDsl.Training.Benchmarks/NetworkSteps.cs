@@ -1,3 +1,4 @@
+using CeDsl.Bench;
 using System.Diagnostics;
 using System.Globalization;
 using CeDsl.Layers;
@@ -32,7 +33,6 @@ internal sealed record StepResult(BenchCase Case, long[] Input, IReadOnlyList<Va
 internal static class NetworkSteps
 {
     private const int MaxWarmUpRounds = 12;
-    private const long SettledPageFaults = 1000;
 
     public static StepResult Measure(BenchCase benchCase, Options options)
     {
@@ -54,7 +54,7 @@ internal static class NetworkSteps
         {
             int warmUpRounds = 0;
             for (bool settled = false; warmUpRounds < MaxWarmUpRounds && !(settled && warmUpRounds >= 2); warmUpRounds++)
-                settled = variants.Select(v => v.Time().PageFaults).ToList().All(faults => faults < SettledPageFaults);
+                settled = variants.Select(v => v.Time().PageFaults).ToList().All(faults => faults < PageFaults.Settled);
 
             var wall = variants.ToDictionary(v => v, _ => new List<double>());
             var cpu = variants.ToDictionary(v => v, _ => new List<double>());
@@ -139,12 +139,12 @@ internal static class NetworkSteps
 
         public (double WallMs, double CpuMs, long PageFaults) Time()
         {
-            long faults = MinorPageFaults();
+            long faults = PageFaults.Minor();
             var cpu = Environment.CpuUsage.TotalTime;
             long started = Stopwatch.GetTimestamp();
             Step();
             double wall = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            return (wall, (Environment.CpuUsage.TotalTime - cpu).TotalMilliseconds, MinorPageFaults() - faults);
+            return (wall, (Environment.CpuUsage.TotalTime - cpu).TotalMilliseconds, PageFaults.Minor() - faults);
         }
 
         private void Step()
@@ -166,12 +166,6 @@ internal static class NetworkSteps
             optimizer?.Dispose();
             network.Dispose();
         }
-
-        // Field 10 of /proc/self/stat (minflt); 0 where there is no procfs.
-        private static long MinorPageFaults() =>
-            File.Exists("/proc/self/stat")
-                ? long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], CultureInfo.InvariantCulture)
-                : 0;
     }
 }
 
