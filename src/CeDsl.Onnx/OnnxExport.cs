@@ -142,47 +142,41 @@ public static class OnnxExport
     {
         ArgumentNullException.ThrowIfNull(network);
         var type = network.GetType();
-        var describe = type.GetMethod("DescribeArchitecture", BindingFlags.Public | BindingFlags.Static);
-        var parameters = describe?.GetParameters() ?? [];
-        if (describe is null || describe.ReturnType != typeof(ModuleArchitecture) || parameters.Any(p => !p.HasDefaultValue))
-            throw new ArgumentException(
-                $"{type.Name} is not a generated network (it has no DescribeArchitecture whose every argument has a default); " +
-                "pass its architecture: network.ExportOnnx(architecture, path).", nameof(network));
+        bool folded = !GeneratedNetwork.IsGeneratedNetwork(type);
+        var generated = !folded ? GeneratedNetwork.Of(type)
+            : type.DeclaringType is { } outer && GeneratedNetwork.IsGeneratedNetwork(outer) && GeneratedNetwork.Of(outer) is { } trained && trained.FoldedType == type ? trained
+            : throw new ArgumentException(
+                $"{type.Name} is not a generated network or its folded form (a block, a module written by hand); pass its architecture: network.ExportOnnx(architecture, path).",
+                nameof(network));
 
         var state = network.state_dict();
-        var arguments = parameters.ToDictionary(p => p.Name!, p => p.DefaultValue, StringComparer.Ordinal);
-        if (inputHeight is { } height) Set("inputHeight", height);
-        if (inputWidth is { } width) Set("inputWidth", width);
+        long? classes = null, inChannels = null;
         var architecture = Describe();
         if (Mismatch(architecture, state) is null)
             return architecture;
 
-        // Built with other classes or input channels than the defaults: read them from the state dict.
+        // Built with other classes or input channels than the declared ones: read them from the state dict.
         var first = architecture.Nodes.FirstOrDefault(n => n.Inputs.Contains(ModuleArchitecture.InputName) && n.Operation is Conv2dOp);
         if (first?.Operation is Conv2dOp conv && state.TryGetValue(first.Module + ".weight", out var convWeight) && convWeight.dim() == 4)
-            Set("inChannels", convWeight.shape[1] * conv.Groups);
+            inChannels = convWeight.shape[1] * conv.Groups;
         if (architecture[architecture.OutputName].Operation is LinearOp && state.TryGetValue(architecture[architecture.OutputName].Module + ".weight", out var linearWeight) && linearWeight.dim() == 2)
-            Set("classes", linearWeight.shape[0]);
+            classes = linearWeight.shape[0];
         architecture = Describe();
         if (Mismatch(architecture, state) is { } mismatch)
             throw new ArgumentException(
                 $"{type.Name}: the network's state dict fits none of its descriptions ({mismatch}); pass the architecture of the arguments it was built with: " +
-                $"network.ExportOnnx({type.Name.Replace('+', '.')}.DescribeArchitecture(...), path).", nameof(network));
+                $"network.ExportOnnx({type.FullName?.Replace('+', '.')}.DescribeArchitecture(...), path).", nameof(network));
         return architecture;
-
-        void Set(string name, long value)
-        {
-            if (arguments.ContainsKey(name))
-                arguments[name] = value;
-        }
 
         ModuleArchitecture Describe()
         {
+            var declared = generated.Input;
+            var input = TensorShape.Map(inChannels ?? declared.Channels, inputHeight ?? declared.Height, inputWidth ?? declared.Width);
             try
             {
-                return (ModuleArchitecture)describe.Invoke(null, parameters.Select(p => arguments[p.Name!]).ToArray())!;
+                return generated.Describe(classes, input, folded);
             }
-            catch (TargetInvocationException e) when (e.InnerException is ArgumentException inner)
+            catch (ArgumentException inner)
             {
                 throw new ArgumentException($"{type.Name} cannot take that input: {inner.Message}", nameof(network), inner);
             }

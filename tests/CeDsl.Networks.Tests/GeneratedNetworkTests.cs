@@ -64,6 +64,33 @@ public class GeneratedNetworkTests
     }
 
     [Fact]
+    public void DescribesTheNetworkAndItsFoldedFormForOtherClassesAndInputs()
+    {
+        var network = GeneratedNetwork.Of(typeof(CeResNet20));
+
+        Assert.Equal(CeResNet20.Architecture.Nodes.Count, network.Describe().Nodes.Count);
+        Assert.Equal(CeResNet20.Architecture.Input, network.Describe().Input);
+        var described = network.Describe(classes: 7, input: TensorShape.Map(3, 64, 48));
+        Assert.Equal(TensorShape.Map(3, 64, 48), described.Input);
+        Assert.Equal(7, described.Output.Channels);
+        using var built = network.Create(classes: 7, inChannels: 3);
+        Assert.Equal(described.State.ToDictionary(s => s.Key, s => s.Entry.Shape.ToArray()), Shapes(built));
+
+        var folded = network.Describe(classes: 7, input: TensorShape.Map(3, 64, 48), folded: true);
+        Assert.Equal("CeResNet20.Folded", folded.Name);
+        using var builtFolded = network.CreateFolded(classes: 7, inChannels: 3);
+        Assert.Equal(folded.State.ToDictionary(s => s.Key, s => s.Entry.Shape.ToArray()), Shapes(builtFolded));
+    }
+
+    [Fact]
+    public void AnInputTheNetworkCannotTakeIsRefusedNamingTheNode()
+    {
+        // VGG-16's classifier takes the 512 features of a 32x32 input only.
+        var error = Assert.Throws<ArgumentException>(() => GeneratedNetwork.Of(typeof(Vgg16Bn)).Describe(input: TensorShape.Map(3, 64, 64)));
+        Assert.Contains("classifier", error.Message);
+    }
+
+    [Fact]
     public void CountsArePositive()
     {
         var network = GeneratedNetwork.Of(typeof(CeResNet20));

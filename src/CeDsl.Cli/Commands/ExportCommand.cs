@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Reflection;
 using CeDsl.Architecture;
 using CeDsl.Data;
 using CeDsl.Folding;
@@ -132,8 +131,8 @@ internal sealed class ExportCommand
         bool folded = parse.GetValue(_folded);
         long classes = parse.GetValue(_classes) ?? FashionMnist.Classes;
         long[] input = parse.GetValue(_input) is { Length: > 0 } given ? given : [.. Models.InputShape];
-        var architecture = Describe(entry, folded, classes, input);
         using var network = folded ? entry.CreateFolded(classes, input[0]) : entry.Create(classes, input[0]);
+        var architecture = Describe(entry, folded, classes, input);
         var module = PyTorchExportFile.Prepare(new ExportTarget(entry, folded, architecture, network, $"{entry.Name}{(folded ? " (folded)" : "")}", Checkpoint: null));
         PyTorchExportFile.Write(module, pytorch, text);
     }
@@ -150,21 +149,11 @@ internal sealed class ExportCommand
     /// <exception cref="UserException">The network cannot take that input; the message names the node that cannot.</exception>
     internal static ModuleArchitecture Describe(NetworkEntry entry, bool folded, long classes, long[] input)
     {
-        var type = folded ? entry.Type.GetNestedType("Folded", BindingFlags.Public)! : entry.Type;
-        var method = type.GetMethod("DescribeArchitecture", BindingFlags.Public | BindingFlags.Static)
-            ?? throw new InvalidOperationException($"{type.Name} has no DescribeArchitecture method.");
-        var values = new Dictionary<string, object>(StringComparer.Ordinal)
-        {
-            ["classes"] = classes, ["inChannels"] = input[0], ["inputHeight"] = input[1], ["inputWidth"] = input[2],
-        };
-        var parameters = method.GetParameters();
-        if (parameters.Any(p => !values.ContainsKey(p.Name!) && !p.HasDefaultValue))
-            throw new InvalidOperationException($"{type.Name}.DescribeArchitecture takes parameters other than classes, inChannels, inputHeight and inputWidth.");
         try
         {
-            return (ModuleArchitecture)method.Invoke(null, [.. parameters.Select(p => values.TryGetValue(p.Name!, out var value) ? value : p.DefaultValue)])!;
+            return GeneratedNetwork.Of(entry.Type).Describe(classes, TensorShape.Map(input[0], input[1], input[2]), folded);
         }
-        catch (TargetInvocationException e) when (e.InnerException is ArgumentException problem)
+        catch (ArgumentException problem)
         {
             throw new UserException($"--input {InputShapes.Format(input)}: {entry.Name} cannot take it: {problem.Message}", problem);
         }

@@ -15,15 +15,21 @@ public sealed class GeneratedNetwork
 {
     private const string ClassesParameter = "classes";
     private const string InChannelsParameter = "inChannels";
+    private const string HeightParameter = "inputHeight";
+    private const string WidthParameter = "inputWidth";
 
     private readonly ConstructorInfo constructor;
     private readonly ConstructorInfo foldedConstructor;
     private readonly PropertyInfo architecture;
     private readonly PropertyInfo foldedArchitecture;
+    private readonly MethodInfo describe;
+    private readonly MethodInfo foldedDescribe;
 
     private GeneratedNetwork(Type type, NetworkAttribute declaration, Type folded, ConstructorInfo constructor, ConstructorInfo foldedConstructor,
-        PropertyInfo architecture, PropertyInfo foldedArchitecture)
+        PropertyInfo architecture, PropertyInfo foldedArchitecture, MethodInfo describe, MethodInfo foldedDescribe)
     {
+        this.describe = describe;
+        this.foldedDescribe = foldedDescribe;
         Type = type;
         Declaration = declaration;
         FoldedType = folded;
@@ -56,6 +62,29 @@ public sealed class GeneratedNetwork
 
     /// <summary>The declared number of classes.</summary>
     public int Classes => Declaration.Classes;
+
+    /// <summary>
+    /// The architecture as the constructor builds the network (or its folded form) with these classes and input channels,
+    /// for inputs of this height and width (the class's static <c>DescribeArchitecture</c>); the declared values where not given.
+    /// </summary>
+    /// <exception cref="ArgumentException">The network cannot take that input (the message names the node that cannot), or it
+    /// fixes its classes or input channels to other values.</exception>
+    public ModuleArchitecture Describe(long? classes = null, TensorShape? input = null, bool folded = false)
+    {
+        var method = folded ? foldedDescribe : describe;
+        var parameters = method.GetParameters();
+        Fixed(parameters, ClassesParameter, classes, Classes, "classes");
+        Fixed(parameters, InChannelsParameter, input?.Channels, Input.Channels, "input channels");
+        var arguments = parameters.Select(parameter => parameter.Name switch
+        {
+            ClassesParameter => classes ?? parameter.DefaultValue,
+            InChannelsParameter => input?.Channels ?? parameter.DefaultValue,
+            HeightParameter => input?.Height ?? parameter.DefaultValue,
+            WidthParameter => input?.Width ?? parameter.DefaultValue,
+            _ => parameter.DefaultValue,
+        }).ToArray();
+        return (ModuleArchitecture)Unwrapped(() => method.Invoke(null, arguments))!;
+    }
 
     /// <summary>Whether <paramref name="type"/> is a network class the generator completed.</summary>
     public static bool IsGeneratedNetwork(Type type) => Describe(type, out _) is not null;
@@ -110,9 +139,15 @@ public sealed class GeneratedNetwork
             _ when parameter.ParameterType == typeof(Device) => device,
             _ => dtype,
         }).ToArray();
+        return (nn.Module<Tensor, Tensor>)Unwrapped(() => target.Invoke(arguments))!;
+    }
+
+    /// <summary>Calls generated code by reflection, rethrowing what it throws as itself.</summary>
+    private static object? Unwrapped(Func<object?> call)
+    {
         try
         {
-            return (nn.Module<Tensor, Tensor>)target.Invoke(arguments);
+            return call();
         }
         catch (TargetInvocationException e) when (e.InnerException is not null)
         {
@@ -127,18 +162,7 @@ public sealed class GeneratedNetwork
             throw new ArgumentException($"{Name} has {declared} {what}, fixed by its declaration (its constructor takes no {parameter}); got {value}.", parameter);
     }
 
-    private static ModuleArchitecture Read(PropertyInfo property)
-    {
-        try
-        {
-            return (ModuleArchitecture)property.GetValue(null)!;
-        }
-        catch (TargetInvocationException e) when (e.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
-            throw;
-        }
-    }
+    private static ModuleArchitecture Read(PropertyInfo property) => (ModuleArchitecture)Unwrapped(() => property.GetValue(null))!;
 
     private static GeneratedNetwork? Describe(Type type, out string? problem)
     {
@@ -154,7 +178,9 @@ public sealed class GeneratedNetwork
             return Fail("it has no constructor (classes, inChannels, device, dtype) as generated networks have", out problem);
         if (ArchitectureProperty(type) is not { } architecture || ArchitectureProperty(folded) is not { } foldedArchitecture)
             return Fail("it has no static Architecture", out problem);
-        return new GeneratedNetwork(type, declaration, folded, constructor, foldedConstructor, architecture, foldedArchitecture);
+        if (DescribeMethod(type) is not { } describe || DescribeMethod(folded) is not { } foldedDescribe)
+            return Fail("it has no static DescribeArchitecture(..., inputHeight, inputWidth) whose every argument has a default", out problem);
+        return new GeneratedNetwork(type, declaration, folded, constructor, foldedConstructor, architecture, foldedArchitecture, describe, foldedDescribe);
     }
 
     private static GeneratedNetwork? Fail(string reason, out string problem)
@@ -168,6 +194,12 @@ public sealed class GeneratedNetwork
         type.GetConstructors().SingleOrDefault(constructor => constructor.GetParameters() is { Length: >= 2 } parameters
             && parameters[^2].ParameterType == typeof(Device) && parameters[^1].ParameterType == typeof(ScalarType?)
             && parameters[..^2].All(p => p.ParameterType == typeof(long) && p.HasDefaultValue && p.Name is ClassesParameter or InChannelsParameter));
+
+    private static MethodInfo? DescribeMethod(Type type) =>
+        type.GetMethod("DescribeArchitecture", BindingFlags.Public | BindingFlags.Static) is { } method && method.ReturnType == typeof(ModuleArchitecture)
+            && method.GetParameters() is var parameters && parameters.All(p => p.HasDefaultValue)
+            && parameters.Any(p => p.Name == HeightParameter) && parameters.Any(p => p.Name == WidthParameter)
+            ? method : null;
 
     private static PropertyInfo? ArchitectureProperty(Type type) =>
         type.GetProperty(nameof(Architecture), BindingFlags.Public | BindingFlags.Static) is { } property && property.PropertyType == typeof(ModuleArchitecture)
