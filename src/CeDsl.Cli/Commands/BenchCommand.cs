@@ -55,8 +55,6 @@ internal sealed class BenchCommand
         var checkpoints = parse.GetValue(_checkpoints) ?? [];
         int batch = parse.GetValue(_batch), iterations = parse.GetValue(_iterations), warmup = parse.GetValue(_warmup);
         long[] input = parse.GetValue(_input) is { Length: > 0 } given ? given : [.. Models.InputShape];
-        if (Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") is null)
-            output.Error.WriteLine("note: MALLOC_ARENA_MAX is not set; for numbers comparable with bench/run-ce-bench.sh run with MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 (glibc otherwise returns large activations to the kernel and times page faults).");
         var text = output.Output;
         int labelWidth = Math.Max(22, checkpoints.Select(c => c.Length).DefaultIfEmpty(0).Max());
         text.WriteLine(Invariant($"batch {batch}, {iterations} timed iterations after {warmup} warm-up, {torch.get_num_threads()} threads"));
@@ -116,6 +114,9 @@ internal sealed class BenchCommand
             }
             Row(checkpoint, input, model.Network, evalMs, trainMs: null);
         }
+        // After the table, so that a bench that fails or is interrupted reports in one line.
+        if (Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") is null)
+            output.Error.WriteLine("cedsl bench: note: MALLOC_ARENA_MAX is not set; for numbers comparable with bench/run-ce-bench.sh run with MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 (glibc otherwise returns large activations to the kernel and times page faults).");
         return 0;
     }
 
