@@ -12,21 +12,28 @@ namespace CeDsl.Python.Tests.ZooTwins;
 /// network given the same state and inputs (protocol in <see cref="ZooTwinRun"/>): the same state-dict names, types and
 /// shapes (also of the folded form), the training-mode output, the input gradient, every parameter gradient, every
 /// buffer after three training forwards, the evaluation output and the folded form's evaluation output, within
-/// max |python - dotnet| &lt;= tolerance * max(1, max |dotnet|): 1e-10 in float64, 1e-5 in float32 (<see cref="ZooTwinCase.Tolerance"/>;
-/// the IN networks' parameter gradients: <see cref="ZooTwinGroups.ResNet50Norms"/>).
+/// max |python - dotnet| &lt;= tolerance * max(1, max |dotnet|): 1e-10 in float64, 1e-5 in float32 (<see cref="ZooTwinCase.Tolerance"/>).
 /// </summary>
+/// <remarks>
+/// A gradient may be determined less well than that by its own computation: CE's mixing weight is one number summing
+/// products over the layer's whole input with cancellation, a bias that feeds a training-mode norm has a gradient of zero
+/// made of rounding, and InstanceNorm over layer4's 2x2 positions amplifies every difference upstream of it. Fixed
+/// allowances for such gradients failed on other machines (CE-IN-ResNet-50's layer1.0.ce.x_weight 4.3e-9 apart in float64,
+/// a selective PreResNet-29 bias 3.1e-4 apart in float32). So each gradient is also allowed <see cref="SpreadFactor"/> times
+/// its spread, measured by the Python side in the same run: how far PyTorch's own gradient moves when the input and every
+/// parameter move by 100 machine epsilons, as rounding moves every layer's result (Scripts/zoo_twins.py). In a full run here every
+/// tensor used at most 7.2 % of its tolerance; a wrong export moves a gradient by orders of magnitude more, and the
+/// well-conditioned gradients' spreads stay far below the fixed tolerance, which then applies.
+/// </remarks>
 public abstract class ZooTwinTests(ZooTwinRun run, ITestOutputHelper output)
 {
     private const string Gradient = "step1.grad.";
-
-    /// <summary>
-    /// CE's mixing weight (lambda's parameter) is one number whose gradient sums products over every element of the
-    /// layer's input, with cancellation: in float64 CE-ResNet-101's layer1.0.ce.x_weight gradient was within 1.4e-11 of
-    /// PyTorch's in one full run and 2.45e-10 in another of the same code, so it is held to 1e-9.
-    /// </summary>
-    private const string MixWeight = "x_weight";
-    private const double MixWeightGradientTolerance = 1e-9;
+    private const string InputGradient = "step1.grad_x";
+    private const string Spread = "spread.";
     private const string AfterTraining = "after3.";
+
+    /// <summary>How many times its spread a gradient may differ (the spread is the largest of three perturbed steps).</summary>
+    public const double SpreadFactor = 10;
 
     protected void AssertTwins(string name)
     {
@@ -44,15 +51,15 @@ public abstract class ZooTwinTests(ZooTwinRun run, ITestOutputHelper output)
             Assert.Contains(key, expected.Keys);
 
         double worst = 0;
-        void Check(string key, double difference, double largest)
+        void Check(string key, double difference, double largest, double spread = 0)
         {
-            double tolerance = !key.StartsWith(Gradient, StringComparison.Ordinal) ? twin.Tolerance
-                : key.EndsWith(MixWeight, StringComparison.Ordinal) ? Math.Max(twin.GradientTolerance, MixWeightGradientTolerance)
-                : twin.GradientTolerance;
-            double relative = difference / Math.Max(1, largest);
-            output.WriteLine($"{key,-56} {relative:E2}");
-            worst = Math.Max(worst, relative);
-            Assert.True(relative <= tolerance, $"{name}: {key} differs by {relative:E2} (relative to max(1, max |value|)), more than {tolerance:E0}");
+            double scale = Math.Max(1, largest);
+            double tolerance = Math.Max(twin.Tolerance, SpreadFactor * spread / scale);
+            double relative = difference / scale;
+            output.WriteLine($"{key,-56} {relative:E2}  spread {spread / scale:E2}");
+            worst = Math.Max(worst, relative / tolerance);
+            Assert.True(relative <= tolerance,
+                $"{name}: {key} differs by {relative:E2} (relative to max(1, max |value|)), more than {tolerance:E2} (the larger of {twin.Tolerance:E0} and {SpreadFactor} times its spread)");
         }
 
         var gradients = expected.Keys.Where(k => k.StartsWith(Gradient, StringComparison.Ordinal)).Select(k => k[Gradient.Length..]).Order(StringComparer.Ordinal).ToList();
@@ -67,11 +74,11 @@ public abstract class ZooTwinTests(ZooTwinRun run, ITestOutputHelper output)
             var reported = actual["grad_difference." + parameter].data<double>().ToArray();
             double largest = expected[Gradient + parameter].abs().max().to(ScalarType.Float64).item<double>();
             Assert.Equal(largest, reported[1], 12);
-            Check(Gradient + parameter, reported[0], largest);
+            Check(Gradient + parameter, reported[0], largest, spread: reported[2]);
         }
 
         var compared = expected.Keys.Where(k => !k.StartsWith(Gradient, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(compared, actual.Keys.Where(k => !k.StartsWith("grad_difference.", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+        Assert.Equal(compared, actual.Keys.Where(k => !k.StartsWith("grad_difference.", StringComparison.Ordinal) && !k.StartsWith(Spread, StringComparison.Ordinal)).Order(StringComparer.Ordinal));
         foreach (string key in compared)
         {
             var reference = expected[key];
@@ -79,9 +86,10 @@ public abstract class ZooTwinTests(ZooTwinRun run, ITestOutputHelper output)
             Assert.True(reference.shape.SequenceEqual(value.shape), $"{name}: {key} is [{string.Join(", ", value.shape)}] in Python, [{string.Join(", ", reference.shape)}] in .NET");
             Assert.Equal(reference.dtype, value.dtype);
             var reference64 = reference.to(ScalarType.Float64);
-            Check(key, (value.to(ScalarType.Float64) - reference64).abs().max().item<double>(), reference64.abs().max().item<double>());
+            double spread = key == InputGradient ? actual[Spread + InputGradient].item<double>() : 0;
+            Check(key, (value.to(ScalarType.Float64) - reference64).abs().max().item<double>(), reference64.abs().max().item<double>(), spread);
         }
-        output.WriteLine($"worst {worst:E2} over {gradients.Count + compared.Count} tensors; TorchSharp side {run.PrepareSeconds[name]:F1} s");
+        output.WriteLine($"worst {worst:E2} of its tolerance over {gradients.Count + compared.Count} tensors; TorchSharp side {run.PrepareSeconds[name]:F1} s");
         output.WriteLine(run.PythonOutput);
     }
 
