@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using CeDsl.Networks;
 using CeDsl.Platform;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 using static CeDsl.Cli.Formatting;
@@ -14,7 +15,10 @@ namespace CeDsl.Cli.Commands;
 /// <c>cedsl train-step</c>, a hidden diagnostic: one training step (forward, backward, SGD) of each zoo
 /// network at the smallest square input it accepts, on random images. Each network is named on stdout
 /// before its step, so that when native code kills the process (oneDNN's SIGFPE, for instance, which no
-/// handler can catch) the last line says which network did it.
+/// handler can catch) the last line says which network did it. Then every convolution of the network
+/// computes, at the input it had in the step and through the module as training calls it, its float32
+/// output, input gradient and weight gradient once more, against float64: the largest relative
+/// difference shows whether the kernels <see cref="OneDnnGuard"/> left on are exact for this network.
 /// </summary>
 internal sealed class TrainStepCommand
 {
@@ -52,10 +56,13 @@ internal sealed class TrainStepCommand
             output.Output.Write(Invariant($"{entry.Name} {channels}x{size}x{size} oneDNN {(OneDnnGuard.OneDnnIsOff ? "off" : "on")}: "));
             output.Output.Flush();
             var watch = Stopwatch.StartNew();
+            using var inputs = new ConvolutionInputs(network);
             double loss = TrainStep(network, batch, [channels, size, size], entry.Classes);
             if (!double.IsFinite(loss))
                 throw new UserException(Invariant($"{entry.Name}: the loss of the step at {channels}x{size}x{size} is {loss}."));
-            output.Output.WriteLine(Invariant($"ok, loss {loss:F3}, {watch.ElapsedMilliseconds} ms"));
+            long milliseconds = watch.ElapsedMilliseconds;
+            var (error, worst) = inputs.WorstFloat32Error();
+            output.Output.WriteLine(Invariant($"ok, loss {loss:F3}, {milliseconds} ms; {inputs.Count} convolutions within {error:0.0E+0} of float64 (worst '{worst}')"));
         }
         return 0;
     }
@@ -110,5 +117,82 @@ internal sealed class TrainStepCommand
         loss.backward();
         optimizer.step();
         return loss.item<float>();
+    }
+
+    /// <summary>The input every float32 convolution of a network had in its last forward pass, kept until disposed.</summary>
+    private sealed class ConvolutionInputs : IDisposable
+    {
+        private readonly List<(string Name, Conv2d Convolution, Tensor? Input)> _convolutions = [];
+        private readonly List<Action> _removeHooks = [];
+
+        public ConvolutionInputs(nn.Module network)
+        {
+            foreach (var (name, module) in network.named_modules())
+            {
+                if (module is not Conv2d convolution || convolution.weight.dtype != ScalarType.Float32)
+                    continue;
+                int index = _convolutions.Count;
+                _convolutions.Add((name, convolution, null));
+                var hook = convolution.register_forward_hook((_, input, result) =>
+                {
+                    _convolutions[index].Input?.Dispose();
+                    _convolutions[index] = (name, convolution, input.detach().clone().DetachFromDisposeScope());
+                    return result;
+                });
+                _removeHooks.Add(hook.remove);
+            }
+        }
+
+        public int Count => _convolutions.Count(c => c.Input is not null);
+
+        /// <summary>
+        /// The largest of max |float32 - float64| / max |float64| over each convolution's output, input gradient and
+        /// weight gradient (for a random output gradient), and the convolution it came from.
+        /// </summary>
+        public (double Error, string Convolution) WorstFloat32Error()
+        {
+            StopCapturing(); // the check calls the convolutions again
+            var generator = new Generator(1);
+            (double Error, string Convolution) worst = (0, "none");
+            foreach (var (name, convolution, input) in _convolutions)
+            {
+                if (input is null)
+                    continue;
+                using var scope = NewDisposeScope();
+                using var enableGrad = enable_grad();
+                var x32 = input.detach().requires_grad_();
+                var output32 = convolution.call(x32); // the module, so a guarded convolution computes its training form
+                var upstream = randn(output32.shape, generator: generator);
+                var gradients32 = autograd.grad([output32], [x32, convolution.weight], [upstream]);
+
+                var x64 = input.to(ScalarType.Float64).requires_grad_();
+                var weight64 = convolution.weight.detach().to(ScalarType.Float64).requires_grad_();
+                var output64 = nn.functional.conv2d(x64, weight64, convolution.bias?.detach().to(ScalarType.Float64),
+                    convolution.stride, convolution.padding, convolution.dilation, convolution.groups);
+                var gradients64 = autograd.grad([output64], [x64, weight64], [upstream.to(ScalarType.Float64)]);
+
+                double error = new[] { Relative(output32, output64), Relative(gradients32[0], gradients64[0]), Relative(gradients32[1], gradients64[1]) }.Max();
+                if (error > worst.Error || double.IsNaN(error))
+                    worst = (double.IsNaN(error) ? double.PositiveInfinity : error, name);
+            }
+            return worst;
+        }
+
+        private static double Relative(Tensor value, Tensor reference) =>
+            (value.to(ScalarType.Float64) - reference).abs().max().item<double>() / Math.Max(reference.abs().max().item<double>(), double.Epsilon);
+
+        private void StopCapturing()
+        {
+            foreach (var remove in _removeHooks)
+                remove();
+            _removeHooks.Clear();
+        }
+
+        public void Dispose()
+        {
+            StopCapturing();
+            foreach (var (_, _, input) in _convolutions)
+                input?.Dispose();
+        }
     }
 }

@@ -47,13 +47,11 @@ public abstract class ZooTwinRun : IDisposable
     protected ZooTwinRun(IEnumerable<ZooTwinCase> cases)
     {
         Cases = [.. cases];
-        // The TorchSharp side of the float32 twins computes convolutions with libtorch's own kernels: with oneDNN on, this
-        // VM's defective oneDNN 3.7.1 (OneDnnGuard) made CE-ResNet-20's float32 twin differ by 2e-2 in one run of three.
-        // Measured: .NET without oneDNN against PyTorch 1.13 with its (sound) oneDNN agrees within 1e-5; PyTorch 1.13
-        // without oneDNN does not (4.7e-3), so the Python side keeps it. The switch is process-wide, so the result no
-        // longer depends on whether another test's network had the guard turn oneDNN off first.
-        if (Cases.Any(c => c.Type == ScalarType.Float32))
-            CeDsl.Platform.LibTorchContext.SetOneDnnEnabled(false);
+        // The float32 twins keep whatever convolution kernels OneDnnGuard leaves on (tests/Shared/OneDnnGuardAtStartup.cs
+        // settles that before any test). A float32 run may still differ by 1e-2 in a gradient: where a ReLU's input lies
+        // within rounding of zero, the two sides can round it to opposite signs and the derivative jumps. That is
+        // arithmetic, not a defective kernel (cedsl train-step checks every zoo convolution against float64, and
+        // NativeBackendTests runs it), and the gradients' measured spread allows for it.
         Directory = System.IO.Directory.CreateTempSubdirectory("cedsl-zoo-twins-").FullName;
         foreach (var twin in Cases)
         {
