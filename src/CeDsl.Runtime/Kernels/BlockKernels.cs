@@ -505,6 +505,8 @@ internal static unsafe class BlockKernels
         where T : unmanaged, INumber<T>
     {
         int wide = 4 * width, i = 0;
+        if (Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * width)
+            i = MapWideTileIn512(packed, output, stride, map, bias, outputRows, inputRows, wide);
         for (; i + 4 <= outputRows; i += 4)
         {
             Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;
@@ -565,6 +567,88 @@ internal static unsafe class BlockKernels
             }
             StoreRow(output + i * stride, a0, a1, a2, a3, width);
         }
+    }
+
+    /// <summary>
+    /// <see cref="MapWideTile{T}"/>'s first rows, 8 at a time, in 512-bit vectors (2 per tile row) where the CPU
+    /// has them and <see cref="Vector{T}"/> is narrower: on cores with full-width 512-bit units this doubles
+    /// the multiply-adds per instruction. Each output element is the same chain of fused multiply-adds
+    /// over the input rows in the same order, so the numbers are those of the narrower vectors. Returns
+    /// the rows done.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int MapWideTileIn512<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int wide)
+        where T : unmanaged, INumber<T>
+    {
+        int half = Vector512<T>.Count, i = 0;
+        for (; i + 8 <= outputRows; i += 8)
+        {
+            Vector512<T> a00 = Bias512(bias, i), a10 = Bias512(bias, i + 1), a20 = Bias512(bias, i + 2), a30 = Bias512(bias, i + 3);
+            Vector512<T> a40 = Bias512(bias, i + 4), a50 = Bias512(bias, i + 5), a60 = Bias512(bias, i + 6), a70 = Bias512(bias, i + 7);
+            Vector512<T> a01 = a00, a11 = a10, a21 = a20, a31 = a30, a41 = a40, a51 = a50, a61 = a60, a71 = a70;
+            T* m0 = map + i * inputRows;
+            for (int j = 0; j < inputRows; j++)
+            {
+                T* row = packed + j * wide, m = m0 + j;
+                var x0 = Vector512.Load(row);
+                var x1 = Vector512.Load(row + half);
+                var w = Vector512.Create(m[0]);
+                a00 = MultiplyAdd(w, x0, a00);
+                a01 = MultiplyAdd(w, x1, a01);
+                w = Vector512.Create(m[inputRows]);
+                a10 = MultiplyAdd(w, x0, a10);
+                a11 = MultiplyAdd(w, x1, a11);
+                w = Vector512.Create(m[2 * inputRows]);
+                a20 = MultiplyAdd(w, x0, a20);
+                a21 = MultiplyAdd(w, x1, a21);
+                w = Vector512.Create(m[3 * inputRows]);
+                a30 = MultiplyAdd(w, x0, a30);
+                a31 = MultiplyAdd(w, x1, a31);
+                w = Vector512.Create(m[4 * inputRows]);
+                a40 = MultiplyAdd(w, x0, a40);
+                a41 = MultiplyAdd(w, x1, a41);
+                w = Vector512.Create(m[5 * inputRows]);
+                a50 = MultiplyAdd(w, x0, a50);
+                a51 = MultiplyAdd(w, x1, a51);
+                w = Vector512.Create(m[6 * inputRows]);
+                a60 = MultiplyAdd(w, x0, a60);
+                a61 = MultiplyAdd(w, x1, a61);
+                w = Vector512.Create(m[7 * inputRows]);
+                a70 = MultiplyAdd(w, x0, a70);
+                a71 = MultiplyAdd(w, x1, a71);
+            }
+            T* o = output + i * stride;
+            StoreRow512(o, a00, a01, half);
+            StoreRow512(o + stride, a10, a11, half);
+            StoreRow512(o + 2 * stride, a20, a21, half);
+            StoreRow512(o + 3 * stride, a30, a31, half);
+            StoreRow512(o + 4 * stride, a40, a41, half);
+            StoreRow512(o + 5 * stride, a50, a51, half);
+            StoreRow512(o + 6 * stride, a60, a61, half);
+            StoreRow512(o + 7 * stride, a70, a71, half);
+        }
+        return i;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Bias512<T>(T* bias, int row) where T : unmanaged, INumber<T> =>
+        bias is null ? Vector512<T>.Zero : Vector512.Create(bias[row]);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow512<T>(T* output, Vector512<T> v0, Vector512<T> v1, int half) where T : unmanaged
+    {
+        Vector512.Store(v0, output);
+        Vector512.Store(v1, output + half);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> MultiplyAdd<T>(Vector512<T> a, Vector512<T> b, Vector512<T> addend) where T : unmanaged, INumber<T>
+    {
+        if (typeof(T) == typeof(float))
+            return Vector512.FusedMultiplyAdd(a.As<T, float>(), b.As<T, float>(), addend.As<T, float>()).As<float, T>();
+        if (typeof(T) == typeof(double))
+            return Vector512.FusedMultiplyAdd(a.As<T, double>(), b.As<T, double>(), addend.As<T, double>()).As<double, T>();
+        return a * b + addend;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

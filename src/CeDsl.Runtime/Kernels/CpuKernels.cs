@@ -109,7 +109,10 @@ internal static unsafe class CpuKernels
                     T* variance = buffer, factor = buffer + channels, h = factor + channels, map = h + hidden;
                     T* x = (T*)input + sample * channels * positions, y = (T*)output + sample * channels * positions;
                     for (long c = 0; c < channels; c++)
+                    {
+                        PrefetchForWriting(y + c * positions, positions);
                         variance[c] = RowVariance(x + c * positions, positions, out _);
+                    }
                     for (long c = 0; c < channels; c++)
                         if (!T.IsFinite(variance[c]))
                         {
@@ -131,6 +134,20 @@ internal static unsafe class CpuKernels
             }
         });
         return notFinite == 0;
+    }
+
+    /// <summary>
+    /// Brings <paramref name="count"/> elements of the output into the cache while the input is read: the
+    /// maps then write lines the core already holds instead of fetching each from memory at its first store
+    /// (in a network the output is memory that was last touched long ago).
+    /// </summary>
+    private static void PrefetchForWriting<T>(T* row, long count) where T : unmanaged
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            return;
+        byte* start = (byte*)row, end = (byte*)(row + count);
+        for (byte* line = start; line < end; line += 64)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch1(line);
     }
 
     /// <summary>

@@ -98,6 +98,27 @@ public unsafe class BlockKernelTests
         Assert.True(rows.allclose(expected, rtol: 1e-13, atol: 1e-13));
     }
 
+    [Theory]
+    [InlineData(16, 196)]
+    [InlineData(64, 81)]
+    [InlineData(12, 64)]
+    public void Map_gives_the_same_bits_whichever_rows_it_computes_together(int rows, long positions)
+    {
+        // Rows are computed 8, 4 or 1 at a time, in vectors of different widths where the CPU has them;
+        // each output element must be the same chain of multiply-adds all the same.
+        var input = Random(15, rows, positions);
+        var map = Random(16, rows, rows);
+        var bias = Random(17, rows);
+        var together = empty(rows, positions, dtype: float64);
+        var alone = empty(rows, positions, dtype: float64);
+
+        BlockKernels.Map(Pointer(input), rows, null, null, 0, Pointer(together), rows, Pointer(map), Pointer(bias), positions);
+        for (int i = 0; i < rows; i++)
+            BlockKernels.Map(Pointer(input), rows, null, null, 0, Pointer(alone) + i * positions, 1, Pointer(map) + i * rows, Pointer(bias) + i, positions);
+
+        Assert.True(together.eq(alone).all().item<bool>());
+    }
+
     private static Tensor Random(int seed, params long[] shape) =>
         randn(shape, dtype: float64, generator: new Generator((ulong)seed));
 
