@@ -18,7 +18,7 @@ internal sealed record BenchCase(string Family, int Batch, bool Training)
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Family}, batch {Batch}, {Mode}");
 }
 
-internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Iterations, int Threads, bool Operators, bool Floor, string? Markdown)
+internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Iterations, int Threads, bool Operators, bool Floor, string? Markdown, bool Kernels = false)
 {
     public static readonly string DefaultCases = "resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet18:16:train,resnet50:16:train";
 
@@ -44,7 +44,8 @@ internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Ite
                 "--operators" => options with { Operators = true },
                 "--floor" => options with { Floor = true },
                 "--markdown" => options with { Markdown = Value() },
-                _ => throw new ArgumentException($"Unknown option {args[i]}; expected --cases, --runs, --iterations, --threads, --operators, --floor, --markdown."),
+                "--kernels" => options with { Kernels = true },
+                _ => throw new ArgumentException($"Unknown option {args[i]}; expected --cases, --runs, --iterations, --threads, --operators, --floor, --markdown, --kernels."),
             };
         }
         return options;

@@ -15,7 +15,16 @@ using static TorchSharp.torch;
 //   --operators       also time CE on libtorch's operators only
 //   --floor           derive CE's floor for each case's CE network (train: forward + backward, eval: forward)
 //   --markdown FILE   also write the tables to FILE
+//   --kernels         instead: the rates of CE's block kernels on one thread
 var options = Options.Parse(args);
+if (options.Kernels)
+{
+    var rates = KernelRates.Measure();
+    Print(rates);
+    if (options.Markdown is { } file)
+        File.WriteAllLines(file, rates);
+    return;
+}
 set_num_threads(options.Threads);
 var invariant = CultureInfo.InvariantCulture;
 var lines = new List<string>
