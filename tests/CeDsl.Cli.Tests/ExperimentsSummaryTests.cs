@@ -103,6 +103,50 @@ public sealed class ExperimentsSummaryTests : IDisposable
         Assert.Contains("| se-resnet20-s1 | `--model se-resnet20 --seed 1` | pending |", File.ReadAllText(page));
     }
 
+    /// <summary>An analysed run's ablation.csv: at ratio 0.5, three orders' accuracies around <paramref name="accuracy"/>.</summary>
+    private void Ablation(string name, double accuracy)
+    {
+        string directory = Path.Combine(_directory, "results", "full", name, "analysis");
+        Directory.CreateDirectory(directory);
+        string Row(double ratio, double value) => string.Create(CultureInfo.InvariantCulture,
+            $"x,NormalizationOutput,1,bn1,16,100,{ratio},{(int)(16 * ratio)},3,{value},0,{value - 0.01};{value};{value + 0.01}");
+        File.WriteAllLines(Path.Combine(directory, "ablation.csv"),
+            ["model,site,seed,targets,total_channels,images,ratio,ablated_channels,repeats,mean_accuracy,std_accuracy,accuracies", Row(0, 0.9), Row(0.5, accuracy)]);
+    }
+
+    [Fact]
+    public void The_ablation_claim_waits_for_all_three_seeds()
+    {
+        // CE above BN at the one ablated ratio in every seed.
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            Run($"resnet20-s{seed}", 8);
+            Run($"ce-resnet20-s{seed}", 7);
+        }
+        Ablation("resnet20-s2", 0.4);
+        Ablation("ce-resnet20-s2", 0.6);
+        string page = Page();
+        string[] arguments = ["--no-plots", "--results", Path.Combine(_directory, "results", "full"), "--doc", page];
+        const string claim = "| CE resists cumulative random channel ablation";
+
+        var (exitCode, output) = Summarize(arguments);
+
+        Assert.True(exitCode == 0, output);
+        Assert.EndsWith("| pending (1 BN and 1 CE runs of 3 analysed; so far CE's mean accuracy higher at 1 of 1 ablated ratios) |", Row(page, "claims", claim));
+
+        foreach (int seed in new[] { 1, 3 })
+        {
+            Ablation($"resnet20-s{seed}", 0.4);
+            Ablation($"ce-resnet20-s{seed}", 0.6);
+        }
+        File.Delete(page);
+        page = Page();
+        (exitCode, output) = Summarize(arguments);
+
+        Assert.True(exitCode == 0, output);
+        Assert.EndsWith("| **reproduced**: CE's mean accuracy higher at 1 of 1 ablated ratios |", Row(page, "claims", claim));
+    }
+
     [Fact]
     public void A_page_whose_tables_do_not_match_the_outputs_fails_the_check()
     {
