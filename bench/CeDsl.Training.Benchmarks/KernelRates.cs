@@ -7,7 +7,7 @@ namespace CeDsl.Training.Benchmarks;
 /// <summary>
 /// The block kernels' rates on one thread: the centred Gram matrix and dY X^T of 16-row blocks (forward and
 /// backward pass 1), and the map of 16 and of 32 input rows to 16 (forward pass 2, backward pass 2), at the
-/// row lengths of the zoo's feature maps, cycling through 64 blocks (1-13 MB per operand: what a pass over an
+/// row lengths of the zoo's feature maps, cycling through 64 blocks (0.2-13 MB per operand: what a pass over an
 /// activation finds in the caches), the fastest of 5 rounds.
 /// </summary>
 internal static unsafe class KernelRates
@@ -30,13 +30,13 @@ internal static unsafe class KernelRates
             long size = Blocks * Rows * positions;
             var a = new float[size];
             var b = new float[size];
-            var output = new float[Blocks * Rows * positions];
+            var output = new float[size];
             for (long i = 0; i < size; i++)
             {
                 a[i] = random.NextSingle();
                 b[i] = random.NextSingle();
             }
-            var centre = new float[2 * Rows];
+            var centre = new float[Rows];
             var map = new float[2 * Rows * Rows];
             for (int i = 0; i < map.Length; i++)
                 map[i] = random.NextSingle();

@@ -18,13 +18,13 @@ internal sealed record BenchCase(string Family, int Batch, bool Training)
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Family}, batch {Batch}, {Mode}");
 }
 
-internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Iterations, int Threads, bool Operators, bool Floor, string? Markdown, bool Kernels = false)
+internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Iterations, int Threads, bool Operators, bool Floor, string? Markdown, bool Kernels)
 {
     public static readonly string DefaultCases = "resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet18:16:train,resnet50:16:train";
 
     public static Options Parse(string[] args)
     {
-        var options = new Options(ParseCases(DefaultCases), 5, 5, 2, false, false, null);
+        var options = new Options(ParseCases(DefaultCases), 5, 5, 2, false, false, null, false);
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {args[i]} needs a value.");

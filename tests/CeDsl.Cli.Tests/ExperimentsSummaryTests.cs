@@ -108,10 +108,10 @@ public sealed class ExperimentsSummaryTests : IDisposable
     {
         string directory = Path.Combine(_directory, "results", "full", name, "analysis");
         Directory.CreateDirectory(directory);
-        string Row(double ratio, double value) => string.Create(CultureInfo.InvariantCulture,
+        string Line(double ratio, double value) => string.Create(CultureInfo.InvariantCulture,
             $"x,NormalizationOutput,1,bn1,16,100,{ratio},{(int)(16 * ratio)},3,{value},0,{value - 0.01};{value};{value + 0.01}");
         File.WriteAllLines(Path.Combine(directory, "ablation.csv"),
-            ["model,site,seed,targets,total_channels,images,ratio,ablated_channels,repeats,mean_accuracy,std_accuracy,accuracies", Row(0, 0.9), Row(0.5, accuracy)]);
+            ["model,site,seed,targets,total_channels,images,ratio,ablated_channels,repeats,mean_accuracy,std_accuracy,accuracies", Line(0, 0.9), Line(0.5, accuracy)]);
     }
 
     [Fact]

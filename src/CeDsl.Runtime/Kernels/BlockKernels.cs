@@ -206,9 +206,9 @@ internal static unsafe class BlockKernels
     /// </summary>
     /// <remarks>
     /// Each 4 x 4 block of the result runs over the rows in 16 vector accumulators (8 loads per 16
-    /// multiply-adds, centred as they are loaded; 512-bit vectors where the CPU has them), a chunk of positions at a time that keeps the rows in
-    /// the second-level cache for the other blocks; the positions after the last whole vector are added
-    /// one by one.
+    /// multiply-adds, centred as they are loaded; 512-bit vectors first where the CPU has them and the
+    /// rows are long enough), a chunk of positions at a time that keeps the rows in the second-level
+    /// cache for the other blocks; the positions after the last whole vector are added one by one.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Products<T>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
