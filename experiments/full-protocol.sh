@@ -5,7 +5,8 @@
 # and flips (the defaults of cedsl train).
 #
 #   experiments/full-protocol.sh list                 the runs, in order, and which are done
-#   experiments/full-protocol.sh worker K N           trains runs K, K+N, K+2N, ... (start N workers)
+#   experiments/full-protocol.sh worker K N           trains runs K, K+N, K+2N, ... (start N workers), then
+#                                                     the same share of RETRAIN
 #
 # Every run can be interrupted (Ctrl+C, SIGTERM, the end of a sitting): the next call resumes it from its
 # checkpoint in $OUT. Checkpoints stay in $OUT (not in git); each finished run's command, metrics.csv,
@@ -44,6 +45,14 @@ RUNS=(
     "sconv-preresnet29-s1 sconv-preresnet29 1"
 )
 
+# Finished runs whose checkpoints an earlier machine lost before their analysis (experiments/analyze-full.sh
+# needs them): trained again from scratch, after the runs above, into $OUT only. The committed results stay;
+# retrain.txt beside them says whether the new run's metrics (all but the timing columns) equal them.
+RETRAIN=(
+    "resnet20-s1 resnet20 1"
+    "ce-resnet20-s1 ce-resnet20 1"
+)
+
 done_run() { [[ -f $RESULTS/$1/metrics.csv ]]; }
 
 train() { # name model seed [options...]
@@ -67,6 +76,29 @@ train() { # name model seed [options...]
     echo "$(date -u +%FT%TZ) $name: $(cat "$RESULTS/$name/summary.txt")"
 }
 
+retrain() { # name model seed [options...]
+    local name=$1 model=$2 seed=$3; shift 3
+    local dir=$OUT/$name result=$RESULTS/$name
+    [[ -d $result/analysis || -f $result/retrain.txt ]] && return 0
+    local args=(train --model "$model" --seed "$seed" $RECIPE $DATA --out "$dir" "$@")
+    mkdir -p "$dir"
+    if [[ -f $dir/checkpoint.safetensors ]]; then
+        args+=(--resume "$dir/checkpoint.safetensors")
+    fi
+    echo "$(date -u +%FT%TZ) $name (again): cedsl ${args[*]}" | tee -a "$dir/train.log"
+    $CEDSL "${args[@]}" >> "$dir/train.log" 2>&1 || { echo "$name (again) failed or was interrupted (exit $?); see $dir/train.log" >&2; return 1; }
+    {
+        echo "trained again: cedsl train --model $model --seed $seed $RECIPE $* (cedsl built from commit $(cat "${CEDSL_COMMIT_FILE:-artifacts/experiments-cedsl/COMMIT}" 2>/dev/null || echo unknown))"
+        if cmp -s <(cut -d, -f1-7 "$dir/metrics.csv") <(cut -d, -f1-7 "$result/metrics.csv"); then
+            echo "metrics.csv without its timing columns: identical to the committed run's"
+        else
+            echo "metrics.csv without its timing columns differs from the committed run's; the new final line:"
+            tail -1 "$dir/train.log"
+        fi
+    } > "$result/retrain.txt"
+    echo "$(date -u +%FT%TZ) $name (again): $(sed -n 2p "$result/retrain.txt")"
+}
+
 publish() {
     [[ -n ${CEDSL_PUBLISHED:-} || $CEDSL != "dotnet artifacts/experiments-cedsl/cedsl.dll" ]] && return 0
     [[ -f artifacts/experiments-cedsl/cedsl.dll ]] && return 0
@@ -80,6 +112,11 @@ case ${1:-list} in
             read -r name _ <<< "${RUNS[$i]}"
             if done_run "$name"; then state=done; elif [[ -f $OUT/$name/checkpoint.safetensors ]]; then state=started; else state=-; fi
             printf '%2d %-24s %s\n' "$i" "$name" "$state"
+        done
+        for i in "${!RETRAIN[@]}"; do
+            read -r name _ <<< "${RETRAIN[$i]}"
+            if [[ -d $RESULTS/$name/analysis || -f $RESULTS/$name/retrain.txt ]]; then state=done; elif [[ -f $OUT/$name/checkpoint.safetensors ]]; then state=started; else state=-; fi
+            printf '   %-24s %s\n' "$name (again)" "$state"
         done ;;
     worker)
         k=${2:?worker index}; n=${3:?worker count}
@@ -88,6 +125,11 @@ case ${1:-list} in
             (( i % n == k )) || continue
             # shellcheck disable=SC2086
             train ${RUNS[$i]}
+        done
+        for i in "${!RETRAIN[@]}"; do
+            (( i % n == k )) || continue
+            # shellcheck disable=SC2086
+            retrain ${RETRAIN[$i]}
         done ;;
     *) echo "usage: $0 list | worker K N" >&2; exit 2 ;;
 esac
