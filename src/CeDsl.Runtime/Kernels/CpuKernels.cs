@@ -99,7 +99,7 @@ internal static unsafe class CpuKernels
         long channels = (long)groups * d, hidden = gate.Hidden;
         nint input = (nint)source, output = (nint)target, weight = (nint)weights;
         int notFinite = 0;
-        ParallelLoop.For(samples, workPerItem: channels * positions * (d + 2), body: sample =>
+        ParallelLoop.ForShares(samples, workPerItem: channels * positions * (d + 2), body: sample =>
         {
             var buffers = System.Buffers.ArrayPool<T>.Shared.Rent((int)(2 * channels + hidden + d * d));
             try

@@ -33,6 +33,49 @@ public class ParallelLoopTests
         Assert.InRange(threads.Count, 1, Math.Max(1, get_num_threads()));
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(7)]
+    [InlineData(4097)]
+    public void In_shares_every_item_runs_once_and_each_thread_takes_one_contiguous_range(int count)
+    {
+        var runs = new int[count];
+        var threadOf = new int[count];
+
+        ParallelLoop.ForShares(count, item =>
+        {
+            Interlocked.Increment(ref runs[item]);
+            threadOf[item] = Environment.CurrentManagedThreadId;
+            Thread.SpinWait(2000);
+        });
+
+        Assert.All(runs, run => Assert.Equal(1, run));
+        // Contiguous shares: the thread changes between neighbouring items at most once per extra thread.
+        int changes = Enumerable.Range(1, count - 1).Count(item => threadOf[item] != threadOf[item - 1]);
+        int threads = threadOf.Distinct().Count();
+        Assert.InRange(threads, 1, Math.Max(1, get_num_threads()));
+        Assert.Equal(threads - 1, changes);
+        if (ParallelLoop.OnLibTorchThreads && get_num_threads() > 1)
+            Assert.True(threads > 1, "the shares ran on one thread"); // an OpenMP team runs every share
+    }
+
+    [Fact]
+    public void An_exception_in_a_share_reaches_the_caller_and_stops_the_other_shares()
+    {
+        long ran = 0;
+
+        var error = Assert.Throws<AggregateException>(() => ParallelLoop.ForShares(100_000, item =>
+        {
+            Interlocked.Increment(ref ran);
+            Thread.SpinWait(100);
+            if (item == 10)
+                throw new InvalidOperationException("item 10");
+        }));
+
+        Assert.Contains(error.InnerExceptions, inner => inner.Message == "item 10");
+        Assert.True(Interlocked.Read(ref ran) < 100_000);
+    }
+
     [Fact]
     public void A_loop_with_little_work_runs_on_the_calling_thread()
     {
