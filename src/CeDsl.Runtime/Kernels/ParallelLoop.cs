@@ -21,7 +21,7 @@ internal static unsafe class ParallelLoop
     private static readonly delegate* unmanaged<int> OpenMpTeamSize = (delegate* unmanaged<int>)FindOpenMp("omp_get_num_threads");
 
     /// <summary>Whether the loops run on libtorch's OpenMP threads (else on .NET's thread pool).</summary>
-    internal static bool OnLibTorchThreads => OpenMpParallel != null;
+    internal static bool OnLibTorchThreads => OpenMpParallel != null && OpenMpThreadNumber != null && OpenMpTeamSize != null;
 
     /// <summary>
     /// Multiply-adds (or comparable steps) below which a loop runs on the calling thread alone: waking the
@@ -63,7 +63,7 @@ internal static unsafe class ParallelLoop
             }
             return;
         }
-        if (OpenMpParallel == null || OpenMpThreadNumber == null || OpenMpTeamSize == null)
+        if (!OnLibTorchThreads)
         {
             var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
             if (!inShares)
