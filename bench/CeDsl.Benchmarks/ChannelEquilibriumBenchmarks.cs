@@ -97,14 +97,6 @@ public class ChannelEquilibriumBenchmarks
     };
 }
 
-/// <summary>An activation shape N x C x S x S.</summary>
-public sealed record LayerShape(int Batch, int Channels, int Size)
-{
-    public static readonly LayerShape[] All = [new(32, 256, 56), new(32, 1024, 14)];
-
-    public override string ToString() => $"C{Channels}x{Size}";
-}
-
 internal static class BenchmarkThreads
 {
     /// <summary>Both TorchSharp and the PyTorch reference run with this many intra-op threads.</summary>

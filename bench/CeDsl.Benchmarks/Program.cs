@@ -6,6 +6,7 @@ using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using CeDsl.Bench;
 using CeDsl.Benchmarks;
 
 // Usage: CeDsl.Benchmarks [--pytorch results.json] [--markdown out.md] [BenchmarkDotNet args]

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using CeDsl.Bench;
 using CeDsl.Kernels;
 
 namespace CeDsl.Training.Benchmarks;
@@ -16,13 +17,6 @@ internal static unsafe class KernelRates
     private const int Rows = 16, Blocks = 64, Rounds = 5;
     private static readonly long[] Positions = [49, 64, 196, 256, 784, 1024, 3136];
 
-    /// <summary>
-    /// The activations of the CE layer benchmark (bench/run-ce-bench.sh, batch 32): N x G blocks, each block once
-    /// per round, so that every operand streams from beyond the caches as in a pass over a real activation.
-    /// </summary>
-    private static readonly (string Shape, long Positions, int Blocks)[] LayerActivations =
-        [("32x1024x14x14", 196, 32 * 1024 / Rows), ("32x256x56x56", 3136, 32 * 256 / Rows)];
-
     public static List<string> Measure()
     {
         var lines = new List<string>
@@ -37,14 +31,18 @@ internal static unsafe class KernelRates
         lines.AddRange(
         [
             "",
-            "The same kernels over the whole activations of the CE layer benchmark (batch 32; every block of the activation once per round, 1 thread, fastest of 5 rounds): G multiply-adds/s.",
+            "The same kernels over the whole activations of the CE layer benchmark (every block of the activation once per round, so that the operands stream from beyond the caches; 1 thread, fastest of 5 rounds): G multiply-adds/s.",
             "",
             Header("activation (blocks, MB per operand)"),
             "|---|---:|---:|---:|---:|",
         ]);
-        foreach (var (shape, positions, blocks) in LayerActivations)
+        foreach (var shape in LayerShape.All)
+        {
+            long positions = (long)shape.Size * shape.Size;
+            int blocks = shape.Batch * shape.Channels / Rows;
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {shape} ({blocks} blocks, {blocks * Rows * positions * sizeof(float) / 1e6:F1} MB) | {Rates(positions, blocks)} |"));
+                $"| {shape.Batch}x{shape.Channels}x{shape.Size}x{shape.Size} ({blocks} blocks, {blocks * Rows * positions * sizeof(float) / 1e6:F1} MB) | {Rates(positions, blocks)} |"));
+        }
         return lines;
     }
 
