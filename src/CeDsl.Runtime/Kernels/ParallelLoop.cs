@@ -9,8 +9,8 @@ namespace CeDsl.Kernels;
 /// libtorch. After each libtorch operator its worker threads spin for a few milliseconds waiting for
 /// the next one; .NET thread-pool threads started then would share the cores with them (3-10 ms more
 /// per folded CE after a convolution, docs/benchmarks/folding.md), while the spinning workers take
-/// this loop at once. Where that entry point is missing (another OpenMP runtime), .NET's
-/// <see cref="Parallel"/> loop with <c>torch.get_num_threads()</c> threads. Items are taken one at a time by
+/// this loop at once. Where those entry points are missing (another OpenMP runtime), the same team
+/// of <c>torch.get_num_threads()</c> members runs on .NET's thread pool (<see cref="Parallel"/>). Items are taken one at a time by
 /// whichever thread is free (<see cref="For"/>) or in one contiguous share per thread (<see cref="ForShares"/>).
 /// </summary>
 internal static unsafe class ParallelLoop
@@ -63,44 +63,38 @@ internal static unsafe class ParallelLoop
             }
             return;
         }
-        if (!OnLibTorchThreads)
-        {
-            var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
-            if (!inShares)
-            {
-                Parallel.For(0, count, options, body);
-                return;
-            }
-            Parallel.For(0, threads, options, (share, state) =>
-            {
-                for (long item = share * count / threads; item < (share + 1) * count / threads && !state.ShouldExitCurrentIteration; item++)
-                    body(item);
-            });
-            return;
-        }
         var loop = new Loop(count, body, inShares);
-        var handle = GCHandle.Alloc(loop);
-        try
+        if (OnLibTorchThreads)
         {
-            OpenMpParallel(&RunTeamMember, (void*)GCHandle.ToIntPtr(handle), (uint)threads, 0);
+            var handle = GCHandle.Alloc(loop);
+            try
+            {
+                OpenMpParallel(&RunTeamMember, (void*)GCHandle.ToIntPtr(handle), (uint)threads, 0);
+            }
+            finally
+            {
+                handle.Free();
+            }
         }
-        finally
+        else
         {
-            handle.Free();
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, member => Work(loop, member, threads));
         }
         if (loop.Error is { } error)
             throw new AggregateException(error);
     }
 
     [UnmanagedCallersOnly]
-    private static void RunTeamMember(void* state)
+    private static void RunTeamMember(void* state) =>
+        Work((Loop)GCHandle.FromIntPtr((nint)state).Target!, OpenMpThreadNumber(), OpenMpTeamSize());
+
+    /// <summary>What member <paramref name="member"/> of a team of <paramref name="team"/> threads does of <paramref name="loop"/>.</summary>
+    private static void Work(Loop loop, long member, long team)
     {
-        var loop = (Loop)GCHandle.FromIntPtr((nint)state).Target!;
         try
         {
             if (loop.InShares)
             {
-                long member = OpenMpThreadNumber(), team = OpenMpTeamSize();
                 for (long item = member * loop.Count / team; item < (member + 1) * loop.Count / team && Volatile.Read(ref loop.Next) < loop.Count; item++)
                     loop.Body(item);
                 return;
