@@ -45,30 +45,36 @@ RUNS=(
     "sconv-preresnet29-s1 sconv-preresnet29 1"
 )
 
-# Finished runs whose checkpoints an earlier machine lost before their analysis (experiments/analyze-full.sh
+# Finished runs (names from RUNS) whose checkpoints an earlier machine lost before their analysis (experiments/analyze-full.sh
 # needs them): trained again from scratch, after the runs above, into $OUT only. The committed results stay;
 # retrain.txt beside them says whether the new run's metrics (all but the timing columns) equal them.
-RETRAIN=(
-    "resnet20-s1 resnet20 1"
-    "ce-resnet20-s1 ce-resnet20 1"
-)
+RETRAIN=(resnet20-s1 ce-resnet20-s1)
 
 done_run() { [[ -f $RESULTS/$1/metrics.csv ]]; }
+retrained() { [[ -d $RESULTS/$1/analysis || -f $RESULTS/$1/retrain.txt ]]; }
+spec_of() { local entry; for entry in "${RUNS[@]}"; do [[ ${entry%% *} == "$1" ]] && { echo "$entry"; return 0; }; done; return 1; }
+built_from() { cat "${CEDSL_COMMIT_FILE:-artifacts/experiments-cedsl/COMMIT}" 2>/dev/null || echo unknown; }
 
-train() { # name model seed [options...]
-    local name=$1 model=$2 seed=$3; shift 3
-    done_run "$name" && return 0
+fit() { # label name model seed [options...]: cedsl train into $OUT/<name>, resuming its checkpoint
+    local label=$1 name=$2 model=$3 seed=$4; shift 4
     local dir=$OUT/$name args=(train --model "$model" --seed "$seed" $RECIPE $DATA --out "$OUT/$name" "$@")
     mkdir -p "$dir"
     if [[ -f $dir/checkpoint.safetensors ]]; then
         args+=(--resume "$dir/checkpoint.safetensors")
     fi
-    echo "$(date -u +%FT%TZ) $name: cedsl ${args[*]}" | tee -a "$dir/train.log"
-    $CEDSL "${args[@]}" >> "$dir/train.log" 2>&1 || { echo "$name failed or was interrupted (exit $?); see $dir/train.log" >&2; return 1; }
+    echo "$(date -u +%FT%TZ) $label: cedsl ${args[*]}" | tee -a "$dir/train.log"
+    $CEDSL "${args[@]}" >> "$dir/train.log" 2>&1 || { echo "$label failed or was interrupted (exit $?); see $dir/train.log" >&2; return 1; }
+}
+
+train() { # name model seed [options...]
+    local name=$1 model=$2 seed=$3; shift 3
+    done_run "$name" && return 0
+    fit "$name" "$name" "$model" "$seed" "$@" || return 1
+    local dir=$OUT/$name
     mkdir -p "$RESULTS/$name"
     {
         echo "cedsl train --model $model --seed $seed $RECIPE $*"
-        echo "OMP_NUM_THREADS=$OMP_NUM_THREADS, cedsl built from commit $(cat "${CEDSL_COMMIT_FILE:-artifacts/experiments-cedsl/COMMIT}" 2>/dev/null || echo unknown); every sitting's command line is in train.log"
+        echo "OMP_NUM_THREADS=$OMP_NUM_THREADS, cedsl built from commit $(built_from); every sitting's command line is in train.log"
     } > "$RESULTS/$name/command.txt"
     cp "$dir/metrics.csv" "$RESULTS/$name/metrics.csv"
     cp "$dir/train.log" "$RESULTS/$name/train.log"
@@ -79,16 +85,10 @@ train() { # name model seed [options...]
 retrain() { # name model seed [options...]
     local name=$1 model=$2 seed=$3; shift 3
     local dir=$OUT/$name result=$RESULTS/$name
-    [[ -d $result/analysis || -f $result/retrain.txt ]] && return 0
-    local args=(train --model "$model" --seed "$seed" $RECIPE $DATA --out "$dir" "$@")
-    mkdir -p "$dir"
-    if [[ -f $dir/checkpoint.safetensors ]]; then
-        args+=(--resume "$dir/checkpoint.safetensors")
-    fi
-    echo "$(date -u +%FT%TZ) $name (again): cedsl ${args[*]}" | tee -a "$dir/train.log"
-    $CEDSL "${args[@]}" >> "$dir/train.log" 2>&1 || { echo "$name (again) failed or was interrupted (exit $?); see $dir/train.log" >&2; return 1; }
+    retrained "$name" && return 0
+    fit "$name (again)" "$name" "$model" "$seed" "$@" || return 1
     {
-        echo "trained again: cedsl train --model $model --seed $seed $RECIPE $* (cedsl built from commit $(cat "${CEDSL_COMMIT_FILE:-artifacts/experiments-cedsl/COMMIT}" 2>/dev/null || echo unknown))"
+        echo "trained again: cedsl train --model $model --seed $seed $RECIPE $* (cedsl built from commit $(built_from))"
         if cmp -s <(cut -d, -f1-7 "$dir/metrics.csv") <(cut -d, -f1-7 "$result/metrics.csv"); then
             echo "metrics.csv without its timing columns: identical to the committed run's"
         else
@@ -113,9 +113,8 @@ case ${1:-list} in
             if done_run "$name"; then state=done; elif [[ -f $OUT/$name/checkpoint.safetensors ]]; then state=started; else state=-; fi
             printf '%2d %-24s %s\n' "$i" "$name" "$state"
         done
-        for i in "${!RETRAIN[@]}"; do
-            read -r name _ <<< "${RETRAIN[$i]}"
-            if [[ -d $RESULTS/$name/analysis || -f $RESULTS/$name/retrain.txt ]]; then state=done; elif [[ -f $OUT/$name/checkpoint.safetensors ]]; then state=started; else state=-; fi
+        for name in "${RETRAIN[@]}"; do
+            if retrained "$name"; then state=done; elif [[ -f $OUT/$name/checkpoint.safetensors ]]; then state=started; else state=-; fi
             printf '   %-24s %s\n' "$name (again)" "$state"
         done ;;
     worker)
@@ -129,7 +128,7 @@ case ${1:-list} in
         for i in "${!RETRAIN[@]}"; do
             (( i % n == k )) || continue
             # shellcheck disable=SC2086
-            retrain ${RETRAIN[$i]}
+            retrain $(spec_of "${RETRAIN[$i]}")
         done ;;
     *) echo "usage: $0 list | worker K N" >&2; exit 2 ;;
 esac
