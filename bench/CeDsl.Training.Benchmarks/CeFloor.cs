@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using CeDsl.Bench;
 using CeDsl.Layers;
 using CeDsl.Networks;
 using TorchSharp;
@@ -30,14 +31,12 @@ internal static class CeFloor
     {
         var invariant = CultureInfo.InvariantCulture;
         int repeats = Math.Max(5, 2 * options.Runs);
-        double rate = MultiplyAddRate(), operatorMs = OperatorMs(), nodeMs = NodeMs();
+        var machine = Primitives.Measure();
         bool training = result.Case.Training;
         var lines = new List<string>
         {
             "",
-            $"CE floor, {result.Case}: matrix-product rate {rate / 1e9:F1} G multiply-adds/s (1024^3 float32 matmul), fastest of 9; " +
-            string.Create(invariant, $"one libtorch operator {operatorMs * 1e3:F1} us, one custom autograd node (forward + backward) {nodeMs * 1e3:F1} us (fastest of 201); ") +
-            $"one read (a sum) and one read + write (a copy) of each CE's input, fastest of {repeats}; each CE alone on the input it received in the network, median of {repeats}.",
+            $"CE floor, {result.Case}: {machine.Describe(repeats)}; each CE alone on the input it received in the network, median of {repeats}.",
             "",
             "| CE | input | d | one read | read + write | multiply-adds | floor | measured | measured, operators |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -49,38 +48,19 @@ internal static class CeFloor
         double floorTotal = 0, measuredTotal = 0, operatorsTotal = 0;
         foreach (var (path, ce, input) in captured)
         {
-            long elements = input.numel(), channels = input.shape[1], samples = input.shape[0];
-            int d = ce.GroupSize;
-            long hidden = channels / 4, groups = ce.Groups;
-            double read = Math.Max(0, Fastest(repeats, () => input.sum()) - operatorMs);
-            using var copy = empty_like(input);
-            double readWrite = Math.Max(0, Fastest(repeats, () => copy.copy_(input)) - operatorMs);
-
-            double macs, floor;
-            double gate = training ? 6.0 * samples * channels * hidden : 2.0 * samples * channels * hidden;
+            var (read, readWrite) = machine.Traffic(input, repeats);
+            double floor, macs;
             if (training)
-            {
-                double newton = 18.0 * groups * d * d * d;
-                var passes = new (double Memory, double MultiplyAdds)[]
-                {
-                    (read, (d + 1) / 2.0 * elements), (readWrite, (double)d * elements),
-                    (2 * read, (double)d * elements), (read + readWrite, 2.0 * d * elements),
-                };
-                macs = passes.Sum(p => p.MultiplyAdds) + gate + newton;
-                floor = passes.Sum(p => Math.Max(p.Memory, p.MultiplyAdds / rate * 1e3)) + (gate + newton) / rate * 1e3 + nodeMs;
-            }
+                (floor, macs, _) = TrainingFloor(machine, ce, input.shape, read, readWrite);
             else
-            {
-                macs = (double)d * elements + gate;
-                floor = Math.Max(readWrite, (double)d * elements / rate * 1e3) + gate / rate * 1e3 + operatorMs;
-            }
+                (floor, macs) = EvaluationFloor(machine, ce, input.shape, readWrite);
             double measured = TimeAlone(ce, input, training, operatorsOnly: false, repeats);
             double operators = options.Operators ? TimeAlone(ce, input, training, operatorsOnly: true, repeats) : double.NaN;
             floorTotal += floor;
             measuredTotal += measured;
             operatorsTotal += operators;
             lines.Add(string.Create(invariant,
-                $"| {path} | {string.Join("x", input.shape)} | {d} | {read:F2} ms | {readWrite:F2} ms | {macs / 1e6:F0} M | {floor:F2} ms | {measured:F2} ms | {(options.Operators ? operators.ToString("F2", invariant) + " ms" : "-")} |"));
+                $"| {path} | {string.Join("x", input.shape)} | {ce.GroupSize} | {read:F2} ms | {readWrite:F2} ms | {macs / 1e6:F0} M | {floor:F2} ms | {measured:F2} ms | {(options.Operators ? operators.ToString("F2", invariant) + " ms" : "-")} |"));
             input.Dispose();
         }
         double baseline = result.BaselineMs;
@@ -92,6 +72,101 @@ internal static class CeFloor
             $"BN network step {baseline:F1} ms: the floor of {result.Case.Family} with CE is **x{1 + floorTotal / baseline:F3}** " +
             $"(the CEs alone as measured: x{1 + measuredTotal / baseline:F3}); the CE network measured x{Statistics.Median(result.Ratios(withCe)):F3} in the same process."));
         return lines;
+    }
+
+    /// <summary>
+    /// The floor of the CE layer benchmark's training step (bench/run-ce-bench.sh: BN, then BN followed by CE, forward
+    /// and backward with a fixed upstream gradient) at each of its shapes: BN's step and BN+CE's step measured side by
+    /// side in this process, and BN's step plus CE's floor.
+    /// </summary>
+    public static List<string> DeriveLayers(Options options)
+    {
+        var invariant = CultureInfo.InvariantCulture;
+        int repeats = Math.Max(5, 2 * options.Runs);
+        var machine = Primitives.Measure();
+        var lines = new List<string>
+        {
+            string.Create(invariant, $"CE layer floor, training step, {options.Threads} threads: {machine.Describe(repeats)}; ") +
+            string.Create(invariant, $"BN and BN+CE timed in turn, {options.Runs} runs of {options.Iterations} steps each, median step per run; the ratios are medians of the per-run ratios, range in brackets."),
+            "",
+            "| shape | d | one read | read + write | CE multiply-adds | CE floor | of it, memory | BN step | BN+CE step | floor / BN | measured / BN |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        };
+        foreach (var shape in LayerShape.All)
+        {
+            using var scope = NewDisposeScope();
+            manual_seed(1);
+            var input = randn(shape.Batch, shape.Channels, shape.Size, shape.Size).requires_grad_(true);
+            var upstream = randn_like(input);
+            var bn = nn.BatchNorm2d(shape.Channels);
+            var ce = new ChannelEquilibrium(shape.Channels);
+            var bnCe = nn.Sequential(("bn", bn), ("ce", ce));
+            bn.train();
+            bnCe.train();
+
+            var (read, readWrite) = machine.Traffic(input.detach(), repeats);
+            var (floor, macs, memory) = TrainingFloor(machine, ce, input.shape, read, readWrite);
+            var bnSteps = new List<double>();
+            var bnCeSteps = new List<double>();
+            for (int run = -1; run < options.Runs; run++)
+            {
+                double bnStep = Median(options.Iterations, () => Step(bn, input, upstream));
+                double bnCeStep = Median(options.Iterations, () => Step(bnCe, input, upstream));
+                if (run < 0)
+                    continue; // warm-up
+                bnSteps.Add(bnStep);
+                bnCeSteps.Add(bnCeStep);
+            }
+            var floorRatios = bnSteps.Select(step => 1 + floor / step).ToList();
+            var measuredRatios = bnSteps.Zip(bnCeSteps, (b, c) => c / b).ToList();
+            lines.Add(string.Create(invariant,
+                $"| {shape} | {ce.GroupSize} | {read:F2} ms | {readWrite:F2} ms | {macs / 1e6:F0} M | {floor:F2} ms | {memory:F2} ms | {Statistics.Median(bnSteps):F2} ms | {Statistics.Median(bnCeSteps):F2} ms | " +
+                $"x{Statistics.Median(floorRatios):F2} ({floorRatios.Min():F2}-{floorRatios.Max():F2}) | x{Statistics.Median(measuredRatios):F2} ({measuredRatios.Min():F2}-{measuredRatios.Max():F2}) |"));
+        }
+        lines.Add("");
+        lines.Add("CE floor: each of its four passes at the longer of its memory traffic and its multiply-adds at the matrix-product rate, the gate and Newton iterations at that rate, and one autograd node; " +
+                  "\"of it, memory\": the part of the floor set by the passes' memory traffic (5 reads and 2 reads + writes of the activation).");
+        return lines;
+    }
+
+    /// <summary>One training step of a layer: forward, backward with <paramref name="upstream"/>, gradients cleared.</summary>
+    private static Tensor Step(nn.Module<Tensor, Tensor> layer, Tensor input, Tensor upstream)
+    {
+        var output = layer.call(input);
+        output.backward([upstream]);
+        layer.zero_grad();
+        input.grad!.zero_();
+        return output;
+    }
+
+    /// <summary>
+    /// CE's training floor (forward and backward) on an input of <paramref name="shape"/>: the four passes, each the longer of
+    /// its memory traffic and its multiply-adds, then the gate and the Newton iterations, and one autograd node; and the part
+    /// of it that the passes' memory traffic sets.
+    /// </summary>
+    private static (double Floor, double MultiplyAdds, double Memory) TrainingFloor(Primitives machine, ChannelEquilibrium ce, long[] shape, double read, double readWrite)
+    {
+        long samples = shape[0], channels = shape[1], elements = shape.Aggregate(1L, (a, b) => a * b);
+        int d = ce.GroupSize;
+        double gate = 6.0 * samples * channels * (channels / 4);
+        double newton = 18.0 * ce.Groups * d * d * d;
+        var passes = new (double Memory, double MultiplyAdds)[]
+        {
+            (read, (d + 1) / 2.0 * elements), (readWrite, (double)d * elements),
+            (2 * read, (double)d * elements), (read + readWrite, 2.0 * d * elements),
+        };
+        double macs = passes.Sum(p => p.MultiplyAdds) + gate + newton;
+        double floor = passes.Sum(p => Math.Max(p.Memory, machine.Milliseconds(p.MultiplyAdds))) + machine.Milliseconds(gate + newton) + machine.NodeMs;
+        double memory = passes.Where(p => p.Memory >= machine.Milliseconds(p.MultiplyAdds)).Sum(p => p.Memory);
+        return (floor, macs, memory);
+    }
+
+    /// <summary>CE's evaluation floor: one read plus write of each sample while it stays in cache, its map, the gate, one operator.</summary>
+    private static (double Floor, double MultiplyAdds) EvaluationFloor(Primitives machine, ChannelEquilibrium ce, long[] shape, double readWrite)
+    {
+        long samples = shape[0], channels = shape[1], elements = shape.Aggregate(1L, (a, b) => a * b);
+        double map = (double)ce.GroupSize * elements, gate = 2.0 * samples * channels * (channels / 4);
+        return (Math.Max(readWrite, machine.Milliseconds(map)) + machine.Milliseconds(gate) + machine.OperatorMs, map + gate);
     }
 
     /// <summary>Every CE of the network with the input it receives in one training-mode forward pass.</summary>
@@ -151,32 +226,53 @@ internal static class CeFloor
         }
     }
 
-    /// <summary>Multiply-adds per second of a 1024 x 1024 by 1024 x 1024 float32 matrix product.</summary>
-    private static double MultiplyAddRate()
+    /// <summary>The machine's primitives a floor is built from, each the fastest of its repetitions.</summary>
+    private sealed record Primitives(double Rate, double OperatorMs, double NodeMs)
     {
-        using var a = randn(1024, 1024);
-        using var b = randn(1024, 1024);
-        return Math.Pow(1024, 3) / (Fastest(9, () => a.mm(b)) / 1e3);
-    }
+        /// <summary>The rate of a 1024^3 float32 matrix product, one libtorch operator and one custom autograd node, each on a small tensor.</summary>
+        public static Primitives Measure() => new(MultiplyAddRate(), OperatorCost(), NodeCost());
 
-    /// <summary>One libtorch operator on a one-element tensor, through TorchSharp.</summary>
-    private static double OperatorMs()
-    {
-        using var a = ones(1);
-        using var b = ones(1);
-        return Fastest(201, () => a.add(b));
-    }
+        public string Describe(int repeats) =>
+            string.Create(CultureInfo.InvariantCulture, $"matrix-product rate {Rate / 1e9:F1} G multiply-adds/s (1024^3 float32 matmul), fastest of 9; ") +
+            string.Create(CultureInfo.InvariantCulture, $"one libtorch operator {OperatorMs * 1e3:F1} us, one custom autograd node (forward + backward) {NodeMs * 1e3:F1} us (fastest of 201); ") +
+            $"one read (a sum) and one read + write (a copy) of each CE's input, fastest of {repeats}";
 
-    /// <summary>A custom autograd function's forward and backward on a one-element tensor.</summary>
-    private static double NodeMs()
-    {
-        using var a = ones(1).requires_grad_(true);
-        return Fastest(201, () =>
+        /// <summary>Milliseconds of <paramref name="multiplyAdds"/> at the matrix-product rate.</summary>
+        public double Milliseconds(double multiplyAdds) => multiplyAdds / Rate * 1e3;
+
+        /// <summary>One read (a sum) and one read plus write (a copy) of <paramref name="input"/>, less one operator's cost.</summary>
+        public (double Read, double ReadWrite) Traffic(Tensor input, int repeats)
         {
-            var output = Identity.apply(a);
-            output.backward();
-            return output;
-        });
+            double read = Math.Max(0, Fastest(repeats, () => input.sum()) - OperatorMs);
+            using var copy = empty_like(input);
+            double readWrite = Math.Max(0, Fastest(repeats, () => copy.copy_(input)) - OperatorMs);
+            return (read, readWrite);
+        }
+
+        private static double MultiplyAddRate()
+        {
+            using var a = randn(1024, 1024);
+            using var b = randn(1024, 1024);
+            return Math.Pow(1024, 3) / (Fastest(9, () => a.mm(b)) / 1e3);
+        }
+
+        private static double OperatorCost()
+        {
+            using var a = ones(1);
+            using var b = ones(1);
+            return Fastest(201, () => a.add(b));
+        }
+
+        private static double NodeCost()
+        {
+            using var a = ones(1).requires_grad_(true);
+            return Fastest(201, () =>
+            {
+                var output = Identity.apply(a);
+                output.backward();
+                return output;
+            });
+        }
     }
 
     /// <summary>

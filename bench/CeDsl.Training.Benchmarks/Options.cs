@@ -18,13 +18,13 @@ internal sealed record BenchCase(string Family, int Batch, bool Training)
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Family}, batch {Batch}, {Mode}");
 }
 
-internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Iterations, int Threads, bool Operators, bool Floor, string? Markdown, bool Kernels)
+internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Iterations, int Threads, bool Operators, bool Floor, string? Markdown, bool Kernels, bool Layers)
 {
     public static readonly string DefaultCases = "resnet20:16:train,resnet20:16:eval,resnet20:128:train,resnet18:16:train,resnet50:16:train";
 
     public static Options Parse(string[] args)
     {
-        var options = new Options(ParseCases(DefaultCases), 5, 5, 2, false, false, null, false);
+        var options = new Options(ParseCases(DefaultCases), 5, 5, 2, false, false, null, false, false);
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {args[i]} needs a value.");
@@ -45,7 +45,8 @@ internal sealed record Options(IReadOnlyList<BenchCase> Cases, int Runs, int Ite
                 "--floor" => options with { Floor = true },
                 "--markdown" => options with { Markdown = Value() },
                 "--kernels" => options with { Kernels = true },
-                _ => throw new ArgumentException($"Unknown option {args[i]}; expected --cases, --runs, --iterations, --threads, --operators, --floor, --markdown, --kernels."),
+                "--layers" => options with { Layers = true },
+                _ => throw new ArgumentException($"Unknown option {args[i]}; expected --cases, --runs, --iterations, --threads, --operators, --floor, --markdown, --kernels, --layers."),
             };
         }
         return options;

@@ -16,6 +16,8 @@ using static TorchSharp.torch;
 //   --floor           derive CE's floor for each case's CE network (train: forward + backward, eval: forward)
 //   --markdown FILE   also write the tables to FILE
 //   --kernels         instead: the rates of CE's block kernels on one thread
+//   --layers          instead: the floor of the CE layer benchmark's training step at its shapes, beside BN and BN+CE
+//                     timed in turn (--runs, --iterations, --threads apply)
 var options = Options.Parse(args);
 if (options.Kernels)
 {
@@ -26,6 +28,14 @@ if (options.Kernels)
     return;
 }
 set_num_threads(options.Threads);
+if (options.Layers)
+{
+    var floors = CeFloor.DeriveLayers(options);
+    Print(floors);
+    if (options.Markdown is { } file)
+        File.WriteAllLines(file, floors);
+    return;
+}
 var invariant = CultureInfo.InvariantCulture;
 var lines = new List<string>
 {
