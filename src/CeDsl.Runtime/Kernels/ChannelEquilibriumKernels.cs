@@ -563,6 +563,7 @@ internal static unsafe class ChannelEquilibriumKernels
                 nint input = (nint)x, gradient = (nint)dy, output = (nint)dx, means = (nint)mean, gates = (nint)gate;
                 nint covariance = (nint)a, variances = (nint)varianceGradient, mapsOfGroups = (nint)groupMaps, shiftsOfGroups = (nint)shifts;
                 long perItem = CpuKernels.BlocksPerItem(pairs, 3 * d * positions);
+                long ahead = PrefetchDistance<T>(d, positions, pairs);
                 ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * 2 * d * d * positions, body: item =>
                 {
                     T* map = stackalloc T[2 * d * d];
@@ -586,7 +587,7 @@ internal static unsafe class ChannelEquilibriumKernels
                             bias[i] = T.CreateTruncating(s is null ? 0 : biasValue - ((double*)shiftsOfGroups)[g * d + i]);
                         }
                         long offset = pair * d * positions;
-                        Map((T*)gradient + offset, d, (T*)input + offset, mu, d, (T*)output + offset, d, map, bias, positions);
+                        Map((T*)gradient + offset, d, (T*)input + offset, mu, d, (T*)output + offset, d, map, bias, positions, ahead);
                     }
                 });
             }

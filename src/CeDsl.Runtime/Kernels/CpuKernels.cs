@@ -110,7 +110,9 @@ internal static unsafe class CpuKernels
                     T* x = (T*)input + sample * channels * positions, y = (T*)output + sample * channels * positions;
                     for (long c = 0; c < channels; c++)
                     {
-                        PrefetchForWriting(y + c * positions, positions);
+                        // The maps then write lines the core already holds instead of fetching each at its first store
+                        // (in a network the output is memory that was last touched long ago).
+                        Prefetch(y + c * positions, positions);
                         variance[c] = RowVariance(x + c * positions, positions, out _);
                     }
                     for (long c = 0; c < channels; c++)
@@ -134,20 +136,6 @@ internal static unsafe class CpuKernels
             }
         });
         return notFinite == 0;
-    }
-
-    /// <summary>
-    /// Brings <paramref name="count"/> elements of the output into the cache while the input is read: the
-    /// maps then write lines the core already holds instead of fetching each from memory at its first store
-    /// (in a network the output is memory that was last touched long ago).
-    /// </summary>
-    private static void PrefetchForWriting<T>(T* row, long count) where T : unmanaged
-    {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported)
-            return;
-        byte* start = (byte*)row, end = (byte*)(row + count);
-        for (byte* line = start; line < end; line += 64)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch1(line);
     }
 
     /// <summary>
@@ -183,6 +171,7 @@ internal static unsafe class CpuKernels
     {
         nint input = (nint)source, output = (nint)target, weight = (nint)weights, factor = (nint)factors;
         long pairs = samples * groups, pairsPerItem = BlocksPerItem(pairs, d * positions);
+        long ahead = PrefetchDistance<T>(d, positions, pairs);
         ParallelLoop.For((pairs + pairsPerItem - 1) / pairsPerItem, workPerItem: pairsPerItem * d * d * positions, body: item =>
         {
             T* map = stackalloc T[d * d];
@@ -190,7 +179,7 @@ internal static unsafe class CpuKernels
             {
                 SampleMap((T*)weight + pair % groups * d * d, (T*)factor + pair * d, map, d);
                 long offset = pair * d * positions;
-                Map((T*)input + offset, d, null, null, 0, (T*)output + offset, d, map, null, positions);
+                Map((T*)input + offset, d, null, null, 0, (T*)output + offset, d, map, null, positions, ahead);
             }
         });
     }
