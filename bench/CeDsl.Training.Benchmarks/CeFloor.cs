@@ -125,7 +125,7 @@ internal static class CeFloor
         }
         lines.Add("");
         lines.Add("CE floor: each of its four passes at the longer of its memory traffic and its multiply-adds at the matrix-product rate, the gate and Newton iterations at that rate, and one autograd node; " +
-                  "\"of it, memory\": the part of the floor set by the passes' memory traffic (5 reads and 2 reads + writes of the activation).");
+                  "\"of it, memory\": the part of the floor set by the passes' memory traffic (4 reads and 2 reads + writes of the activation).");
         return lines;
     }
 
