@@ -36,20 +36,27 @@ internal static unsafe class KernelRates
             Header("activation (blocks, MB per operand)"),
             "|---|---:|---:|---:|---:|",
         ]);
-        foreach (var shape in LayerShape.All)
+        // The layer benchmark's activations, and rows of 28x28 between theirs; each as the passes run it (the maps
+        // prefetch by BlockKernels.PrefetchDistance) and with the maps prefetching the next block whatever the rows.
+        foreach (var shape in (LayerShape[])[.. LayerShape.All, new(32, 512, 28)])
         {
             long positions = (long)shape.Size * shape.Size;
             int blocks = shape.Batch * shape.Channels / Rows;
-            lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {shape.Batch}x{shape.Channels}x{shape.Size}x{shape.Size} ({blocks} blocks, {blocks * Rows * positions * sizeof(float) / 1e6:F1} MB) | {Rates(positions, blocks)} |"));
+            string name = string.Create(CultureInfo.InvariantCulture,
+                $"{shape.Batch}x{shape.Channels}x{shape.Size}x{shape.Size} ({blocks} blocks, {blocks * Rows * positions * sizeof(float) / 1e6:F1} MB)");
+            lines.Add($"| {name} | {Rates(positions, blocks)} |");
+            lines.Add($"| {name}, maps prefetching | {Rates(positions, blocks, mapsPrefetch: true)} |");
         }
         return lines;
     }
 
     private static string Header(string first) => $"| {first} | Gram (centred, symmetric) | dY X^T | map 16 -> 16 rows | map 32 -> 16 rows |";
 
-    /// <summary>The four kernels' rates over <paramref name="blocks"/> blocks of 16 rows of <paramref name="positions"/>, as table cells.</summary>
-    private static string Rates(long positions, int blocks)
+    /// <summary>
+    /// The four kernels' rates over <paramref name="blocks"/> blocks of 16 rows of <paramref name="positions"/>, as table cells;
+    /// <paramref name="mapsPrefetch"/>: the maps prefetch the next block whatever <see cref="BlockKernels.PrefetchDistance{T}"/> says.
+    /// </summary>
+    private static string Rates(long positions, int blocks, bool mapsPrefetch = false)
     {
         var random = new Random(1);
         long size = (long)blocks * Rows * positions;
@@ -73,7 +80,7 @@ internal static unsafe class KernelRates
             nint x = (nint)xPointer, dy = (nint)dyPointer, y = (nint)yPointer, mean = (nint)meanPointer, weights = (nint)weightsPointer, sums = (nint)sumsPointer;
             float* Block(nint data, int block) => (float*)data + (long)block * Rows * positions;
             // As the passes do: the maps prefetch the next block's rows where short rows stream from beyond the caches.
-            long ahead = BlockKernels.PrefetchDistance<float>(Rows, positions, blocks);
+            long ahead = mapsPrefetch ? Rows * positions : BlockKernels.PrefetchDistance<float>(Rows, positions, blocks);
             double gram = Rate(positions, blocks, (Rows + 4.0) / 2 * Rows, block =>
                 BlockKernels.Products(Block(x, block), (float*)mean, Rows, Block(x, block), (float*)mean, Rows, positions, symmetric: true, (double*)sums));
             double gradient = Rate(positions, blocks, Rows * Rows, block =>

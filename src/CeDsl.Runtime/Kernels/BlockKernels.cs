@@ -30,7 +30,7 @@ internal static unsafe class BlockKernels
     internal const long StreamingBytes = 16 << 20;
 
     /// <summary>
-    /// Rows at most this long are too short for the CPU's own stream prefetchers to follow (<see cref="PrefetchDistance{T}"/>).
+    /// Rows at most this long are short, for <see cref="PrefetchDistance{T}"/>.
     /// </summary>
     internal const long ShortRowBytes = 1 << 10;
 
@@ -41,14 +41,15 @@ internal static unsafe class BlockKernels
     /// otherwise 0, no prefetch.
     /// </summary>
     /// <remarks>
-    /// A map walks the 16 or 32 input rows of a block side by side, a tile of a few cache lines of each at a time; rows
-    /// of 14x14 (784 bytes) end before the CPU's stream prefetchers have learnt them, so each line was a miss. Over the
-    /// whole 32x1024x14x14 activation (25.7 MB) prefetching the next block as each tile is packed raised the maps' rate
-    /// by a quarter to a half. Over 32x256x56x56 (rows of 12.5 KB, which the CPU prefetches itself) it made the CE
-    /// layer's training step 5-8 % slower, and on operands that stay in the caches the prefetches only cost
-    /// instructions. Rows between 1 KB and 12.5 KB were not measured. The products (Gram, dY X^T) do not prefetch: they
-    /// read a block again from the first-level cache for each 4 of its rows, and prefetching the next block made them a
-    /// third slower at 14x14 (docs/benchmarks/ce-training.md).
+    /// A map walks the 16 or 32 input rows of a block side by side, a tile of a few cache lines of each at a time. On one
+    /// thread, over whole activations that spill out of the second-level cache, prefetching the next block as each
+    /// tile is packed raised the maps' rate at every row length measured (14x14, 28x28, 56x56). In the CE layer's
+    /// training step on two threads it paid only at 14x14: over 32x1024x14x14 (25.7 MB) the step went from x2.50 to
+    /// x2.28 BN, while over 32x256x56x56 (102.8 MB, rows of 12.5 KB) it did not get faster (1.83-2.16 against
+    /// 1.92-2.06 BN). Rows of 28x28 were not measured in the layer, so the rule leaves every row over 1 KB alone. On
+    /// operands that stay in the caches the prefetches only cost instructions. The products (Gram, dY X^T) do not
+    /// prefetch: they read a block again from the first-level cache for each 4 of its rows, and prefetching the next
+    /// block made them a third slower at 14x14 (docs/benchmarks/ce-training.md).
     /// </remarks>
     internal static long PrefetchDistance<T>(int rows, long positions, long blocks) where T : unmanaged =>
         positions * sizeof(T) <= ShortRowBytes && blocks * rows * positions * sizeof(T) >= StreamingBytes ? rows * positions : 0;
