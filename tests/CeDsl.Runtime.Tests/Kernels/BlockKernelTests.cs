@@ -147,7 +147,7 @@ public unsafe class BlockKernelTests
     [InlineData(196, 2048, 16 * 196)] // 32x1024x14x14: short rows, streaming
     [InlineData(196, 1024, 0)] // 16x1024x14x14: 12.8 MB, stays in the caches
     [InlineData(256, 2048, 16 * 256)] // rows of exactly 1 KB
-    [InlineData(3136, 512, 0)] // 32x256x56x56: long rows, which the CPU prefetches itself
+    [InlineData(3136, 512, 0)] // 32x256x56x56: long rows, where the layer did not gain
     public void Passes_prefetch_the_next_block_only_where_short_rows_stream(long positions, long blocks, long expected) =>
         Assert.Equal(expected, BlockKernels.PrefetchDistance<float>(16, positions, blocks));
 
