@@ -182,14 +182,17 @@ internal static unsafe class ChannelEquilibriumKernels
 
                 // The gate of every sample, keeping its hidden values for the backward pass.
                 var weights = new CpuKernels.Gate(module.Reduce, module.NormWeight, module.NormBias, module.NormEps, module.Expand, 1).Weights<T>();
-                T* normalized = (T*)(workspace + layout.Normalized), affine = (T*)(workspace + layout.Affine), inverseStd = (T*)(workspace + layout.InverseStd);
-                nint variances = (nint)variance, gates = (nint)gate, normal = (nint)normalized, affines = (nint)affine, inverses = (nint)inverseStd;
-                ParallelLoop.For(n, workPerItem: 2 * channels * hidden, body: sample =>
+                var saved = new GateKernels.Saved<T>((T*)(workspace + layout.Normalized), (T*)(workspace + layout.Affine), (T*)(workspace + layout.InverseStd));
+                var gateScratch = ArrayPool<T>.Shared.Rent(checked((int)((channels + hidden) * n)));
+                try
                 {
-                    T* scratch = stackalloc T[(int)hidden];
-                    var saved = new GateKernels.Saved<T>((T*)normal + sample * hidden, (T*)affines + sample * hidden, (T*)inverses + sample);
-                    GateKernels.Forward(weights, (T*)variances + sample * channels, (T*)gates + sample * channels, T.One, scratch, saved);
-                });
+                    fixed (T* scratch = gateScratch)
+                        GateKernels.Forward(weights, n, variance, gate, scratch, saved);
+                }
+                finally
+                {
+                    ArrayPool<T>.Shared.Return(gateScratch);
+                }
 
                 double scale;
                 if (call.Training)
@@ -269,7 +272,7 @@ internal static unsafe class ChannelEquilibriumKernels
                 }
                 for (int i = 0; i < d; i++)
                     mu[i] = RowMean(rows + i * positions, positions);
-                double* g = (double*)grams + pair * d * d;
+                double* g = (double*)grams + GroupMajor(pair, samples, groups) * d * d;
                 new Span<double>(g, d * d).Clear();
                 Products(rows, mu, d, rows, mu, d, positions, symmetric: true, g);
                 for (int i = 0; i < d; i++)
@@ -308,7 +311,7 @@ internal static unsafe class ChannelEquilibriumKernels
                 m[i] /= n;
             for (long sample = 0; sample < n; sample++)
             {
-                AddScaled(sigma, (double*)grams + (sample * groups + g) * d * d, 1.0, d * d);
+                AddScaled(sigma, (double*)grams + ((long)g * n + sample) * d * d, 1.0, d * d);
                 for (int i = 0; i < d; i++)
                     deviation[i] = double.CreateTruncating(((T*)means)[sample * channels + g * d + i]) - m[i];
                 for (int i = 0; i < d; i++)
@@ -395,24 +398,8 @@ internal static unsafe class ChannelEquilibriumKernels
 
                 // lambda: dM = sum over blocks of <dM_ng, wm_g - diag(f_ng)>, f = y / s.
                 double* summed = groupArrays, a = groupArrays + groups * d * d;
-                new Span<double>(summed, groups * d * d).Clear();
                 T* gateGradient = channelArrays, varianceGradient = channelArrays + n * channels;
-                double lambdaGradient = 0, scaleGradient = 0;
-                for (long pair = 0; pair < pairs; pair++)
-                {
-                    double* block = dm + pair * d * d, sum = summed + pair % groups * d * d;
-                    for (int i = 0; i < d * d; i++)
-                        sum[i] += block[i];
-                    for (int i = 0; i < d; i++)
-                    {
-                        long c = pair * d + i;
-                        double y = double.CreateTruncating(gate[c]), diagonal = block[i * d + i];
-                        lambdaGradient -= diagonal * y / scale;
-                        // f = y / s: d y = (1 - lambda) dM_ii / s, d s -= (1 - lambda) dM_ii y / s^2.
-                        gateGradient[c] = T.CreateTruncating((1 - lambda) * diagonal / scale);
-                        scaleGradient -= (1 - lambda) * diagonal * y / (scale * scale);
-                    }
-                }
+                var (lambdaGradient, scaleGradient) = DiagonalGradients(call, dm, summed, gate, gateGradient);
                 for (long i = 0; i < (long)groups * d * d; i++)
                     lambdaGradient += summed[i] * wm[i];
                 *xWeightGradient = T.CreateTruncating(lambdaGradient * lambda * (1 - lambda));
@@ -446,7 +433,58 @@ internal static unsafe class ChannelEquilibriumKernels
         }
     }
 
-    /// <summary>dM_ng = dY_ng X_ng^T for every (sample, group) block, d x d doubles each.</summary>
+    /// <summary>
+    /// Where the d x d statistics of a (sample, group) block (pair = sample * groups + group) live in the per-block arrays:
+    /// group by group, so that each group's blocks, which the sums over samples read, are contiguous.
+    /// </summary>
+    private static long GroupMajor(long pair, long samples, int groups) => pair % groups * samples + pair / groups;
+
+    /// <summary>
+    /// From the blocks' dM (<see cref="GroupMajor"/>), in parallel over groups: per group the sum of its blocks over the
+    /// samples (<paramref name="summed"/>, in the samples' order), the gate's gradient (1 - lambda) dM_ii / s per (sample,
+    /// channel), and the parts of d loss / d lambda and d loss / d s that the diagonals give, f = y / s (each group's in
+    /// its samples' order, then the groups' in theirs).
+    /// </summary>
+    private static (double Lambda, double Scale) DiagonalGradients<T>(Call call, double* dm, double* summed, T* gate, T* gateGradient)
+        where T : unmanaged, INumber<T>
+    {
+        int groups = call.Module.Groups, d = call.Module.GroupSize;
+        long samples = call.Samples;
+        double lambda = call.Lambda, scale = call.Scale;
+        var parts = new double[2 * groups];
+        nint blocks = (nint)dm, sums = (nint)summed, gates = (nint)gate, gateGradients = (nint)gateGradient;
+        ParallelLoop.For(groups, workPerItem: samples * d * d, body: g =>
+        {
+            double* sum = (double*)sums + g * d * d;
+            new Span<double>(sum, d * d).Clear();
+            double lambdaPart = 0, scalePart = 0;
+            for (long sample = 0; sample < samples; sample++)
+            {
+                double* block = (double*)blocks + (g * samples + sample) * d * d;
+                AddScaled(sum, block, 1.0, d * d);
+                for (int i = 0; i < d; i++)
+                {
+                    long c = (sample * groups + g) * d + i;
+                    double y = double.CreateTruncating(((T*)gates)[c]), diagonal = block[i * d + i];
+                    lambdaPart -= diagonal * y / scale;
+                    // f = y / s: d y = (1 - lambda) dM_ii / s, d s -= (1 - lambda) dM_ii y / s^2.
+                    ((T*)gateGradients)[c] = T.CreateTruncating((1 - lambda) * diagonal / scale);
+                    scalePart -= (1 - lambda) * diagonal * y / (scale * scale);
+                }
+            }
+            parts[2 * g] = lambdaPart;
+            parts[2 * g + 1] = scalePart;
+        });
+        double lambdaGradient = 0, scaleGradient = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            lambdaGradient += parts[2 * g];
+            scaleGradient += parts[2 * g + 1];
+        }
+        return (lambdaGradient, scaleGradient);
+    }
+
+    /// <summary>dM_ng = dY_ng X_ng^T for every (sample, group) block, d x d doubles each (<see cref="GroupMajor"/>).</summary>
     private static void MapGradients<T>(T* dy, T* x, double* dm, long samples, int groups, int d, long positions) where T : unmanaged, INumber<T>
     {
         nint gradient = (nint)dy, input = (nint)x, result = (nint)dm;
@@ -455,7 +493,7 @@ internal static unsafe class ChannelEquilibriumKernels
         {
             for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
             {
-                double* block = (double*)result + pair * d * d;
+                double* block = (double*)result + GroupMajor(pair, samples, groups) * d * d;
                 new Span<double>(block, d * d).Clear();
                 long offset = pair * d * positions;
                 Products((T*)gradient + offset, null, d, (T*)input + offset, null, d, positions, symmetric: false, block);

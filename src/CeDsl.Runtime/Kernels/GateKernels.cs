@@ -6,9 +6,9 @@ using static CeDsl.Kernels.BlockKernels;
 namespace CeDsl.Kernels;
 
 /// <summary>
-/// The AII gate y = sigmoid(expand relu(layernorm(reduce v))) of one sample's (C) instance variances,
-/// forward and backward, in the element type of the tensors (the same arithmetic as libtorch's
-/// Linear, LayerNorm, ReLU and Sigmoid, one sample at a time).
+/// The AII gate y = sigmoid(expand relu(layernorm(reduce v))) of the samples' (C) instance variances,
+/// forward for one sample or a batch and backward for a batch, in the element type of the tensors (the
+/// arithmetic of libtorch's Linear, LayerNorm, ReLU and Sigmoid).
 /// </summary>
 internal static unsafe class GateKernels
 {
@@ -18,7 +18,11 @@ internal static unsafe class GateKernels
     internal readonly record struct Weights<T>(nint Reduce, nint NormWeight, nint NormBias, double NormEps, nint Expand, long Channels, long Hidden)
         where T : unmanaged;
 
-    /// <summary>What <see cref="Forward{T}"/> keeps of a sample for <see cref="Backward{T}"/>: (hidden) values each, and one scalar.</summary>
+    /// <summary>
+    /// What <see cref="Forward{T}(in Weights{T}, long, T*, T*, T*, Saved{T})"/> keeps of a batch for <see cref="Backward{T}"/>:
+    /// per sample the normalized hidden values and the LayerNorm's output before the ReLU (N x hidden each), and its
+    /// inverse standard deviation (N).
+    /// </summary>
     internal readonly struct Saved<T>(T* normalized, T* affine, T* inverseStd) where T : unmanaged
     {
         public readonly T* Normalized = normalized, Affine = affine, InverseStd = inverseStd;
@@ -26,41 +30,81 @@ internal static unsafe class GateKernels
 
     /// <summary>
     /// output[c] = scale * y[c] for one sample's <paramref name="variance"/> (C); <paramref name="hidden"/> is
-    /// scratch of the hidden width. With <paramref name="saved"/>, also keeps the normalized hidden values,
-    /// the LayerNorm's output (before the ReLU) and its inverse standard deviation.
+    /// scratch of the hidden width.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Forward<T>(in Weights<T> weights, T* variance, T* output, T scale, T* hidden, Saved<T>? saved = null)
+    internal static void Forward<T>(in Weights<T> weights, T* variance, T* output, T scale, T* hidden)
         where T : unmanaged, INumber<T>, IExponentialFunctions<T>, IRootFunctions<T>
     {
         long channels = weights.Channels, width = weights.Hidden;
-        T* reduce = (T*)weights.Reduce, normWeight = (T*)weights.NormWeight, normBias = (T*)weights.NormBias, expand = (T*)weights.Expand;
+        T* reduce = (T*)weights.Reduce, expand = (T*)weights.Expand;
+        for (long k = 0; k < width; k++)
+            hidden[k] = Dot(reduce + k * channels, variance, channels);
+        Normalize(weights, hidden, 1, null, null, null);
+        for (long c = 0; c < channels; c++)
+            output[c] = scale / (T.One + T.Exp(-Dot(expand + c * width, hidden, width)));
+    }
+
+    /// <summary>
+    /// y (N x C, into <paramref name="output"/>) for the <paramref name="variance"/> (N x C) of a batch of
+    /// <paramref name="samples"/>, keeping what the backward pass needs in <paramref name="saved"/>. The two
+    /// products run over the whole batch, so each weight is read once per call rather than once per sample.
+    /// <paramref name="scratch"/>: (C + hidden) x N values.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Forward<T>(in Weights<T> weights, long samples, T* variance, T* output, T* scratch, Saved<T> saved)
+        where T : unmanaged, INumber<T>, IExponentialFunctions<T>, IRootFunctions<T>
+    {
+        long channels = weights.Channels, width = weights.Hidden;
+        // Column n of each scratch matrix is sample n: the variances (C x N), then the hidden values (hidden x N);
+        // the first is reused for the expand product's output.
+        T* columns = scratch, hidden = scratch + channels * samples;
+        Transpose(variance, columns, samples, channels);
+        nint reduce = (nint)weights.Reduce, expand = (nint)weights.Expand, v = (nint)columns, h = (nint)hidden, y = (nint)output;
+        ByRows(width, channels * samples, (first, count) =>
+            Multiply((T*)reduce, false, (T*)v, (T*)h, width, channels, samples, T.One, T.Zero, first, count));
+        for (long n = 0; n < samples; n++)
+            Normalize(weights, hidden + n, samples, saved.Normalized + n * width, saved.Affine + n * width, saved.InverseStd + n);
+        ByRows(channels, width * samples, (first, count) =>
+        {
+            T* z = (T*)v;
+            Multiply((T*)expand, false, (T*)h, z, channels, width, samples, T.One, T.Zero, first, count);
+            for (long c = first; c < first + count; c++)
+                for (long n = 0; n < samples; n++)
+                    ((T*)y)[n * channels + c] = T.One / (T.One + T.Exp(-z[c * samples + n]));
+        });
+    }
+
+    /// <summary>
+    /// The LayerNorm and the ReLU of one sample's hidden values (<paramref name="stride"/> apart), in place; where
+    /// given, keeps the normalized values, the LayerNorm's output and the inverse standard deviation.
+    /// </summary>
+    private static void Normalize<T>(in Weights<T> weights, T* hidden, long stride, T* normalizedOut, T* affineOut, T* inverseStdOut)
+        where T : unmanaged, INumber<T>, IRootFunctions<T>
+    {
+        long width = weights.Hidden;
+        T* normWeight = (T*)weights.NormWeight, normBias = (T*)weights.NormBias;
         T mean = T.Zero;
         for (long k = 0; k < width; k++)
-        {
-            hidden[k] = Dot(reduce + k * channels, variance, channels);
-            mean += hidden[k];
-        }
+            mean += hidden[k * stride];
         mean /= T.CreateTruncating(width);
         T spread = T.Zero;
         for (long k = 0; k < width; k++)
-            spread += (hidden[k] - mean) * (hidden[k] - mean);
+            spread += (hidden[k * stride] - mean) * (hidden[k * stride] - mean);
         T inverseStd = T.One / T.Sqrt(spread / T.CreateTruncating(width) + T.CreateChecked(weights.NormEps));
         for (long k = 0; k < width; k++)
         {
-            T normalized = (hidden[k] - mean) * inverseStd;
+            T normalized = (hidden[k * stride] - mean) * inverseStd;
             T affine = normalized * normWeight[k] + normBias[k];
-            if (saved is { } keep)
+            if (normalizedOut != null)
             {
-                keep.Normalized[k] = normalized;
-                keep.Affine[k] = affine;
+                normalizedOut[k] = normalized;
+                affineOut[k] = affine;
             }
-            hidden[k] = T.Max(T.Zero, affine);
+            hidden[k * stride] = T.Max(T.Zero, affine);
         }
-        if (saved is { } kept)
-            *kept.InverseStd = inverseStd;
-        for (long c = 0; c < channels; c++)
-            output[c] = scale / (T.One + T.Exp(-Dot(expand + c * width, hidden, width)));
+        if (inverseStdOut != null)
+            *inverseStdOut = inverseStd;
     }
 
     /// <summary>
@@ -122,6 +166,14 @@ internal static unsafe class GateKernels
         nint v = (nint)variance, dv = (nint)varianceGradient, w1 = (nint)reduce, dw1 = (nint)reduceGradient;
         ByRows(width, samples * channels, (first, count) => Multiply((T*)dr, true, (T*)v, (T*)dw1, width, samples, channels, T.One, T.Zero, first, count));
         ByRows(samples, width * channels, (first, count) => Multiply((T*)dr, false, (T*)w1, (T*)dv, samples, width, channels, T.One, T.Zero, first, count));
+    }
+
+    /// <summary>target (columns x rows) = the transpose of source (rows x columns), both row-major.</summary>
+    private static void Transpose<T>(T* source, T* target, long rows, long columns) where T : unmanaged
+    {
+        for (long i = 0; i < rows; i++)
+            for (long j = 0; j < columns; j++)
+                target[j * rows + i] = source[i * columns + j];
     }
 
     /// <summary>

@@ -26,6 +26,7 @@ public class ChannelEquilibriumKernelTests
         { 4, 24, 16, 1, 2, "float64" },   // two positions: no whole vector
         { 6, 48, 8, 6, 6, "float64" },
         { 4, 32, 16, 14, 14, "float32" },
+        { 19, 40, 16, 3, 3, "float32" },  // a batch of whole vectors and a tail in the gate's batch products
         { 3, 64, 64, 9, 9, "float32" },
     };
 
