@@ -36,7 +36,7 @@ internal static unsafe class BlockKernels
 
     /// <summary>
     /// How far ahead, in elements, a pass that maps the contiguous blocks of <paramref name="rows"/> rows of
-    /// <paramref name="positions"/> prefetches its inputs of <paramref name="blocks"/> blocks each: one block where
+    /// <paramref name="positions"/> prefetches its inputs and outputs of <paramref name="blocks"/> blocks each: one block where
     /// the operands stream (<see cref="StreamingBytes"/>) and the rows are short (<see cref="ShortRowBytes"/>),
     /// otherwise 0, no prefetch.
     /// </summary>
@@ -47,7 +47,9 @@ internal static unsafe class BlockKernels
     /// training step on two threads it paid only at 14x14: over 32x1024x14x14 (25.7 MB) the step went from x2.50 to
     /// x2.28 BN, while over 32x256x56x56 (102.8 MB, rows of 12.5 KB) it did not get faster (medians x2.08 with the
     /// prefetch, x2.06 without, 10 alternating pairs). Rows of 28x28 were not measured in the layer, so the rule leaves every row over 1 KB alone. On
-    /// operands that stay in the caches the prefetches only cost instructions. The products (Gram, dY X^T) do not
+    /// operands that stay in the caches the prefetches only cost instructions. Prefetching the output's lines as well
+    /// (a fresh tensor, whose lines the first stores would otherwise fetch from memory) took the forward map at
+    /// 32x1024x14x14 from 2.1-2.2 to 1.6-1.7 ms in a scratch profile. The products (Gram, dY X^T) do not
     /// prefetch: they read a block again from the first-level cache for each 4 of its rows, and prefetching the next
     /// block made them a third slower at 14x14 (docs/benchmarks/ce-training.md).
     /// </remarks>
@@ -538,8 +540,8 @@ internal static unsafe class BlockKernels
     /// (map: outputRows x (firstRows + secondRows), row-major; bias, second and its centre may be null).
     /// All rows are <paramref name="positions"/> long and apart. <paramref name="output"/> may be
     /// <paramref name="first"/> itself: each tile of positions is packed aside before any of it is written.
-    /// <paramref name="ahead"/>: where not 0, each tile's positions in the input rows <paramref name="ahead"/> elements
-    /// further on (the next block of a pass, <see cref="PrefetchDistance{T}"/>) are prefetched as the tile is packed.
+    /// <paramref name="ahead"/>: where not 0, each tile's positions in the input and output rows <paramref name="ahead"/>
+    /// elements further on (the next block of a pass, <see cref="PrefetchDistance{T}"/>) are prefetched as the tile is packed.
     /// </summary>
     /// <remarks>
     /// Tile by tile of 4 vectors of positions: each tile is packed into a contiguous buffer first,
@@ -559,20 +561,23 @@ internal static unsafe class BlockKernels
         long p = 0;
         for (; p + wide <= positions; p += wide)
         {
-            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, wide, ahead);
+            PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, p, wide, ahead);
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, wide);
             MapWideTile(packed, output + p, positions, map, bias, outputRows, inputRows, width);
         }
         if (p == positions)
             return;
         if (p > 0 && output != first && output != second)
         {
-            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - wide, packed, wide, ahead);
+            PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, positions - wide, wide, ahead);
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - wide, packed, wide);
             MapWideTile(packed, output + positions - wide, positions, map, bias, outputRows, inputRows, width);
             return;
         }
         for (; p + tile <= positions; p += tile)
         {
-            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, tile, ahead);
+            PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, p, tile, ahead);
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, tile);
             MapTile(packed, output + p, positions, map, bias, outputRows, inputRows, width);
         }
         int rest = (int)(positions - p);
@@ -593,20 +598,26 @@ internal static unsafe class BlockKernels
             new ReadOnlySpan<T>(staged + i * tile, rest).CopyTo(new Span<T>(output + i * positions + p, rest));
     }
 
+    /// <summary>Where <paramref name="ahead"/> is not 0, prefetches positions p .. p + <paramref name="tile"/> - 1 of the input and output rows <paramref name="ahead"/> elements further on.</summary>
+    private static void PrefetchNext<T>(T* first, int firstRows, T* second, int secondRows, T* output, int outputRows, long positions, long p, int tile, long ahead)
+        where T : unmanaged
+    {
+        if (ahead == 0)
+            return;
+        for (int j = 0; j < firstRows; j++)
+            Prefetch(first + ahead + j * positions + p, tile);
+        for (int j = 0; j < secondRows; j++)
+            Prefetch(second + ahead + j * positions + p, tile);
+        for (int i = 0; i < outputRows; i++)
+            Prefetch(output + ahead + i * positions + p, tile);
+    }
+
     /// <summary>The input rows' positions p .. p + <paramref name="tile"/> - 1 (whole vectors), the second rows centred, into <paramref name="packed"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackTile<T>(T* first, int firstRows, T* second, T* secondCentre, int secondRows, long positions, long p, T* packed, int tile,
-        long ahead)
+    private static void PackTile<T>(T* first, int firstRows, T* second, T* secondCentre, int secondRows, long positions, long p, T* packed, int tile)
         where T : unmanaged, INumber<T>
     {
         int width = Vector<T>.Count;
-        if (ahead != 0)
-        {
-            for (int j = 0; j < firstRows; j++)
-                Prefetch(first + ahead + j * positions + p, tile);
-            for (int j = 0; j < secondRows; j++)
-                Prefetch(second + ahead + j * positions + p, tile);
-        }
         for (int j = 0; j < firstRows; j++)
             for (int q = 0; q < tile; q += width)
                 Store(packed + j * tile + q, Load(first + j * positions + p + q));
