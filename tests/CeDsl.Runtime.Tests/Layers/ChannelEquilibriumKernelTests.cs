@@ -160,7 +160,7 @@ public class ChannelEquilibriumKernelTests
     }
 
     /// <summary>One forward and backward with a fixed upstream gradient; the output and the gradient of the input and of every parameter.</summary>
-    private static (Tensor Output, Dictionary<string, Tensor> Gradients) Step(ChannelEquilibrium ce, Tensor input)
+    internal static (Tensor Output, Dictionary<string, Tensor> Gradients) Step(ChannelEquilibrium ce, Tensor input)
     {
         var x = input.detach().clone().requires_grad_(true);
         ce.zero_grad();
@@ -172,12 +172,12 @@ public class ChannelEquilibriumKernelTests
         return (output.detach(), gradients);
     }
 
-    private static Tensor Input(long n, long channels, long h, long w, ScalarType dtype, int seed) =>
+    internal static Tensor Input(long n, long channels, long h, long w, ScalarType dtype, int seed) =>
         randn(new[] { n, channels, h, w }, dtype: float64, generator: new Generator((ulong)seed))
             .mul(linspace(0.5, 2.0, channels, dtype: float64).view(1, channels, 1, 1)).add(0.3).to(dtype);
 
     /// <summary>Moves every parameter away from its special initial value (LayerNorm 1/0, x_weight 0).</summary>
-    private static ChannelEquilibrium Randomized(ChannelEquilibrium ce, int seed)
+    internal static ChannelEquilibrium Randomized(ChannelEquilibrium ce, int seed)
     {
         var generator = new Generator((ulong)seed);
         using var noGrad = no_grad();
