@@ -227,6 +227,14 @@ internal static unsafe class BlockKernels
         }
     }
 
+    /// <summary>target (columns x rows) = the transpose of source (rows x columns), both row-major.</summary>
+    internal static void Transpose<T>(T* source, T* target, long rows, long columns) where T : unmanaged
+    {
+        for (long i = 0; i < rows; i++)
+            for (long j = 0; j < columns; j++)
+                target[j * rows + i] = source[i * columns + j];
+    }
+
     /// <summary><paramref name="target"/>[i] += <paramref name="scale"/> * <paramref name="source"/>[i] for <paramref name="count"/> values.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void AddScaled<T>(T* target, T* source, T scale, long count) where T : unmanaged, INumber<T>

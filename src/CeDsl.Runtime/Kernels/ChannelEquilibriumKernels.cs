@@ -272,7 +272,7 @@ internal static unsafe class ChannelEquilibriumKernels
                 }
                 for (int i = 0; i < d; i++)
                     mu[i] = RowMean(rows + i * positions, positions);
-                double* g = (double*)grams + GroupMajor(pair, samples, groups) * d * d;
+                double* g = (double*)grams + GroupMajor(pair % groups, pair / groups, samples) * d * d;
                 new Span<double>(g, d * d).Clear();
                 Products(rows, mu, d, rows, mu, d, positions, symmetric: true, g);
                 for (int i = 0; i < d; i++)
@@ -311,7 +311,7 @@ internal static unsafe class ChannelEquilibriumKernels
                 m[i] /= n;
             for (long sample = 0; sample < n; sample++)
             {
-                AddScaled(sigma, (double*)grams + ((long)g * n + sample) * d * d, 1.0, d * d);
+                AddScaled(sigma, (double*)grams + GroupMajor(g, sample, n) * d * d, 1.0, d * d);
                 for (int i = 0; i < d; i++)
                     deviation[i] = double.CreateTruncating(((T*)means)[sample * channels + g * d + i]) - m[i];
                 for (int i = 0; i < d; i++)
@@ -434,10 +434,10 @@ internal static unsafe class ChannelEquilibriumKernels
     }
 
     /// <summary>
-    /// Where the d x d statistics of a (sample, group) block (pair = sample * groups + group) live in the per-block arrays:
-    /// group by group, so that each group's blocks, which the sums over samples read, are contiguous.
+    /// Where the d x d statistics of the block of <paramref name="group"/> and <paramref name="sample"/> live in the
+    /// per-block arrays, in blocks: group by group, so that each group's blocks, which the sums over samples read, are contiguous.
     /// </summary>
-    private static long GroupMajor(long pair, long samples, int groups) => pair % groups * samples + pair / groups;
+    private static long GroupMajor(long group, long sample, long samples) => group * samples + sample;
 
     /// <summary>
     /// From the blocks' dM (<see cref="GroupMajor"/>), in parallel over groups: per group the sum of its blocks over the
@@ -460,7 +460,7 @@ internal static unsafe class ChannelEquilibriumKernels
             double lambdaPart = 0, scalePart = 0;
             for (long sample = 0; sample < samples; sample++)
             {
-                double* block = (double*)blocks + (g * samples + sample) * d * d;
+                double* block = (double*)blocks + GroupMajor(g, sample, samples) * d * d;
                 AddScaled(sum, block, 1.0, d * d);
                 for (int i = 0; i < d; i++)
                 {
@@ -493,7 +493,7 @@ internal static unsafe class ChannelEquilibriumKernels
         {
             for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
             {
-                double* block = (double*)result + GroupMajor(pair, samples, groups) * d * d;
+                double* block = (double*)result + GroupMajor(pair % groups, pair / groups, samples) * d * d;
                 new Span<double>(block, d * d).Clear();
                 long offset = pair * d * positions;
                 Products((T*)gradient + offset, null, d, (T*)input + offset, null, d, positions, symmetric: false, block);
@@ -648,9 +648,7 @@ internal static unsafe class ChannelEquilibriumKernels
             double* transposed = stackalloc double[transposeB ? d * d : 0];
             if (transposeB)
             {
-                for (int i = 0; i < d; i++)
-                    for (int j = 0; j < d; j++)
-                        transposed[j * d + i] = b[i * d + j];
+                Transpose(b, transposed, d, d);
                 right = transposed;
             }
             BlockKernels.Multiply(a, transposeA, right, c, d, d, d, alpha, beta);

@@ -168,14 +168,6 @@ internal static unsafe class GateKernels
         ByRows(samples, width * channels, (first, count) => Multiply((T*)dr, false, (T*)w1, (T*)dv, samples, width, channels, T.One, T.Zero, first, count));
     }
 
-    /// <summary>target (columns x rows) = the transpose of source (rows x columns), both row-major.</summary>
-    private static void Transpose<T>(T* source, T* target, long rows, long columns) where T : unmanaged
-    {
-        for (long i = 0; i < rows; i++)
-            for (long j = 0; j < columns; j++)
-                target[j * rows + i] = source[i * columns + j];
-    }
-
     /// <summary>
     /// <paramref name="body"/>(first, count) over ranges of <paramref name="rows"/> rows (multiples of 4), in parallel
     /// when the work (<paramref name="workPerRow"/> multiply-adds per row) is worth several threads.
