@@ -79,7 +79,7 @@ internal static unsafe class KernelRates
             // Addresses, not pointers: a lambda cannot capture a fixed pointer.
             nint x = (nint)xPointer, dy = (nint)dyPointer, y = (nint)yPointer, mean = (nint)meanPointer, weights = (nint)weightsPointer, sums = (nint)sumsPointer;
             float* Block(nint data, int block) => (float*)data + (long)block * Rows * positions;
-            // As the passes do: the maps prefetch the next block's rows where short rows stream from beyond the caches.
+            // As the passes do: the maps prefetch the next block's input and output rows where short rows stream from beyond the caches.
             long ahead = mapsPrefetch ? Rows * positions : BlockKernels.PrefetchDistance<float>(Rows, positions, blocks);
             // The products never prefetch: a row with the maps prefetching leaves their cells to the row above.
             string products = mapsPrefetch ? "- | -" : string.Create(CultureInfo.InvariantCulture,

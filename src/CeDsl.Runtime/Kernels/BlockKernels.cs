@@ -46,11 +46,11 @@ internal static unsafe class BlockKernels
     /// tile is packed raised the maps' rate at every row length measured (14x14, 28x28, 56x56). In the CE layer's
     /// training step on two threads it paid only at 14x14: over 32x1024x14x14 (25.7 MB) the step went from x2.50 to
     /// x2.28 BN, while over 32x256x56x56 (102.8 MB, rows of 12.5 KB) it did not get faster (medians x2.08 with the
-    /// prefetch, x2.06 without, 10 alternating pairs). Rows of 28x28 were not measured in the layer, so the rule leaves every row over 1 KB alone. On
-    /// operands that stay in the caches the prefetches only cost instructions. Prefetching the output's lines as well
-    /// (a fresh tensor, whose lines the first stores would otherwise fetch from memory) took the C = 1024 layer's step
-    /// from x2.29 to x2.24 BN (medians of 6 alternating pairs). The products (Gram, dY X^T) do not
-    /// prefetch: they read a block again from the first-level cache for each 4 of its rows, and prefetching the next
+    /// prefetch, x2.06 without, 10 alternating pairs). Rows of 28x28 were not measured in the layer, so the rule leaves
+    /// every row over 1 KB alone. On operands that stay in the caches the prefetches only cost instructions. Prefetching
+    /// the output's lines as well (a fresh tensor, whose lines the first stores would otherwise fetch from memory) took
+    /// the C = 1024 layer's step from x2.29 to x2.24 BN (medians of 6 alternating pairs). The products (Gram, dY X^T) do
+    /// not prefetch: they read a block again from the first-level cache for each 4 of its rows, and prefetching the next
     /// block made them a third slower at 14x14 (docs/benchmarks/ce-training.md).
     /// </remarks>
     internal static long PrefetchDistance<T>(int rows, long positions, long blocks) where T : unmanaged =>
