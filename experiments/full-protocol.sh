@@ -5,8 +5,7 @@
 # and flips (the defaults of cedsl train).
 #
 #   experiments/full-protocol.sh list                 the runs, in order, and which are done
-#   experiments/full-protocol.sh worker K N           trains runs K, K+N, K+2N, ... (start N workers), then
-#                                                     the same share of RETRAIN
+#   experiments/full-protocol.sh worker K N           takes jobs K, K+N, K+2N, ... of the list (start N workers)
 #
 # Every run can be interrupted (Ctrl+C, SIGTERM, the end of a sitting): the next call resumes it from its
 # checkpoint in $OUT. Checkpoints stay in $OUT (not in git); each finished run's command, metrics.csv,
@@ -46,9 +45,17 @@ RUNS=(
 )
 
 # Finished runs (names from RUNS) whose checkpoints an earlier machine lost before their analysis (experiments/analyze-full.sh
-# needs them): trained again from scratch, after the runs above, into $OUT only. The committed results stay;
-# retrain.txt beside them says whether the new run's metrics (all but the timing columns) equal them.
+# needs them): trained again from scratch into $OUT only. The committed results stay; retrain.txt beside them
+# says whether the new run's metrics (all but the timing columns) equal them.
 RETRAIN=(resnet20-s1 ce-resnet20-s1)
+
+# The jobs in the order the workers take them: the retrains come before the PreResNet-29 runs, which take about
+# ten times as long as a ResNet-20 run, so the seed-1 analyses do not wait for them.
+JOBS=()
+for entry in "${RUNS[@]}"; do
+    [[ ${entry%% *} == preresnet29-s1 ]] && for name in "${RETRAIN[@]}"; do JOBS+=("again $name"); done
+    JOBS+=("run ${entry%% *}")
+done
 
 done_run() { [[ -f $RESULTS/$1/metrics.csv ]]; }
 retrained() { [[ -d $RESULTS/$1/analysis || -f $RESULTS/$1/retrain.txt ]]; }
@@ -106,29 +113,26 @@ publish() {
     git rev-parse --short HEAD > artifacts/experiments-cedsl/COMMIT
 }
 
+job_state() { # kind name
+    if [[ $1 == run ]]; then done_run "$2" && { echo done; return; }; else retrained "$2" && { echo done; return; }; fi
+    [[ -f $OUT/$2/checkpoint.safetensors ]] && echo started || echo -
+}
+
 case ${1:-list} in
     list)
-        for i in "${!RUNS[@]}"; do
-            read -r name _ <<< "${RUNS[$i]}"
-            if done_run "$name"; then state=done; elif [[ -f $OUT/$name/checkpoint.safetensors ]]; then state=started; else state=-; fi
-            printf '%2d %-24s %s\n' "$i" "$name" "$state"
-        done
-        for name in "${RETRAIN[@]}"; do
-            if retrained "$name"; then state=done; elif [[ -f $OUT/$name/checkpoint.safetensors ]]; then state=started; else state=-; fi
-            printf '   %-24s %s\n' "$name (again)" "$state"
+        for i in "${!JOBS[@]}"; do
+            read -r kind name <<< "${JOBS[$i]}"
+            label=$name; [[ $kind == again ]] && label="$name (again)"
+            printf '%2d %-24s %s\n' "$i" "$label" "$(job_state "$kind" "$name")"
         done ;;
     worker)
         k=${2:?worker index}; n=${3:?worker count}
         publish
-        for i in "${!RUNS[@]}"; do
+        for i in "${!JOBS[@]}"; do
             (( i % n == k )) || continue
-            # shellcheck disable=SC2086
-            train ${RUNS[$i]}
-        done
-        for i in "${!RETRAIN[@]}"; do
-            (( i % n == k )) || continue
-            # shellcheck disable=SC2086
-            retrain $(spec_of "${RETRAIN[$i]}")
+            read -r kind name <<< "${JOBS[$i]}"
+            # shellcheck disable=SC2046
+            if [[ $kind == run ]]; then train $(spec_of "$name"); else retrain $(spec_of "$name"); fi
         done ;;
     *) echo "usage: $0 list | worker K N" >&2; exit 2 ;;
 esac
