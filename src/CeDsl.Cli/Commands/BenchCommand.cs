@@ -114,9 +114,6 @@ internal sealed class BenchCommand
             }
             Row(checkpoint, input, model.Network, evalMs, trainMs: null);
         }
-        // After the table, so that a bench that fails or is interrupted reports in one line.
-        if (Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") is null)
-            output.Error.WriteLine("cedsl bench: note: MALLOC_ARENA_MAX is not set; for numbers comparable with bench/run-ce-bench.sh run with MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 (glibc otherwise returns large activations to the kernel and times page faults).");
         return 0;
     }
 
