@@ -1,11 +1,13 @@
 using CeDsl.Data;
 using CeDsl.Networks;
+using CeDsl.Platform;
 using CeDsl.Training;
 using QuickStart;
 using TorchSharp;
 
 // Trains the TinyResNet declared in Networks.cs on the Fashion-MNIST subset embedded in CeDsl.Training
 // (1,000 training and 500 test images), saves a checkpoint and loads it back.
+NativeHeap.KeepFreedMemory(); // freed activations stay in the process for the next step (docs/guide.md)
 string checkpointPath = Path.GetFullPath(args.Length > 0 ? args[0] : "checkpoints/tinyresnet.ckpt");
 Directory.CreateDirectory(Path.GetDirectoryName(checkpointPath)!);
 torch.manual_seed(1);
