@@ -4,8 +4,8 @@ namespace CeDsl.Platform;
 
 /// <summary>
 /// How the C heap that libtorch allocates tensors from treats freed memory. glibc hands every block
-/// above its mmap threshold (at most 32 MB) back to the kernel when it is freed, so a network whose
-/// activations are larger than that (a batch of 128 with 64 channels of 32x32, for instance) gets
+/// above its mmap threshold (at most 32 MiB) back to the kernel when it is freed, so a network whose
+/// activations reach that (a batch of 128 with 64 channels of 32x32, for instance) gets
 /// fresh pages for each of them at every step, and the kernel must fault in and zero every page.
 /// Where faults are dear, in virtual machines above all, that costs more than the arithmetic on
 /// the pages. <see cref="KeepFreedMemory"/> makes glibc keep freed memory for the next allocation,
@@ -24,8 +24,9 @@ public static class NativeHeap
 
     /// <summary>
     /// Makes glibc keep freed memory for reuse: one arena, no blocks with their own mapping, no trimming
-    /// of the heap's top. Call it at the start of a training or evaluation process, before large tensors
-    /// exist; the <c>cedsl</c> command line does. A setting the environment chooses (its <c>MALLOC_*</c>
+    /// of the heap's top. Call it first thing in <c>Main</c>, as the <c>cedsl</c> command line does: glibc
+    /// gives each thread its arena once, so the settings reach the main thread and the threads that first
+    /// allocate after the call, not a thread that already has an arena of its own. A setting the environment chooses (its <c>MALLOC_*</c>
     /// variable, or any <c>glibc.malloc</c> tunable in <c>GLIBC_TUNABLES</c>) is left as it is.
     /// </summary>
     /// <returns>False where the C library is not glibc (nothing changes), true otherwise.</returns>
