@@ -52,8 +52,8 @@ RUNS=(
 # says whether the new run's metrics (all but the timing columns) equal them.
 RETRAIN=(resnet20-s1 ce-resnet20-s1)
 
-# The jobs in the order the workers take them: the retrains come before the PreResNet-29 runs, which take about
-# ten times as long as a ResNet-20 run, so the seed-1 analyses do not wait for them.
+# The jobs in the order the workers take them: the retrains come before the PreResNet-29 runs, because the claims
+# on ablation, sparsity and weight decay wait for the seed-1 analyses, and only one claim waits for PreResNet-29.
 JOBS=()
 for entry in "${RUNS[@]}"; do
     [[ ${entry%% *} == preresnet29-s1 ]] && for name in "${RETRAIN[@]}"; do JOBS+=("again $name"); done
