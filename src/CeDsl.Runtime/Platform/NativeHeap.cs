@@ -26,22 +26,27 @@ public static class NativeHeap
     /// Makes glibc keep freed memory for reuse: one arena, no blocks with their own mapping, no trimming
     /// of the heap's top. Call it first thing in <c>Main</c>, as the <c>cedsl</c> command line does: glibc
     /// gives each thread its arena once, so the settings reach the main thread and the threads that first
-    /// allocate after the call, not a thread that already has an arena of its own. A setting the environment chooses (its <c>MALLOC_*</c>
-    /// variable, or any <c>glibc.malloc</c> tunable in <c>GLIBC_TUNABLES</c>) is left as it is.
+    /// allocate after the call, not a thread that already has an arena of its own. A setting the environment
+    /// chooses (its <c>MALLOC_*</c> variable, or any <c>glibc.malloc</c> tunable in <c>GLIBC_TUNABLES</c>) is
+    /// left as it is.
     /// </summary>
-    /// <returns>False where the C library is not glibc (nothing changes), true otherwise.</returns>
+    /// <returns>
+    /// False where the C library is not glibc (nothing changes) or glibc refused a setting (a speed setting, so
+    /// no exception: the process runs on as before); true otherwise.
+    /// </returns>
     public static bool KeepFreedMemory()
     {
         if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libc.so.6", out var libc) || !NativeLibrary.TryGetExport(libc, "gnu_get_libc_version", out _))
             return false;
         if (Environment.GetEnvironmentVariable("GLIBC_TUNABLES")?.Contains("glibc.malloc.", StringComparison.Ordinal) == true)
             return true;
+        bool taken = true;
         foreach (var (parameter, value, variables) in Settings)
         {
-            if (variables.All(name => Environment.GetEnvironmentVariable(name) is null) && Mallopt(parameter, value) != 1)
-                throw new InvalidOperationException($"glibc's mallopt refused parameter {parameter} = {value}.");
+            if (variables.All(name => Environment.GetEnvironmentVariable(name) is null))
+                taken &= Mallopt(parameter, value) == 1;
         }
-        return true;
+        return taken;
     }
 
     [DllImport("libc.so.6", EntryPoint = "mallopt")]
