@@ -13,12 +13,6 @@ namespace CeDsl.Cli.Tests;
 public sealed class NativeBackendTests
 {
     /// <summary>
-    /// One intra-op thread: the check needs no speed, and on a loaded machine libtorch's spinning OpenMP threads
-    /// make the run several times longer. The oneDNN crash happens with one thread as with two.
-    /// </summary>
-    private static readonly Dictionary<string, string> OneThread = new() { ["OMP_NUM_THREADS"] = "1" };
-
-    /// <summary>
     /// Every zoo network trains one step, and every one of its convolutions, recomputed at its input of that step,
     /// equals float64 with the kernels <see cref="OneDnnGuard"/> left on: the guard's rule (channel tails) covers the
     /// zoo. Checked by breaking the guard: with oneDNN left on, ShuffleNetV2-0.5x's stem differed by 0.58.
@@ -31,7 +25,7 @@ public sealed class NativeBackendTests
         var withTails = Zoo.Entries.Where(entry => HasChannelTails(entry)).Select(entry => entry.Name).ToHashSet();
         var order = Zoo.Names.Where(name => !withTails.Contains(name)).Concat(Zoo.Names.Where(withTails.Contains)).ToList();
 
-        var result = CliProcess.Run(TimeSpan.FromMinutes(20), OneThread, ["train-step", "--model", .. order]);
+        var result = CliProcess.Run(TimeSpan.FromMinutes(20), CliProcess.OneThread, ["train-step", "--model", .. order]);
 
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.True(result.ExitCode == 0,
@@ -54,7 +48,7 @@ public sealed class NativeBackendTests
     public void Nnpack_does_not_warn_on_a_cpu_where_it_cannot_initialize()
     {
         // ShuffleNetV2's 24-channel stem turns oneDNN off here, and libtorch then asks NNPACK before every convolution.
-        var result = CliProcess.Run(TimeSpan.FromMinutes(5), OneThread, ["summary", "--model", "shufflenetv2-0.5x", "--input", "3x32x32"]);
+        var result = CliProcess.Run(TimeSpan.FromMinutes(5), CliProcess.OneThread, ["summary", "--model", "shufflenetv2-0.5x", "--input", "3x32x32"]);
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("Multiply-accumulates", result.Output);

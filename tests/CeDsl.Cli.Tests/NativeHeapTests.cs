@@ -11,8 +11,6 @@ namespace CeDsl.Cli.Tests;
 [Collection(TrainingCollection.Name)]
 public sealed class NativeHeapTests
 {
-    private static readonly Dictionary<string, string> OneThread = new() { ["OMP_NUM_THREADS"] = "1" };
-
     /// <summary>
     /// PreResNet-29's first stage at batch 128 holds 128 x 64 x 32 x 32 floats, 32 MiB: past glibc's largest mmap
     /// threshold, so with glibc's defaults each of those activations gets fresh pages at every step. Three more steps
@@ -32,7 +30,7 @@ public sealed class NativeHeapTests
     private static long PageFaultsOf(params string[] args)
     {
         long before = ChildrenMinorPageFaults();
-        var result = CliProcess.Run(TimeSpan.FromMinutes(10), OneThread, args);
+        var result = CliProcess.Run(TimeSpan.FromMinutes(10), CliProcess.OneThread, args);
         Assert.True(result.ExitCode == 0, result.ToString());
         return ChildrenMinorPageFaults() - before;
     }
