@@ -75,10 +75,10 @@ fold() { # name: the smaller network of a pruning-only run, checked on all test 
     } > "$result/summary-folded.tmp" && mv "$result/summary-folded.tmp" "$result/summary-folded.txt"
 }
 
-bench() { # the folded networks at 0.001 and 0.1 timed alternately, twice, in one process
+bench() { # the folded networks at 0.001 and 0.1 timed alternately, three times each, in one process
     local result=$RESULTS/bench.txt a=$OUT/prune-preresnet29-g0.001/folded.safetensors b=$OUT/prune-preresnet29-g0.1/folded.safetensors
     [[ -f $result ]] && return 0
-    local args=(bench --checkpoint "$b" "$a" "$b" "$a" $BENCH_OPTIONS)
+    local args=(bench --checkpoint "$b" "$a" "$b" "$a" "$b" "$a" $BENCH_OPTIONS)
     {
         echo "MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 OMP_NUM_THREADS=2 cedsl ${args[*]}   (cedsl built from commit $(commit_of), load average $(cut -d' ' -f1-3 /proc/loadavg))"
         MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 OMP_NUM_THREADS=2 $CEDSL "${args[@]}" 2>&1
