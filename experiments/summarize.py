@@ -459,9 +459,15 @@ def claims_table(runs, *_):
     rows.append(["CE lowers the sparsity ratio of BN + ReLU (Fig. 1, VGG on CIFAR-10)",
                  "CE − BN per seed of the share of post-ReLU values < 1e-3: lower, p < 0.05", verdict])
 
-    plain, selective = find(runs, "preresnet29-s1").test_error, find(runs, "sconv-preresnet29-s1").test_error
-    verdict = PENDING if None in (plain, selective) else (
-        f"{'same direction' if selective < plain else '**not the same direction**'} (one seed): {selective - plain:+.2f} points")
+    sconv = find(runs, "sconv-preresnet29-s1")
+    plain, selective = find(runs, "preresnet29-s1").test_error, sconv.test_error
+    verdict = PENDING
+    if None not in (plain, selective):
+        verdict = (f"{'same direction' if selective < plain else '**not the same direction**'} (one seed): "
+                   f"{selective - plain:+.2f} points ({number(plain)} → {number(selective)} %)")
+        state = sconv.selective_state()
+        if state and state[0] == 0:
+            verdict += "; no channel's importance fell below the dealloc threshold, so none was released or re-allocated"
     rows.append(["Selective convolutions lower the error (selective-convolution slides: Fashion-MNIST, ResNet-164 4.53 → 4.37 %)",
                  "seed 1: sconv-preresnet29 − preresnet29 < 0", verdict])
     return table(["claim (where the paper shows it)", "what counts here", "result"], rows, ["---", "---", "---"])
