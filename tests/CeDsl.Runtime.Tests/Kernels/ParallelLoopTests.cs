@@ -62,22 +62,11 @@ public class ParallelLoopTests
     [Fact]
     public void An_exception_in_a_share_reaches_the_caller_and_stops_the_other_shares()
     {
-        const int count = 10_000;
-        long ran = 0;
+        // Item 10 is in the first share; the shares after it hold at least half of the items, and would run them all
+        // if they did not stop.
+        long ran = ItemsRunWhenItem10Throws(ParallelLoop.ForShares);
 
-        // Item 10 is in the first share. Each item takes a millisecond (see the test of For below), so a share
-        // that did not stop would run its count / threads items, and the shares after the first at least half of
-        // the items between them.
-        var error = Assert.Throws<AggregateException>(() => ParallelLoop.ForShares(count, item =>
-        {
-            Interlocked.Increment(ref ran);
-            if (item == 10)
-                throw new InvalidOperationException("item 10");
-            Thread.Sleep(1);
-        }));
-
-        Assert.Contains(error.InnerExceptions, inner => inner.Message == "item 10");
-        Assert.True(Interlocked.Read(ref ran) < count / 2, $"{Interlocked.Read(ref ran)} of {count} items ran: the loop did not stop at item 10's exception");
+        Assert.True(ran < ItemCount / 2, $"{ran} of {ItemCount} items ran: the loop did not stop at item 10's exception");
     }
 
     [Fact]
@@ -99,21 +88,32 @@ public class ParallelLoopTests
     [Fact]
     public void An_exception_in_an_item_reaches_the_caller_and_stops_the_loop()
     {
-        const int count = 10_000;
+        long ran = ItemsRunWhenItem10Throws(ParallelLoop.For);
+
+        Assert.True(ran < ItemCount, $"{ran} of {ItemCount} items ran: the loop did not stop at item 10's exception");
+    }
+
+    private const int ItemCount = 10_000;
+
+    /// <summary>
+    /// Runs <see cref="ItemCount"/> items through <paramref name="loop"/>, item 10 throwing, asserts that its exception
+    /// reaches the caller, and returns how many items ran. Every item but the failing one takes a millisecond, so all
+    /// of them would take seconds: far longer than the first throw of a process (milliseconds) takes to reach the
+    /// loop. With items that cost nothing, another thread could finish them all before the exception is caught.
+    /// </summary>
+    private static long ItemsRunWhenItem10Throws(Action<long, Action<long>, long> loop)
+    {
         long ran = 0;
 
-        // Every item but the failing one takes a millisecond, so all of them would take seconds: far longer than the first
-        // throw of a process (milliseconds) takes to reach the loop. With items that cost nothing, another thread
-        // could finish them all before the failing item's exception is caught, and the test would not show a stop.
-        var error = Assert.Throws<AggregateException>(() => ParallelLoop.For(count, item =>
+        var error = Assert.Throws<AggregateException>(() => loop(ItemCount, item =>
         {
             Interlocked.Increment(ref ran);
             if (item == 10)
                 throw new InvalidOperationException("item 10");
             Thread.Sleep(1);
-        }));
+        }, 0));
 
         Assert.Contains(error.InnerExceptions, inner => inner.Message == "item 10");
-        Assert.True(Interlocked.Read(ref ran) < count, $"{Interlocked.Read(ref ran)} of {count} items ran: the loop did not stop at item 10's exception");
+        return Interlocked.Read(ref ran);
     }
 }
