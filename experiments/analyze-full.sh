@@ -21,9 +21,6 @@ CEDSL=${CEDSL:-"dotnet artifacts/analysis-cedsl/cedsl.dll"}
 DATA=${CEDSL_DATA:+--data $CEDSL_DATA}
 OUT=${OUT:-runs/full}
 RESULTS=${RESULTS:-experiments/results/full}
-# Keep freed memory, as cedsl itself does since NativeHeap (docs/benchmarks/memory.md): glibc returns freed
-# blocks above 32 MiB to the kernel, and PreResNet-29's activations then take fresh pages at every step.
-export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1} MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-68719476736}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ABLATION="--ratios 0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 --repeats 3 --ablate first --seed 1"
 STATISTICS_ONLY="--ratios 0 --repeats 1"

@@ -21,9 +21,6 @@ OUT=${OUT:-runs/full}
 RESULTS=experiments/results/full
 EPOCHS=15
 RECIPE="--epochs $EPOCHS --batch 128"
-# Keep freed memory, as cedsl itself does since NativeHeap (docs/benchmarks/memory.md): glibc returns freed
-# blocks above 32 MiB to the kernel, and PreResNet-29's activations then take fresh pages at every step.
-export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1} MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-68719476736}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # name model seed [options...], in the order they are worth having.

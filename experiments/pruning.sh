@@ -26,7 +26,7 @@ RESULTS=${RESULTS:-experiments/results/pruning}
 RECIPE=${RECIPE:-"--epochs 4 --batch 64 --limit-train 3000 --limit-test 2000"}
 FOLD_OPTIONS=${FOLD_OPTIONS:-}
 BENCH_OPTIONS=${BENCH_OPTIONS:-"--batch 128"}
-export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # name model [options...]
 RUNS=(
@@ -80,8 +80,8 @@ bench() { # the folded networks at 0.001 and 0.1 timed alternately, three times 
     [[ -f $result ]] && return 0
     local args=(bench --checkpoint "$b" "$a" "$b" "$a" "$b" "$a" $BENCH_OPTIONS)
     {
-        echo "MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 OMP_NUM_THREADS=2 cedsl ${args[*]}   (cedsl built from commit $(commit_of), load average $(cut -d' ' -f1-3 /proc/loadavg))"
-        MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 OMP_NUM_THREADS=2 $CEDSL "${args[@]}" 2>&1
+        echo "OMP_NUM_THREADS=2 cedsl ${args[*]}   (cedsl built from commit $(commit_of), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        OMP_NUM_THREADS=2 $CEDSL "${args[@]}" 2>&1
     } > "$result.tmp" && mv "$result.tmp" "$result"
 }
 
