@@ -48,7 +48,7 @@ internal sealed class CliProcess : IDisposable
     /// One intra-op thread, for children whose speed a test does not measure: on a loaded machine libtorch's spinning
     /// OpenMP threads make a run several times longer (and the oneDNN crash happens with one thread as with two).
     /// </summary>
-    public static readonly Dictionary<string, string> OneThread = new() { ["OMP_NUM_THREADS"] = "1" };
+    public static readonly IReadOnlyDictionary<string, string> OneThread = new Dictionary<string, string> { ["OMP_NUM_THREADS"] = "1" };
 
     /// <summary>The cedsl executable the test project's build put beside the tests.</summary>
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "cedsl");
