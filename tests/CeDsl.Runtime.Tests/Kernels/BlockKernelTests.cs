@@ -15,6 +15,8 @@ public unsafe class BlockKernelTests
     [InlineData(16, 16, 16, false, 0.0)]
     [InlineData(9, 3, 10, true, 0.5)]
     [InlineData(1, 6, 3, true, 0.0)]
+    [InlineData(6, 7, 29, true, 0.5)] // 512-bit vectors two and one at a time where the CPU has them, then the rest
+    [InlineData(5, 9, 40, false, 0.0)]
     public void Multiply_is_the_matrix_product(long rows, long inner, long columns, bool transposeA, double beta)
     {
         var a = Random(1, transposeA ? [inner, rows] : [rows, inner]);
