@@ -646,6 +646,16 @@ internal static unsafe class BlockKernels
         }
         if (p == positions)
             return;
+        if (p > 0 && output != first && output != second && positions - p <= 2 * width && Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * width)
+        {
+            // A last tile of one 512-bit vector, overlapping the one before it.
+            PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, positions - 2 * width, 2 * width, ahead);
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - 2 * width, packed, 2 * width);
+            int rows = MapNarrowTileIn512(packed, output + positions - 2 * width, positions, map, bias, outputRows, inputRows);
+            if (rows < outputRows)
+                MapTile(packed, output + positions - 2 * width + rows * positions, positions, map + rows * inputRows, bias is null ? null : bias + rows, outputRows - rows, inputRows, width);
+            return;
+        }
         if (p > 0 && output != first && output != second)
         {
             PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, positions - wide, wide, ahead);
@@ -697,6 +707,11 @@ internal static unsafe class BlockKernels
         where T : unmanaged, INumber<T>
     {
         int width = Vector<T>.Count;
+        if (Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * width && tile % (2 * width) == 0)
+        {
+            PackTileIn512(first, firstRows, second, secondCentre, secondRows, positions, p, packed, tile);
+            return;
+        }
         for (int j = 0; j < firstRows; j++)
             for (int q = 0; q < tile; q += width)
                 Store(packed + j * tile + q, Load(first + j * positions + p + q));
@@ -707,6 +722,64 @@ internal static unsafe class BlockKernels
             for (int q = 0; q < tile; q += width)
                 Store(row + q, Load(second + j * positions + p + q) - centre);
         }
+    }
+
+    /// <summary><see cref="PackTile{T}"/> in 512-bit vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackTileIn512<T>(T* first, int firstRows, T* second, T* secondCentre, int secondRows, long positions, long p, T* packed, int tile)
+        where T : unmanaged, INumber<T>
+    {
+        int half = Vector512<T>.Count;
+        for (int j = 0; j < firstRows; j++)
+            for (int q = 0; q < tile; q += half)
+                Vector512.Store(Vector512.Load(first + j * positions + p + q), packed + j * tile + q);
+        for (int j = 0; j < secondRows; j++)
+        {
+            var centre = Vector512.Create(secondCentre is null ? T.Zero : secondCentre[j]);
+            T* row = packed + (firstRows + j) * tile;
+            for (int q = 0; q < tile; q += half)
+                Vector512.Store(Vector512.Load(second + j * positions + p + q) - centre, row + q);
+        }
+    }
+
+    /// <summary>
+    /// The map of one packed tile of one 512-bit vector per input row, 8 output rows at a time (the same chain of fused
+    /// multiply-adds as <see cref="MapWideTileIn512{T}"/>); returns the rows done.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int MapNarrowTileIn512<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows)
+        where T : unmanaged, INumber<T>
+    {
+        int half = Vector512<T>.Count, i = 0;
+        for (; i + 8 <= outputRows; i += 8)
+        {
+            Vector512<T> a0 = Bias512(bias, i), a1 = Bias512(bias, i + 1), a2 = Bias512(bias, i + 2), a3 = Bias512(bias, i + 3);
+            Vector512<T> a4 = Bias512(bias, i + 4), a5 = Bias512(bias, i + 5), a6 = Bias512(bias, i + 6), a7 = Bias512(bias, i + 7);
+            T* m0 = map + i * inputRows;
+            for (int j = 0; j < inputRows; j++)
+            {
+                var x = Vector512.Load(packed + j * half);
+                T* m = m0 + j;
+                a0 = MultiplyAdd(Vector512.Create(m[0]), x, a0);
+                a1 = MultiplyAdd(Vector512.Create(m[inputRows]), x, a1);
+                a2 = MultiplyAdd(Vector512.Create(m[2 * inputRows]), x, a2);
+                a3 = MultiplyAdd(Vector512.Create(m[3 * inputRows]), x, a3);
+                a4 = MultiplyAdd(Vector512.Create(m[4 * inputRows]), x, a4);
+                a5 = MultiplyAdd(Vector512.Create(m[5 * inputRows]), x, a5);
+                a6 = MultiplyAdd(Vector512.Create(m[6 * inputRows]), x, a6);
+                a7 = MultiplyAdd(Vector512.Create(m[7 * inputRows]), x, a7);
+            }
+            T* o = output + i * stride;
+            Vector512.Store(a0, o);
+            Vector512.Store(a1, o + stride);
+            Vector512.Store(a2, o + 2 * stride);
+            Vector512.Store(a3, o + 3 * stride);
+            Vector512.Store(a4, o + 4 * stride);
+            Vector512.Store(a5, o + 5 * stride);
+            Vector512.Store(a6, o + 6 * stride);
+            Vector512.Store(a7, o + 7 * stride);
+        }
+        return i;
     }
 
     /// <summary>
