@@ -602,27 +602,30 @@ internal static unsafe class ChannelEquilibriumKernels
                 nint covariance = (nint)a, variances = (nint)varianceGradient, mapsOfGroups = (nint)groupMaps, shiftsOfGroups = (nint)shifts;
                 long perItem = CpuKernels.BlocksPerItem(pairs, 3 * d * positions);
                 long ahead = PrefetchDistance<T>(d, positions, pairs);
+                double gateFactor = (1 - lambda) / scale, varianceFactor = 2.0 / (positions - 1);
                 ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * 2 * d * d * positions, body: item =>
                 {
                     T* map = stackalloc T[2 * d * d];
                     T* bias = stackalloc T[d];
+                    double* product = stackalloc double[d];
                     for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
                     {
                         int g = (int)(pair % groups);
                         new ReadOnlySpan<T>((T*)mapsOfGroups + (long)g * 2 * d * d, 2 * d * d).CopyTo(new Span<T>(map, 2 * d * d));
                         T* mu = (T*)means + pair * d;
                         double* s = covariance == 0 ? null : (double*)covariance + (long)g * d * d;
+                        // A mu, A symmetric: the sum over j of mu_j times A's row j.
+                        new Span<double>(product, d).Clear();
+                        for (int j = 0; s is not null && j < d; j++)
+                            AddScaled(product, s + j * d, double.CreateTruncating(mu[j]), d);
                         for (int i = 0; i < d; i++)
                         {
                             long c = pair * d + i;
                             // M^T[i, i] += (1 - lambda) f_i; D_i = 2 dv_i / (P - 1).
-                            map[i * 2 * d + i] += T.CreateTruncating((1 - lambda) * double.CreateTruncating(((T*)gates)[c]) / scale);
+                            map[i * 2 * d + i] += T.CreateTruncating(gateFactor * double.CreateTruncating(((T*)gates)[c]));
                             double dv = double.CreateTruncating(((T*)variances)[c]) + perVariance;
-                            map[i * 2 * d + d + i] += T.CreateTruncating(2 * dv / (positions - 1));
-                            double biasValue = 0;
-                            for (int j = 0; s is not null && j < d; j++)
-                                biasValue += s[i * d + j] * double.CreateTruncating(mu[j]);
-                            bias[i] = T.CreateTruncating(s is null ? 0 : biasValue - ((double*)shiftsOfGroups)[g * d + i]);
+                            map[i * 2 * d + d + i] += T.CreateTruncating(varianceFactor * dv);
+                            bias[i] = T.CreateTruncating(s is null ? 0 : product[i] - ((double*)shiftsOfGroups)[g * d + i]);
                         }
                         long offset = pair * d * positions;
                         Map((T*)gradient + offset, d, (T*)input + offset, mu, d, (T*)output + offset, d, map, bias, positions, ahead);
