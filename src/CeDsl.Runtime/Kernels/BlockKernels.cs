@@ -49,21 +49,31 @@ internal static unsafe class BlockKernels
     /// prefetch, x2.06 without, 10 alternating pairs). Rows of 28x28 were not measured in the layer, so the rule leaves
     /// every row over 1 KB alone. On operands that stay in the caches the prefetches only cost instructions. Prefetching
     /// the output's lines as well (a fresh tensor, whose lines the first stores would otherwise fetch from memory) took
-    /// the C = 1024 layer's step from x2.29 to x2.24 BN (medians of 6 alternating pairs). The products (Gram, dY X^T) do
-    /// not prefetch: they read a block again from the first-level cache for each 4 of its rows, and prefetching the next
-    /// block made them a third slower at 14x14 (docs/benchmarks/ce-training.md).
+    /// the C = 1024 layer's step from x2.29 to x2.24 BN (medians of 6 alternating pairs). The products (Gram, dY X^T) read a
+    /// block again from the first-level cache for each 4 of its rows, and prefetching the next block made them a third
+    /// slower at 14x14; where the maps prefetch, the products instead prefetch the whole of the block they are about to
+    /// read (prefetcht0), so that its rows arrive together rather than 4 at a time as the products first touch them
+    /// (docs/benchmarks/ce-training.md).
     /// </remarks>
     internal static long PrefetchDistance<T>(int rows, long positions, long blocks) where T : unmanaged =>
         positions * sizeof(T) <= ShortRowBytes && blocks * rows * positions * sizeof(T) >= StreamingBytes ? rows * positions : 0;
 
-    /// <summary>Prefetches (prefetcht1) the cache lines of <paramref name="count"/> elements from <paramref name="start"/>, where the CPU has the instruction.</summary>
-    internal static void Prefetch<T>(T* start, long count) where T : unmanaged
+    /// <summary>
+    /// Prefetches the cache lines of <paramref name="count"/> elements from <paramref name="start"/>, where the CPU has the
+    /// instruction: prefetcht1 for what a later block reads, prefetcht0 (<paramref name="now"/>) for what is read at once.
+    /// </summary>
+    internal static void Prefetch<T>(T* start, long count, bool now = false) where T : unmanaged
     {
         if (!Sse.IsSupported)
             return;
         byte* end = (byte*)(start + count);
         for (byte* line = (byte*)start; line < end; line += 64)
-            Sse.Prefetch1(line);
+        {
+            if (now)
+                Sse.Prefetch0(line);
+            else
+                Sse.Prefetch1(line);
+        }
     }
 
     /// <summary>The address of a tensor's first element; valid while the tensor is.</summary>

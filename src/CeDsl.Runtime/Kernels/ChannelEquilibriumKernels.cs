@@ -259,6 +259,7 @@ internal static unsafe class ChannelEquilibriumKernels
     {
         nint input = (nint)x, means = (nint)mean, variances = (nint)variance, grams = (nint)gram;
         long pairs = samples * groups, perItem = CpuKernels.BlocksPerItem(pairs, d * positions);
+        bool fetchBlock = PrefetchDistance<T>(d, positions, pairs) != 0;
         ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * d * positions * (d + 1) / 2, body: item =>
         {
             for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
@@ -270,6 +271,8 @@ internal static unsafe class ChannelEquilibriumKernels
                         v[i] = RowVariance(rows + i * positions, positions, out mu[i]);
                     continue;
                 }
+                if (fetchBlock)
+                    Prefetch(rows, d * positions, now: true);
                 for (int i = 0; i < d; i++)
                     mu[i] = RowMean(rows + i * positions, positions);
                 double* g = (double*)grams + GroupMajor(pair % groups, pair / groups, samples) * d * d;
@@ -489,6 +492,7 @@ internal static unsafe class ChannelEquilibriumKernels
     {
         nint gradient = (nint)dy, input = (nint)x, result = (nint)dm;
         long pairs = samples * groups, perItem = CpuKernels.BlocksPerItem(pairs, 2 * d * positions);
+        bool fetchBlock = PrefetchDistance<T>(d, positions, pairs) != 0;
         ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * d * d * positions, body: item =>
         {
             for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
@@ -496,6 +500,11 @@ internal static unsafe class ChannelEquilibriumKernels
                 double* block = (double*)result + GroupMajor(pair % groups, pair / groups, samples) * d * d;
                 new Span<double>(block, d * d).Clear();
                 long offset = pair * d * positions;
+                if (fetchBlock)
+                {
+                    Prefetch((T*)gradient + offset, d * positions, now: true);
+                    Prefetch((T*)input + offset, d * positions, now: true);
+                }
                 Products((T*)gradient + offset, null, d, (T*)input + offset, null, d, positions, symmetric: false, block);
             }
         });
