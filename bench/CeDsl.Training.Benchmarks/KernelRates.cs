@@ -81,10 +81,26 @@ internal static unsafe class KernelRates
             float* Block(nint data, int block) => (float*)data + (long)block * Rows * positions;
             // As the passes do: the maps prefetch the next block's input and output rows where short rows stream from beyond the caches.
             long ahead = mapsPrefetch ? Rows * positions : BlockKernels.PrefetchDistance<float>(Rows, positions, blocks);
-            // The products never prefetch: a row with the maps prefetching leaves their cells to the row above.
+            // Where the maps prefetch, the products prefetch the block they are about to read, as the passes do; a row with the
+            // maps prefetching whatever the rows leaves the products' cells to the row above.
+            bool fetchBlock = ahead != 0;
+            void Fetch(nint data, int block)
+            {
+                if (fetchBlock)
+                    BlockKernels.Prefetch(Block(data, block), Rows * positions, now: true);
+            }
             string products = mapsPrefetch ? "- | -" : string.Create(CultureInfo.InvariantCulture,
-                $"{Rate(positions, blocks, (Rows + 4.0) / 2 * Rows, block => BlockKernels.Products(Block(x, block), (float*)mean, Rows, Block(x, block), (float*)mean, Rows, positions, symmetric: true, (double*)sums)):F1} | " +
-                $"{Rate(positions, blocks, Rows * Rows, block => BlockKernels.Products(Block(dy, block), null, Rows, Block(x, block), null, Rows, positions, symmetric: false, (double*)sums)):F1}");
+                $"{Rate(positions, blocks, (Rows + 4.0) / 2 * Rows, block =>
+                {
+                    Fetch(x, block);
+                    BlockKernels.Products(Block(x, block), (float*)mean, Rows, Block(x, block), (float*)mean, Rows, positions, symmetric: true, (double*)sums);
+                }):F1} | " +
+                $"{Rate(positions, blocks, Rows * Rows, block =>
+                {
+                    Fetch(dy, block);
+                    Fetch(x, block);
+                    BlockKernels.Products(Block(dy, block), null, Rows, Block(x, block), null, Rows, positions, symmetric: false, (double*)sums);
+                }):F1}");
             double forward = Rate(positions, blocks, Rows * Rows, block =>
                 BlockKernels.Map(Block(x, block), Rows, null, null, 0, Block(y, block), Rows, (float*)weights, null, positions, ahead));
             double backward = Rate(positions, blocks, 2 * Rows * Rows, block =>
