@@ -76,6 +76,12 @@ internal static unsafe class BlockKernels
         }
     }
 
+    /// <summary>
+    /// Whether the CPU has 512-bit vectors and <see cref="Vector{T}"/> is half as wide: where the kernels take
+    /// <see cref="Vector512{T}"/> first (on cores with full-width 512-bit units, twice the multiply-adds per instruction).
+    /// </summary>
+    private static bool Has512<T>() where T : unmanaged => Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * Vector<T>.Count;
+
     /// <summary>The address of a tensor's first element; valid while the tensor is.</summary>
     internal static nint Address(torch.Tensor tensor) =>
         // The bytes live in libtorch's heap, so the address stays valid while the tensor does.
@@ -174,7 +180,7 @@ internal static unsafe class BlockKernels
         for (; i + 4 <= end; i += 4)
         {
             T* a0 = a + i * strideI, a1 = a0 + strideI, a2 = a1 + strideI, a3 = a2 + strideI;
-            long j = Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * width
+            long j = Has512<T>()
                 ? MultiplyRowsIn512(a0, strideI, strideK, b, c + i * columns, inner, columns, alpha, beta)
                 : 0;
             for (; j + 2 * width <= columns; j += 2 * width)
@@ -428,7 +434,7 @@ internal static unsafe class BlockKernels
         int width = Vector<T>.Count;
         // Short rows (8x8, 7x7 maps) lose more to the second set of sums than the wider vectors gain. The call
         // comes before any vector is live, so that none is spilled around it.
-        long start = Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * width && span >= 16 * Vector512<T>.Count
+        long start = Has512<T>() && span >= 16 * Vector512<T>.Count
             ? ProductBlockIn512<T, TCentring>(a, aCentre, strideA, b, bCentre, strideB, span, result, resultStride)
             : 0;
         Vector<T> c00 = default, c01 = default, c02 = default, c03 = default;
@@ -636,8 +642,9 @@ internal static unsafe class BlockKernels
     /// Tile by tile of 4 vectors of positions: each tile is packed into a contiguous buffer first,
     /// which also keeps the rows of a large map (the stem's d = 64) from evicting each other from the
     /// first-level cache; then 4 output rows at a time in 16 accumulators, each packed vector loaded
-    /// once per 4 rows. The positions after the last whole tile: where the output is not an input, a
-    /// last whole tile that overlaps the one before it (those outputs are computed twice, alike);
+    /// once per 4 rows. The positions after the last whole tile: where the output is not an input, one
+    /// last tile that overlaps the one before it (those outputs are computed twice, alike), of 2 vectors
+    /// where they cover the rest (14x14: 208 positions computed for 196, not 224), else of 4;
     /// otherwise tiles of 2 vectors, the last one packed with zeros and computed whole into a staging
     /// buffer, so that small maps (14x14 leaves 4 of 196 positions) need no scalar loop.
     /// </remarks>
@@ -656,21 +663,15 @@ internal static unsafe class BlockKernels
         }
         if (p == positions)
             return;
-        if (p > 0 && output != first && output != second && positions - p <= 2 * width && Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * width)
-        {
-            // A last tile of one 512-bit vector, overlapping the one before it.
-            PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, positions - 2 * width, 2 * width, ahead);
-            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - 2 * width, packed, 2 * width);
-            int rows = MapNarrowTileIn512(packed, output + positions - 2 * width, positions, map, bias, outputRows, inputRows);
-            if (rows < outputRows)
-                MapTile(packed, output + positions - 2 * width + rows * positions, positions, map + rows * inputRows, bias is null ? null : bias + rows, outputRows - rows, inputRows, width);
-            return;
-        }
         if (p > 0 && output != first && output != second)
         {
-            PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, positions - wide, wide, ahead);
-            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - wide, packed, wide);
-            MapWideTile(packed, output + positions - wide, positions, map, bias, outputRows, inputRows, width);
+            int last = positions - p <= tile ? tile : wide;
+            PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, positions - last, last, ahead);
+            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - last, packed, last);
+            if (last == tile)
+                MapTile(packed, output + positions - last, positions, map, bias, outputRows, inputRows, width);
+            else
+                MapWideTile(packed, output + positions - last, positions, map, bias, outputRows, inputRows, width);
             return;
         }
         for (; p + tile <= positions; p += tile)
@@ -717,7 +718,7 @@ internal static unsafe class BlockKernels
         where T : unmanaged, INumber<T>
     {
         int width = Vector<T>.Count;
-        if (Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * width && tile % (2 * width) == 0)
+        if (Has512<T>() && tile % (2 * width) == 0)
         {
             PackTileIn512(first, firstRows, second, secondCentre, secondRows, positions, p, packed, tile);
             return;
@@ -753,11 +754,11 @@ internal static unsafe class BlockKernels
     }
 
     /// <summary>
-    /// The map of one packed tile of one 512-bit vector per input row, 8 output rows at a time (the same chain of fused
-    /// multiply-adds as <see cref="MapWideTileIn512{T}"/>); returns the rows done.
+    /// <see cref="MapTile{T}"/>'s first rows, 8 at a time, in 512-bit vectors (one per tile row) where the CPU has them
+    /// and <see cref="Vector{T}"/> is narrower, as <see cref="MapWideTileIn512{T}"/> does for the wider tiles. Returns the rows done.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int MapNarrowTileIn512<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows)
+    private static int MapTileIn512<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows)
         where T : unmanaged, INumber<T>
     {
         int half = Vector512<T>.Count, i = 0;
@@ -801,7 +802,7 @@ internal static unsafe class BlockKernels
         where T : unmanaged, INumber<T>
     {
         int wide = 4 * width, i = 0;
-        if (Vector512.IsHardwareAccelerated && Vector512<T>.Count == 2 * width)
+        if (Has512<T>())
             i = MapWideTileIn512(packed, output, stride, map, bias, outputRows, inputRows, wide);
         for (; i + 4 <= outputRows; i += 4)
         {
@@ -965,7 +966,7 @@ internal static unsafe class BlockKernels
     private static void MapTile<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
         where T : unmanaged, INumber<T>
     {
-        int tile = 2 * width, i = 0;
+        int tile = 2 * width, i = Has512<T>() ? MapTileIn512(packed, output, stride, map, bias, outputRows, inputRows) : 0;
         for (; i + 4 <= outputRows; i += 4)
         {
             Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;
