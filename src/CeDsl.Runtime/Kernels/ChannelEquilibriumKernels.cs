@@ -582,33 +582,25 @@ internal static unsafe class ChannelEquilibriumKernels
         long n = call.Samples, positions = call.Positions, pairs = n * groups;
         double lambda = call.Lambda, scale = call.Scale;
         double* groupMean = (double*)(workspace + call.Layout.GroupMean);
-        // Per group, [lambda wm^T | A] (d x 2d) and A m; per block only the diagonals and A mu change.
+        // Per group, [lambda wm^T | A] (d x 2d); per block only the diagonals and the bias A (mu - m) change.
         var groupArrays = ArrayPool<T>.Shared.Rent(groups * 2 * d * d);
-        var shiftArray = ArrayPool<double>.Shared.Rent(groups * d);
         try
         {
             fixed (T* groupMaps = groupArrays)
-            fixed (double* shifts = shiftArray)
             {
                 for (int g = 0; g < groups; g++)
                 {
                     double* w = wm + (long)g * d * d, s = a is null ? null : a + (long)g * d * d;
                     T* target = groupMaps + (long)g * 2 * d * d;
                     for (int i = 0; i < d; i++)
-                    {
-                        double shift = 0;
                         for (int j = 0; j < d; j++)
                         {
                             target[i * 2 * d + j] = T.CreateTruncating(lambda * w[j * d + i]);
                             target[i * 2 * d + d + j] = s is null ? T.Zero : T.CreateTruncating(s[i * d + j]);
-                            if (s is not null)
-                                shift += s[i * d + j] * groupMean[g * d + j];
                         }
-                        shifts[g * d + i] = shift;
-                    }
                 }
                 nint input = (nint)x, gradient = (nint)dy, output = (nint)dx, means = (nint)mean, gates = (nint)gate;
-                nint covariance = (nint)a, variances = (nint)varianceGradient, mapsOfGroups = (nint)groupMaps, shiftsOfGroups = (nint)shifts;
+                nint covariance = (nint)a, variances = (nint)varianceGradient, mapsOfGroups = (nint)groupMaps, groupMeans = (nint)groupMean;
                 long perItem = CpuKernels.BlocksPerItem(pairs, 3 * d * positions);
                 long ahead = PrefetchDistance<T>(d, positions, pairs);
                 double gateFactor = (1 - lambda) / scale, varianceFactor = 2.0 / (positions - 1);
@@ -623,10 +615,10 @@ internal static unsafe class ChannelEquilibriumKernels
                         new ReadOnlySpan<T>((T*)mapsOfGroups + (long)g * 2 * d * d, 2 * d * d).CopyTo(new Span<T>(map, 2 * d * d));
                         T* mu = (T*)means + pair * d;
                         double* s = covariance == 0 ? null : (double*)covariance + (long)g * d * d;
-                        // A mu, A symmetric: the sum over j of mu_j times A's row j.
+                        // A (mu - m), A symmetric: the sum over j of (mu_j - m_j) times A's row j.
                         new Span<double>(product, d).Clear();
                         for (int j = 0; s is not null && j < d; j++)
-                            AddScaled(product, s + j * d, double.CreateTruncating(mu[j]), d);
+                            AddScaled(product, s + j * d, double.CreateTruncating(mu[j]) - ((double*)groupMeans)[g * d + j], d);
                         for (int i = 0; i < d; i++)
                         {
                             long c = pair * d + i;
@@ -634,7 +626,7 @@ internal static unsafe class ChannelEquilibriumKernels
                             map[i * 2 * d + i] += T.CreateTruncating(gateFactor * double.CreateTruncating(((T*)gates)[c]));
                             double dv = double.CreateTruncating(((T*)variances)[c]) + perVariance;
                             map[i * 2 * d + d + i] += T.CreateTruncating(varianceFactor * dv);
-                            bias[i] = T.CreateTruncating(s is null ? 0 : product[i] - ((double*)shiftsOfGroups)[g * d + i]);
+                            bias[i] = T.CreateTruncating(product[i]);
                         }
                         long offset = pair * d * positions;
                         Map((T*)gradient + offset, d, (T*)input + offset, mu, d, (T*)output + offset, d, map, bias, positions, ahead);
@@ -645,7 +637,6 @@ internal static unsafe class ChannelEquilibriumKernels
         finally
         {
             ArrayPool<T>.Shared.Return(groupArrays);
-            ArrayPool<double>.Shared.Return(shiftArray);
         }
     }
 
