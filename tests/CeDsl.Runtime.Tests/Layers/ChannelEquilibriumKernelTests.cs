@@ -7,7 +7,10 @@ namespace CeDsl.Runtime.Tests.Layers;
 /// <summary>
 /// The CPU kernels of <see cref="ChannelEquilibrium"/> against its libtorch operators (OperatorsOnly) on
 /// the same state and input: outputs, input and parameter gradients, running statistics, in training and
-/// evaluation, with and without a gradient recorded.
+/// evaluation, with and without a gradient recorded. The float32 kernels are held to the operators in float64
+/// on the same values, the exact result to float32's tolerance: the float32 operators' own rounding exceeds it
+/// in sums over the whole activation (x_weight's gradient in evaluation, about 2e-5 of its size at 4x32x14x14),
+/// and not always by the same amount.
 /// </summary>
 public class ChannelEquilibriumKernelTests
 {
@@ -36,13 +39,13 @@ public class ChannelEquilibriumKernelTests
     {
         var dtype = type == "float64" ? float64 : float32;
         using var kernels = Randomized(new ChannelEquilibrium(channels, groupSize, dtype: dtype), seed: 1);
-        using var operators = CopyOnOperators(kernels, channels, groupSize, dtype);
+        using var operators = ReferenceOnOperators(kernels, channels, groupSize);
 
         for (int step = 0; step < 2; step++)
         {
             var input = Input(n, channels, h, w, dtype, seed: 2 + step);
             var (kernelOutput, kernelGradients) = Step(kernels, input);
-            var (operatorOutput, operatorGradients) = Step(operators, input);
+            var (operatorOutput, operatorGradients) = Step(operators, input.to(float64));
 
             Assert.True(kernels.RanOnKernels);
             Assert.False(operators.RanOnKernels);
@@ -59,23 +62,23 @@ public class ChannelEquilibriumKernelTests
     {
         var dtype = type == "float64" ? float64 : float32;
         using var kernels = Randomized(new ChannelEquilibrium(channels, groupSize, dtype: dtype), seed: 3);
-        using var operators = CopyOnOperators(kernels, channels, groupSize, dtype);
+        using var operators = ReferenceOnOperators(kernels, channels, groupSize);
         using (no_grad())
         {
             var warmUp = Input(n + 1, channels, h, w, dtype, seed: 4);
             kernels.call(warmUp);
-            operators.call(warmUp);
+            operators.call(warmUp.to(float64));
         }
         kernels.eval();
         operators.eval();
         var input = Input(n, channels, h, w, dtype, seed: 5);
 
         using (no_grad())
-            AssertClose(operators.call(input), kernels.call(input), dtype, "output without gradient");
+            AssertClose(operators.call(input.to(float64)), kernels.call(input), dtype, "output without gradient");
         Assert.True(kernels.RanOnKernels);
 
         var (kernelOutput, kernelGradients) = Step(kernels, input);
-        var (operatorOutput, operatorGradients) = Step(operators, input);
+        var (operatorOutput, operatorGradients) = Step(operators, input.to(float64));
         AssertClose(operatorOutput, kernelOutput, dtype, "output");
         foreach (var (name, gradient) in operatorGradients)
             AssertClose(gradient, kernelGradients[name], dtype, $"gradient of {name}");
@@ -86,7 +89,7 @@ public class ChannelEquilibriumKernelTests
     public void A_retained_graph_gives_the_same_gradients_twice()
     {
         using var kernels = Randomized(new ChannelEquilibrium(32, 16, dtype: float64), seed: 6);
-        using var operators = CopyOnOperators(kernels, 32, 16, float64);
+        using var operators = ReferenceOnOperators(kernels, 32, 16);
         var input = Input(4, 32, 6, 6, float64, seed: 7);
         var gradients = new[] { kernels, operators }.Select(ce =>
         {
@@ -110,7 +113,7 @@ public class ChannelEquilibriumKernelTests
     public void Second_order_gradients_are_the_operators(bool training)
     {
         using var kernels = Randomized(new ChannelEquilibrium(16, 8, dtype: float64), seed: 11);
-        using var operators = CopyOnOperators(kernels, 16, 8, float64);
+        using var operators = ReferenceOnOperators(kernels, 16, 8);
         if (!training)
         {
             using (no_grad())
@@ -159,13 +162,16 @@ public class ChannelEquilibriumKernelTests
         Assert.True(ce.RanOnKernels);
     }
 
-    /// <summary>One forward and backward with a fixed upstream gradient; the output and the gradient of the input and of every parameter.</summary>
+    /// <summary>
+    /// One forward and backward with a fixed upstream gradient (the same values in either type); the output and
+    /// the gradient of the input and of every parameter.
+    /// </summary>
     internal static (Tensor Output, Dictionary<string, Tensor> Gradients) Step(ChannelEquilibrium ce, Tensor input)
     {
         var x = input.detach().clone().requires_grad_(true);
         ce.zero_grad();
         var output = ce.call(x);
-        var upstream = randn(output.shape, dtype: output.dtype, generator: new Generator(9));
+        var upstream = randn(output.shape, dtype: float32, generator: new Generator(9)).to(output.dtype);
         output.backward([upstream]);
         var gradients = ce.named_parameters().ToDictionary(entry => entry.name, entry => entry.parameter.grad!.clone());
         gradients["input"] = x.grad!.clone();
@@ -186,11 +192,11 @@ public class ChannelEquilibriumKernelTests
         return ce;
     }
 
-    /// <summary>A module with <paramref name="source"/>'s state that runs libtorch's operators only.</summary>
-    private static ChannelEquilibrium CopyOnOperators(ChannelEquilibrium source, long channels, int groupSize, ScalarType dtype)
+    /// <summary>A module with <paramref name="source"/>'s state, in float64, that runs libtorch's operators only.</summary>
+    private static ChannelEquilibrium ReferenceOnOperators(ChannelEquilibrium source, long channels, int groupSize)
     {
-        var copy = new ChannelEquilibrium(channels, groupSize, dtype: dtype) { OperatorsOnly = true };
-        copy.load_state_dict(source.state_dict());
+        var copy = new ChannelEquilibrium(channels, groupSize, dtype: float64) { OperatorsOnly = true };
+        copy.load_state_dict(source.state_dict().ToDictionary(entry => entry.Key, entry => entry.Value.to(float64)));
         return copy;
     }
 
