@@ -79,11 +79,12 @@ internal static unsafe class KernelRates
             // Addresses, not pointers: a lambda cannot capture a fixed pointer.
             nint x = (nint)xPointer, dy = (nint)dyPointer, y = (nint)yPointer, mean = (nint)meanPointer, weights = (nint)weightsPointer, sums = (nint)sumsPointer;
             float* Block(nint data, int block) => (float*)data + (long)block * Rows * positions;
-            // As the passes do: the maps prefetch the next block's input and output rows where short rows stream from beyond the caches.
+            // As the passes do: where the operands stream from beyond the caches, the maps prefetch the next block's input and
+            // output rows (short rows) or further along the same rows (long ones).
             long ahead = mapsPrefetch ? Rows * positions : BlockKernels.PrefetchDistance<float>(Rows, positions, blocks);
-            // Where the maps prefetch, the products prefetch the block they are about to read, as the passes do; a row with the
-            // maps prefetching whatever the rows leaves the products' cells to the row above.
-            bool fetchBlock = ahead != 0;
+            // Where the maps prefetch whole blocks, the products prefetch the block they are about to read, as the passes do; a
+            // row with the maps prefetching the next block whatever the rows leaves the products' cells to the row above.
+            bool fetchBlock = BlockKernels.PrefetchesBlocks<float>(Rows, positions, blocks);
             void Fetch(nint data, int block)
             {
                 if (fetchBlock)

@@ -35,28 +35,41 @@ internal static unsafe class BlockKernels
     internal const long ShortRowBytes = 1 << 10;
 
     /// <summary>
+    /// How far along the rows a map of a long row prefetches (<see cref="PrefetchDistance{T}"/>): 4 tiles of 2
+    /// 512-bit vectors.
+    /// </summary>
+    internal const long LongRowAheadBytes = 512;
+
+    /// <summary>
     /// How far ahead, in elements, a pass that maps the contiguous blocks of <paramref name="rows"/> rows of
-    /// <paramref name="positions"/> prefetches its inputs and outputs of <paramref name="blocks"/> blocks each: one block where
-    /// the operands stream (<see cref="StreamingBytes"/>) and the rows are short (<see cref="ShortRowBytes"/>),
-    /// otherwise 0, no prefetch.
+    /// <paramref name="positions"/> prefetches its inputs and outputs, over <paramref name="blocks"/> blocks each: where
+    /// the operands stream (<see cref="StreamingBytes"/>), one block for short rows (<see cref="ShortRowBytes"/>) and
+    /// <see cref="LongRowAheadBytes"/> along the same rows for longer ones; otherwise 0, no prefetch.
     /// </summary>
     /// <remarks>
-    /// A map walks the 16 or 32 input rows of a block side by side, a tile of a few cache lines of each at a time. On one
-    /// thread, over whole activations that spill out of the second-level cache, prefetching the next block as each
-    /// tile is packed raised the maps' rate at every row length measured (14x14, 28x28, 56x56). In the CE layer's
-    /// training step on two threads it paid only at 14x14: over 32x1024x14x14 (25.7 MB) the step went from x2.50 to
-    /// x2.28 BN, while over 32x256x56x56 (102.8 MB, rows of 12.5 KB) it did not get faster (medians x2.08 with the
-    /// prefetch, x2.06 without, 10 alternating pairs). Rows of 28x28 were not measured in the layer, so the rule leaves
-    /// every row over 1 KB alone. On operands that stay in the caches the prefetches only cost instructions. Prefetching
-    /// the output's lines as well (a fresh tensor, whose lines the first stores would otherwise fetch from memory) took
-    /// the C = 1024 layer's step from x2.29 to x2.24 BN (medians of 6 alternating pairs). The products (Gram, dY X^T) read a
-    /// block again from the first-level cache for each 4 of its rows, and prefetching the next block made them a third
-    /// slower at 14x14; where the maps prefetch, the products instead prefetch the whole of the block they are about to
-    /// read (prefetcht0), so that its rows arrive together rather than 4 at a time as the products first touch them
-    /// (docs/benchmarks/ce-training.md).
+    /// A map walks the 16 or 32 input rows of a block side by side, a tile of a few cache lines of each at a time. Over
+    /// whole activations that spill out of the second-level cache, prefetching the next block as each tile is packed
+    /// took the C = 1024 layer's training step (32x1024x14x14, 25.7 MB) from x2.50 to x2.28 BN; over 32x256x56x56 (rows
+    /// of 12.5 KB, blocks of 200 KB, so that a block ahead of three operands no longer fits the second-level cache) it
+    /// did not pay (x2.08 with it, x2.06 without, 10 alternating pairs), and a few tiles ahead along the same rows does:
+    /// 512 bytes ahead took CE's share of that step from 36.1-37.0 to 32.7-33.4 ms and backward pass 2 from 17.2-17.5 to
+    /// 14.0-14.8 ms (in one process, the variants alternating, in both orders), beat 256 and 512 positions ahead, and
+    /// took the step from x2.01 to x1.855 BN (6 invocations each, docs/benchmarks/ce-training.md). On operands that stay
+    /// in the caches the prefetches only cost instructions. Prefetching the output's lines as well (a fresh tensor, whose
+    /// lines the first stores would otherwise fetch from memory) took the C = 1024 layer's step from x2.29 to x2.24 BN (medians of 6 alternating pairs). The products
+    /// (Gram, dY X^T) read a block again from the first-level cache for each 4 of its rows, and prefetching the next
+    /// block made them a third slower at 14x14; where the maps prefetch whole blocks, the products instead prefetch the
+    /// whole of the block they are about to read (prefetcht0, <see cref="PrefetchesBlocks{T}"/>), so that its rows arrive
+    /// together rather than 4 at a time as the products first touch them.
     /// </remarks>
     internal static long PrefetchDistance<T>(int rows, long positions, long blocks) where T : unmanaged =>
-        positions * sizeof(T) <= ShortRowBytes && blocks * rows * positions * sizeof(T) >= StreamingBytes ? rows * positions : 0;
+        blocks * rows * positions * sizeof(T) < StreamingBytes ? 0
+        : positions * sizeof(T) <= ShortRowBytes ? rows * positions
+        : LongRowAheadBytes / sizeof(T);
+
+    /// <summary>Whether a pass over these blocks prefetches whole blocks (<see cref="PrefetchDistance{T}"/>: short rows that stream).</summary>
+    internal static bool PrefetchesBlocks<T>(int rows, long positions, long blocks) where T : unmanaged =>
+        positions * sizeof(T) <= ShortRowBytes && PrefetchDistance<T>(rows, positions, blocks) != 0;
 
     /// <summary>
     /// Prefetches the cache lines of <paramref name="count"/> elements from <paramref name="start"/>, where the CPU has the
@@ -636,7 +649,8 @@ internal static unsafe class BlockKernels
     /// All rows are <paramref name="positions"/> long and apart. <paramref name="output"/> may be
     /// <paramref name="first"/> itself: each tile of positions is packed aside before any of it is written.
     /// <paramref name="ahead"/>: where not 0, each tile's positions in the input and output rows <paramref name="ahead"/>
-    /// elements further on (the next block of a pass, <see cref="PrefetchDistance{T}"/>) are prefetched as the tile is packed.
+    /// elements further on (the next block of a pass, or further along long rows, <see cref="PrefetchDistance{T}"/>) are
+    /// prefetched as the tile is packed.
     /// </summary>
     /// <remarks>
     /// Tile by tile of 4 vectors of positions: each tile is packed into a contiguous buffer first,
@@ -762,23 +776,25 @@ internal static unsafe class BlockKernels
         where T : unmanaged, INumber<T>
     {
         int half = Vector512<T>.Count, i = 0;
+        nint step = half;
         for (; i + 8 <= outputRows; i += 8)
         {
             Vector512<T> a0 = Bias512(bias, i), a1 = Bias512(bias, i + 1), a2 = Bias512(bias, i + 2), a3 = Bias512(bias, i + 3);
             Vector512<T> a4 = Bias512(bias, i + 4), a5 = Bias512(bias, i + 5), a6 = Bias512(bias, i + 6), a7 = Bias512(bias, i + 7);
-            T* m0 = map + i * inputRows;
-            for (int j = 0; j < inputRows; j++)
+            T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
+            T* m4 = m3 + inputRows, m5 = m4 + inputRows, m6 = m5 + inputRows, m7 = m6 + inputRows;
+            T* row = packed;
+            for (nint j = 0; j < inputRows; j++, row += step)
             {
-                var x = Vector512.Load(packed + j * half);
-                T* m = m0 + j;
-                a0 = MultiplyAdd(Vector512.Create(m[0]), x, a0);
-                a1 = MultiplyAdd(Vector512.Create(m[inputRows]), x, a1);
-                a2 = MultiplyAdd(Vector512.Create(m[2 * inputRows]), x, a2);
-                a3 = MultiplyAdd(Vector512.Create(m[3 * inputRows]), x, a3);
-                a4 = MultiplyAdd(Vector512.Create(m[4 * inputRows]), x, a4);
-                a5 = MultiplyAdd(Vector512.Create(m[5 * inputRows]), x, a5);
-                a6 = MultiplyAdd(Vector512.Create(m[6 * inputRows]), x, a6);
-                a7 = MultiplyAdd(Vector512.Create(m[7 * inputRows]), x, a7);
+                var x = Vector512.Load(row);
+                a0 = MultiplyAdd(Vector512.Create(m0[j]), x, a0);
+                a1 = MultiplyAdd(Vector512.Create(m1[j]), x, a1);
+                a2 = MultiplyAdd(Vector512.Create(m2[j]), x, a2);
+                a3 = MultiplyAdd(Vector512.Create(m3[j]), x, a3);
+                a4 = MultiplyAdd(Vector512.Create(m4[j]), x, a4);
+                a5 = MultiplyAdd(Vector512.Create(m5[j]), x, a5);
+                a6 = MultiplyAdd(Vector512.Create(m6[j]), x, a6);
+                a7 = MultiplyAdd(Vector512.Create(m7[j]), x, a7);
             }
             T* o = output + i * stride;
             Vector512.Store(a0, o);
@@ -878,39 +894,42 @@ internal static unsafe class BlockKernels
         where T : unmanaged, INumber<T>
     {
         int half = Vector512<T>.Count, i = 0;
+        nint step = wide;
         for (; i + 8 <= outputRows; i += 8)
         {
             Vector512<T> a00 = Bias512(bias, i), a10 = Bias512(bias, i + 1), a20 = Bias512(bias, i + 2), a30 = Bias512(bias, i + 3);
             Vector512<T> a40 = Bias512(bias, i + 4), a50 = Bias512(bias, i + 5), a60 = Bias512(bias, i + 6), a70 = Bias512(bias, i + 7);
             Vector512<T> a01 = a00, a11 = a10, a21 = a20, a31 = a30, a41 = a40, a51 = a50, a61 = a60, a71 = a70;
-            T* m0 = map + i * inputRows;
-            for (int j = 0; j < inputRows; j++)
+            // A base per map row, indexed by j, and a native-sized step: no address arithmetic in the loop but the index.
+            T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
+            T* m4 = m3 + inputRows, m5 = m4 + inputRows, m6 = m5 + inputRows, m7 = m6 + inputRows;
+            T* row = packed;
+            for (nint j = 0; j < inputRows; j++, row += step)
             {
-                T* row = packed + j * wide, m = m0 + j;
                 var x0 = Vector512.Load(row);
                 var x1 = Vector512.Load(row + half);
-                var w = Vector512.Create(m[0]);
+                var w = Vector512.Create(m0[j]);
                 a00 = MultiplyAdd(w, x0, a00);
                 a01 = MultiplyAdd(w, x1, a01);
-                w = Vector512.Create(m[inputRows]);
+                w = Vector512.Create(m1[j]);
                 a10 = MultiplyAdd(w, x0, a10);
                 a11 = MultiplyAdd(w, x1, a11);
-                w = Vector512.Create(m[2 * inputRows]);
+                w = Vector512.Create(m2[j]);
                 a20 = MultiplyAdd(w, x0, a20);
                 a21 = MultiplyAdd(w, x1, a21);
-                w = Vector512.Create(m[3 * inputRows]);
+                w = Vector512.Create(m3[j]);
                 a30 = MultiplyAdd(w, x0, a30);
                 a31 = MultiplyAdd(w, x1, a31);
-                w = Vector512.Create(m[4 * inputRows]);
+                w = Vector512.Create(m4[j]);
                 a40 = MultiplyAdd(w, x0, a40);
                 a41 = MultiplyAdd(w, x1, a41);
-                w = Vector512.Create(m[5 * inputRows]);
+                w = Vector512.Create(m5[j]);
                 a50 = MultiplyAdd(w, x0, a50);
                 a51 = MultiplyAdd(w, x1, a51);
-                w = Vector512.Create(m[6 * inputRows]);
+                w = Vector512.Create(m6[j]);
                 a60 = MultiplyAdd(w, x0, a60);
                 a61 = MultiplyAdd(w, x1, a61);
-                w = Vector512.Create(m[7 * inputRows]);
+                w = Vector512.Create(m7[j]);
                 a70 = MultiplyAdd(w, x0, a70);
                 a71 = MultiplyAdd(w, x1, a71);
             }

@@ -259,7 +259,7 @@ internal static unsafe class ChannelEquilibriumKernels
     {
         nint input = (nint)x, means = (nint)mean, variances = (nint)variance, grams = (nint)gram;
         long pairs = samples * groups, perItem = CpuKernels.BlocksPerItem(pairs, d * positions);
-        bool fetchBlock = PrefetchDistance<T>(d, positions, pairs) != 0;
+        bool fetchBlock = PrefetchesBlocks<T>(d, positions, pairs);
         ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * d * positions * (d + 1) / 2, body: item =>
         {
             for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)
@@ -492,7 +492,7 @@ internal static unsafe class ChannelEquilibriumKernels
     {
         nint gradient = (nint)dy, input = (nint)x, result = (nint)dm;
         long pairs = samples * groups, perItem = CpuKernels.BlocksPerItem(pairs, 2 * d * positions);
-        bool fetchBlock = PrefetchDistance<T>(d, positions, pairs) != 0;
+        bool fetchBlock = PrefetchesBlocks<T>(d, positions, pairs);
         ParallelLoop.For((pairs + perItem - 1) / perItem, workPerItem: perItem * d * d * positions, body: item =>
         {
             for (long pair = item * perItem; pair < Math.Min(pairs, (item + 1) * perItem); pair++)

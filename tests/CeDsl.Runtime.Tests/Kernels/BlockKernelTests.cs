@@ -127,31 +127,37 @@ public unsafe class BlockKernelTests
     [InlineData(16, 0, 196)]
     [InlineData(16, 16, 196)]
     [InlineData(8, 8, 37)]
-    public void Map_prefetching_the_next_block_gives_the_same_bits(int firstRows, int secondRows, long positions)
+    public void Map_prefetching_ahead_gives_the_same_bits(int firstRows, int secondRows, long positions)
     {
-        // Two blocks each, as in a pass: the prefetch of the next block reads real rows, and must change nothing.
+        // Two blocks each, as in a pass: the prefetches (of the next block, or further along the rows) read real rows, and must change nothing.
         var first = Random(18, 2 * firstRows, positions);
         var second = Random(19, 2 * Math.Max(secondRows, 1), positions);
         var centre = Random(20, Math.Max(secondRows, 1));
         var map = Random(21, firstRows, firstRows + secondRows);
         var bias = Random(22, firstRows);
         var plain = empty(firstRows, positions, dtype: float64);
-        var prefetching = empty(firstRows, positions, dtype: float64);
+        var nextBlock = empty(firstRows, positions, dtype: float64);
+        var alongRows = empty(firstRows, positions, dtype: float64);
 
-        foreach (var (output, ahead) in new[] { (plain, 0L), (prefetching, firstRows * positions) })
+        foreach (var (output, ahead) in new[] { (plain, 0L), (nextBlock, firstRows * positions), (alongRows, BlockKernels.LongRowAheadBytes / sizeof(double)) })
             BlockKernels.Map(Pointer(first), firstRows, secondRows == 0 ? null : Pointer(second), secondRows == 0 ? null : Pointer(centre), secondRows,
                 Pointer(output), firstRows, Pointer(map), Pointer(bias), positions, ahead);
 
-        Assert.True(prefetching.eq(plain).all().item<bool>());
+        Assert.True(nextBlock.eq(plain).all().item<bool>());
+        Assert.True(alongRows.eq(plain).all().item<bool>());
     }
 
     [Theory]
-    [InlineData(196, 2048, 16 * 196)] // 32x1024x14x14: short rows, streaming
-    [InlineData(196, 1024, 0)] // 16x1024x14x14: 12.8 MB, stays in the caches
-    [InlineData(256, 2048, 16 * 256)] // rows of exactly 1 KB
-    [InlineData(3136, 512, 0)] // 32x256x56x56: long rows, where the layer did not gain
-    public void Passes_prefetch_the_next_block_only_where_short_rows_stream(long positions, long blocks, long expected) =>
+    [InlineData(196, 2048, 16 * 196, true)] // 32x1024x14x14: short rows, streaming: the next block
+    [InlineData(196, 1024, 0, false)] // 16x1024x14x14: 12.8 MB, stays in the caches
+    [InlineData(256, 2048, 16 * 256, true)] // rows of exactly 1 KB
+    [InlineData(3136, 512, 128, false)] // 32x256x56x56: long rows, streaming: 512 bytes along the same rows
+    [InlineData(3136, 64, 0, false)] // 4x256x56x56: 12.8 MB
+    public void Passes_prefetch_the_next_block_where_short_rows_stream_and_along_the_rows_where_long_ones_do(long positions, long blocks, long expected, bool wholeBlocks)
+    {
         Assert.Equal(expected, BlockKernels.PrefetchDistance<float>(16, positions, blocks));
+        Assert.Equal(wholeBlocks, BlockKernels.PrefetchesBlocks<float>(16, positions, blocks));
+    }
 
     private static Tensor Random(int seed, params long[] shape) =>
         randn(shape, dtype: float64, generator: new Generator((ulong)seed));
