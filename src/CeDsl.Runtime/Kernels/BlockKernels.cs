@@ -356,9 +356,10 @@ internal static unsafe class BlockKernels
     /// </summary>
     /// <remarks>
     /// Each 4 x 4 block of the result runs over the rows in 16 vector accumulators (8 loads per 16
-    /// multiply-adds, centred as they are loaded; 512-bit vectors first where the CPU has them and the
-    /// rows are long enough), a chunk of positions at a time that keeps the rows in the second-level
-    /// cache for the other blocks; the positions after the last whole vector are added one by one.
+    /// multiply-adds, centred as they are loaded; 512-bit vectors where the CPU has them and a row holds
+    /// one), a chunk of positions at a time that keeps the rows in the second-level cache for the other
+    /// blocks; the positions after the last whole vector come in the row's last vector, the lanes already
+    /// counted masked off, so that each entry is one sum across the lanes of its accumulator.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Products<T>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
@@ -386,6 +387,11 @@ internal static unsafe class BlockKernels
     private static void Products<T, TCentring>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
         where T : unmanaged, INumber<T> where TCentring : struct
     {
+        if (Has512<T>() && positions >= Vector512<T>.Count)
+        {
+            ProductsIn512<T, TCentring>(a, aCentre, rowsA, b, bCentre, rowsB, positions, symmetric, result);
+            return;
+        }
         int width = Vector<T>.Count;
         long chunk = Math.Max(width, ProductChunkBytes / sizeof(T) / (symmetric ? rowsA : rowsA + rowsB) / width * width);
         long end = positions / width * width;
@@ -421,6 +427,54 @@ internal static unsafe class BlockKernels
             }
     }
 
+    /// <summary>
+    /// <see cref="Products{T, TCentring}"/> in 512-bit vectors, where the CPU has them and <see cref="Vector{T}"/> is
+    /// narrower, for rows of at least one of them: the positions after the last whole vector come in the row's last
+    /// vector, its lanes before them masked off, in the same accumulators, so that each entry is one sum across the lanes
+    /// of one vector (a 14x14 row is 12 vectors and a masked one). Blocks at the edge of the result take the narrower vectors.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ProductsIn512<T, TCentring>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
+        where T : unmanaged, INumber<T> where TCentring : struct
+    {
+        int width = Vector512<T>.Count, narrow = Vector<T>.Count;
+        long chunk = Math.Max(width, ProductChunkBytes / sizeof(T) / (symmetric ? rowsA : rowsA + rowsB) / width * width);
+        long end = positions / width * width, narrowEnd = positions / narrow * narrow;
+        var tailMask = TailMask512<T>((int)(positions - end));
+        var narrowMask = TailMask<T>((int)(positions - narrowEnd));
+        for (long start = 0; start < end; start += chunk)
+        {
+            long span = Math.Min(chunk, end - start);
+            bool lastChunk = start + span == end;
+            long last = lastChunk && end < positions ? positions - width - start : -1;
+            // The edge blocks' narrower vectors: in the last chunk, whole ones up to the row's last, then that one masked.
+            long edgeSpan = lastChunk ? narrowEnd - start : span;
+            long edgeLast = lastChunk && narrowEnd < positions ? positions - narrow - start : -1;
+            for (int i = 0; i < rowsA; i += 4)
+            {
+                for (int j = symmetric ? i : 0; j < rowsB; j += 4)
+                {
+                    if (i + 4 <= rowsA && j + 4 <= rowsB)
+                        ProductBlockIn512<T, TCentring>(a + i * positions + start, aCentre + i, positions, b + j * positions + start, bCentre + j, positions, span, last, tailMask,
+                            result + i * rowsB + j, rowsB);
+                    else
+                        ProductEdge<T, TCentring>(a + start, aCentre, positions, b + start, bCentre, positions, edgeSpan, edgeLast, narrowMask,
+                            i, Math.Min(4, rowsA - i), j, Math.Min(4, rowsB - j), result, rowsB);
+                }
+            }
+        }
+    }
+
+    /// <summary>A 512-bit vector whose last <paramref name="count"/> lanes are all ones (bits), the others zero.</summary>
+    private static Vector512<T> TailMask512<T>(int count) where T : unmanaged, INumber<T>
+    {
+        int width = Vector512<T>.Count;
+        Span<T> lanes = stackalloc T[width];
+        for (int lane = 0; lane < width; lane++)
+            lanes[lane] = lane >= width - count ? T.One : T.Zero;
+        return Vector512.GreaterThan(Vector512.Create<T>(lanes), Vector512<T>.Zero);
+    }
+
     /// <summary>A vector whose last <paramref name="count"/> lanes are all ones (bits), the others zero.</summary>
     private static Vector<T> TailMask<T>(int count) where T : unmanaged, INumber<T>
     {
@@ -445,11 +499,6 @@ internal static unsafe class BlockKernels
         where T : unmanaged, INumber<T> where TCentring : struct
     {
         int width = Vector<T>.Count;
-        // Short rows (8x8, 7x7 maps) lose more to the second set of sums than the wider vectors gain. The call
-        // comes before any vector is live, so that none is spilled around it.
-        long start = Has512<T>() && span >= 16 * Vector512<T>.Count
-            ? ProductBlockIn512<T, TCentring>(a, aCentre, strideA, b, bCentre, strideB, span, result, resultStride)
-            : 0;
         Vector<T> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector<T> c10 = default, c11 = default, c12 = default, c13 = default;
         Vector<T> c20 = default, c21 = default, c22 = default, c23 = default;
@@ -458,7 +507,7 @@ internal static unsafe class BlockKernels
         T* b0 = b, b1 = b + strideB, b2 = b + 2 * strideB, b3 = b + 3 * strideB;
         Vector<T> m0 = Centre<T, TCentring>(aCentre), m1 = Centre<T, TCentring>(aCentre + 1), m2 = Centre<T, TCentring>(aCentre + 2), m3 = Centre<T, TCentring>(aCentre + 3);
         Vector<T> n0 = Centre<T, TCentring>(bCentre), n1 = Centre<T, TCentring>(bCentre + 1), n2 = Centre<T, TCentring>(bCentre + 2), n3 = Centre<T, TCentring>(bCentre + 3);
-        for (long p = start; p < span; p += width)
+        for (long p = 0; p < span; p += width)
         {
             var y0 = Load<T, TCentring>(b0 + p, n0);
             var y1 = Load<T, TCentring>(b1 + p, n1);
@@ -520,19 +569,15 @@ internal static unsafe class BlockKernels
     }
 
     /// <summary>
-    /// <see cref="ProductBlock{T, TCentring}"/> over the positions that whole 512-bit vectors cover, where the CPU has
-    /// them and <see cref="Vector{T}"/> is narrower (on cores with full-width 512-bit units, twice the multiply-adds
-    /// per instruction); adds the sums to <paramref name="result"/> and returns the positions done.
+    /// <see cref="ProductBlock{T, TCentring}"/> in 512-bit vectors (<see cref="ProductsIn512{T, TCentring}"/>; on cores
+    /// with full-width 512-bit units, twice the multiply-adds per instruction).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-    private static long ProductBlockIn512<T, TCentring>(T* a, T* aCentre, long strideA, T* b, T* bCentre, long strideB, long span,
-        double* result, int resultStride)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ProductBlockIn512<T, TCentring>(T* a, T* aCentre, long strideA, T* b, T* bCentre, long strideB, long span, long last,
+        Vector512<T> lastMask, double* result, int resultStride)
         where T : unmanaged, INumber<T> where TCentring : struct
     {
         int step = Vector512<T>.Count;
-        long end = span / step * step;
-        if (end == 0)
-            return 0;
         Vector512<T> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector512<T> c10 = default, c11 = default, c12 = default, c13 = default;
         Vector512<T> c20 = default, c21 = default, c22 = default, c23 = default;
@@ -541,7 +586,7 @@ internal static unsafe class BlockKernels
         T* b0 = b, b1 = b + strideB, b2 = b + 2 * strideB, b3 = b + 3 * strideB;
         Vector512<T> m0 = Centre512<T, TCentring>(aCentre), m1 = Centre512<T, TCentring>(aCentre + 1), m2 = Centre512<T, TCentring>(aCentre + 2), m3 = Centre512<T, TCentring>(aCentre + 3);
         Vector512<T> n0 = Centre512<T, TCentring>(bCentre), n1 = Centre512<T, TCentring>(bCentre + 1), n2 = Centre512<T, TCentring>(bCentre + 2), n3 = Centre512<T, TCentring>(bCentre + 3);
-        for (long p = 0; p < end; p += step)
+        for (long p = 0; p < span; p += step)
         {
             var y0 = Load512<T, TCentring>(b0 + p, n0);
             var y1 = Load512<T, TCentring>(b1 + p, n1);
@@ -568,11 +613,38 @@ internal static unsafe class BlockKernels
             c32 = MultiplyAdd(x, y2, c32);
             c33 = MultiplyAdd(x, y3, c33);
         }
+        if (last >= 0)
+        {
+            // The row's last vector, lanes already counted masked off.
+            var y0 = Load512<T, TCentring>(b0 + last, n0) & lastMask;
+            var y1 = Load512<T, TCentring>(b1 + last, n1) & lastMask;
+            var y2 = Load512<T, TCentring>(b2 + last, n2) & lastMask;
+            var y3 = Load512<T, TCentring>(b3 + last, n3) & lastMask;
+            var x = Load512<T, TCentring>(a0 + last, m0);
+            c00 = MultiplyAdd(x, y0, c00);
+            c01 = MultiplyAdd(x, y1, c01);
+            c02 = MultiplyAdd(x, y2, c02);
+            c03 = MultiplyAdd(x, y3, c03);
+            x = Load512<T, TCentring>(a1 + last, m1);
+            c10 = MultiplyAdd(x, y0, c10);
+            c11 = MultiplyAdd(x, y1, c11);
+            c12 = MultiplyAdd(x, y2, c12);
+            c13 = MultiplyAdd(x, y3, c13);
+            x = Load512<T, TCentring>(a2 + last, m2);
+            c20 = MultiplyAdd(x, y0, c20);
+            c21 = MultiplyAdd(x, y1, c21);
+            c22 = MultiplyAdd(x, y2, c22);
+            c23 = MultiplyAdd(x, y3, c23);
+            x = Load512<T, TCentring>(a3 + last, m3);
+            c30 = MultiplyAdd(x, y0, c30);
+            c31 = MultiplyAdd(x, y1, c31);
+            c32 = MultiplyAdd(x, y2, c32);
+            c33 = MultiplyAdd(x, y3, c33);
+        }
         AddSums(result, Halves(c00), Halves(c01), Halves(c02), Halves(c03));
         AddSums(result + resultStride, Halves(c10), Halves(c11), Halves(c12), Halves(c13));
         AddSums(result + 2 * resultStride, Halves(c20), Halves(c21), Halves(c22), Halves(c23));
         AddSums(result + 3 * resultStride, Halves(c30), Halves(c31), Halves(c32), Halves(c33));
-        return end;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

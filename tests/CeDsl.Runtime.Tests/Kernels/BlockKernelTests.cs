@@ -50,8 +50,9 @@ public unsafe class BlockKernelTests
     [InlineData(5, 3, true)]
     [InlineData(6, 37, false)]
     [InlineData(16, 64, false)]
-    [InlineData(16, 300, false)] // 512-bit vectors where the CPU has them, then narrower ones, then the masked last
+    [InlineData(16, 300, false)] // whole vectors, then the row's last one masked
     [InlineData(8, 1030, true)]
+    [InlineData(6, 3003, false)] // two chunks of positions, the row's last vector masked, edge blocks in the narrower vectors
     public void Products_are_the_centred_products_of_the_rows(int rows, long positions, bool centred)
     {
         var a = Random(6, rows, positions) + 3;
