@@ -178,7 +178,8 @@ internal static unsafe class BlockKernels
     /// </summary>
     /// <remarks>
     /// 4 rows of c by 2 vectors of columns at a time in 8 accumulators: each pair of vectors of b is loaded
-    /// once per 4 rows, each element of a broadcast once per 2 vectors.
+    /// once per 4 rows, each element of a broadcast once per 2 vectors; where the CPU has 512-bit vectors, 8 rows
+    /// at a time in 16 of them first (<see cref="MultiplyRowsIn512{T}"/>).
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Multiply<T>(T* a, bool transposeA, T* b, T* c, long rows, long inner, long columns, T alpha, T beta,
@@ -190,21 +191,41 @@ internal static unsafe class BlockKernels
         var scale = new Vector<T>(alpha);
         var keep = new Vector<T>(beta);
         long i = firstRow;
-        for (; i + 4 <= end; i += 4)
+        for (; Has512<T>() && i + 8 <= end; i += 8)
         {
-            T* a0 = a + i * strideI, a1 = a0 + strideI, a2 = a1 + strideI, a3 = a2 + strideI;
-            long j = Has512<T>()
-                ? MultiplyRowsIn512(a0, strideI, strideK, b, c + i * columns, inner, columns, alpha, beta)
-                : 0;
+            long done = MultiplyRowsIn512(a + i * strideI, strideI, strideK, b, c + i * columns, inner, columns, alpha, beta);
+            FourRows(i, done);
+            FourRows(i + 4, done);
+        }
+        for (; i + 4 <= end; i += 4)
+            FourRows(i, 0);
+        for (; i < end; i++)
+        {
+            long j = 0;
+            for (; j + width <= columns; j += width)
+            {
+                Vector<T> sum = default;
+                for (long k = 0; k < inner; k++)
+                    sum = MultiplyAdd(new Vector<T>(a[i * strideI + k * strideK]), Load(b + k * columns + j), sum);
+                Store(c + i * columns + j, beta == T.Zero ? scale * sum : keep * Load(c + i * columns + j) + scale * sum);
+            }
+            for (; j < columns; j++)
+                Scalar(i, j);
+        }
+
+        // Rows row .. row + 3 from column j on.
+        void FourRows(long row, long j)
+        {
+            T* a0 = a + row * strideI, a1 = a0 + strideI, a2 = a1 + strideI, a3 = a2 + strideI;
             for (; j + 2 * width <= columns; j += 2 * width)
             {
                 Vector<T> s00 = default, s01 = default, s10 = default, s11 = default;
                 Vector<T> s20 = default, s21 = default, s30 = default, s31 = default;
                 for (long k = 0; k < inner; k++)
                 {
-                    T* row = b + k * columns + j;
-                    var y0 = Load(row);
-                    var y1 = Load(row + width);
+                    T* next = b + k * columns + j;
+                    var y0 = Load(next);
+                    var y1 = Load(next + width);
                     var x = new Vector<T>(a0[k * strideK]);
                     s00 = MultiplyAdd(x, y0, s00);
                     s01 = MultiplyAdd(x, y1, s01);
@@ -218,27 +239,14 @@ internal static unsafe class BlockKernels
                     s30 = MultiplyAdd(x, y0, s30);
                     s31 = MultiplyAdd(x, y1, s31);
                 }
-                Combine(c + i * columns + j, s00, s01);
-                Combine(c + (i + 1) * columns + j, s10, s11);
-                Combine(c + (i + 2) * columns + j, s20, s21);
-                Combine(c + (i + 3) * columns + j, s30, s31);
+                Combine(c + row * columns + j, s00, s01);
+                Combine(c + (row + 1) * columns + j, s10, s11);
+                Combine(c + (row + 2) * columns + j, s20, s21);
+                Combine(c + (row + 3) * columns + j, s30, s31);
             }
             for (; j < columns; j++)
                 for (long r = 0; r < 4; r++)
-                    Scalar(i + r, j);
-        }
-        for (; i < end; i++)
-        {
-            long j = 0;
-            for (; j + width <= columns; j += width)
-            {
-                Vector<T> sum = default;
-                for (long k = 0; k < inner; k++)
-                    sum = MultiplyAdd(new Vector<T>(a[i * strideI + k * strideK]), Load(b + k * columns + j), sum);
-                Store(c + i * columns + j, beta == T.Zero ? scale * sum : keep * Load(c + i * columns + j) + scale * sum);
-            }
-            for (; j < columns; j++)
-                Scalar(i, j);
+                    Scalar(row + r, j);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -259,17 +267,17 @@ internal static unsafe class BlockKernels
     }
 
     /// <summary>
-    /// <see cref="Multiply{T}"/>'s 4 rows of c from <paramref name="a"/>'s row (<paramref name="c"/> their first), over
+    /// <see cref="Multiply{T}"/>'s 8 rows of c from <paramref name="a"/>'s row (<paramref name="c"/> their first), over
     /// the columns that whole 512-bit vectors cover, where the CPU has them and <see cref="Vector{T}"/> is narrower: 2
-    /// vectors at a time, then 1. The same chain of fused multiply-adds per element as the narrower vectors, so the same
-    /// numbers. Returns the columns done.
+    /// vectors at a time (16 accumulators: each pair of vectors of b loaded once per 8 rows), then 1. The same chain of
+    /// fused multiply-adds per element as the narrower vectors, so the same numbers. Returns the columns done.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     private static long MultiplyRowsIn512<T>(T* a, long strideI, long strideK, T* b, T* c, long inner, long columns, T alpha, T beta)
         where T : unmanaged, INumber<T>
     {
         int step = Vector512<T>.Count;
-        T* a0 = a, a1 = a0 + strideI, a2 = a1 + strideI, a3 = a2 + strideI;
+        T* a0 = a, a1 = a0 + strideI, a2 = a1 + strideI, a3 = a2 + strideI, a4 = a3 + strideI, a5 = a4 + strideI, a6 = a5 + strideI, a7 = a6 + strideI;
         var scale = Vector512.Create(alpha);
         var keep = Vector512.Create(beta);
         long j = 0;
@@ -277,54 +285,84 @@ internal static unsafe class BlockKernels
         {
             Vector512<T> s00 = default, s01 = default, s10 = default, s11 = default;
             Vector512<T> s20 = default, s21 = default, s30 = default, s31 = default;
-            for (long k = 0; k < inner; k++)
+            Vector512<T> s40 = default, s41 = default, s50 = default, s51 = default;
+            Vector512<T> s60 = default, s61 = default, s70 = default, s71 = default;
+            T* row = b + j;
+            for (nint k = 0, at = 0; k < inner; k++, row += columns, at += (nint)strideK)
             {
-                T* row = b + k * columns + j;
                 var y0 = Vector512.Load(row);
                 var y1 = Vector512.Load(row + step);
-                var x = Vector512.Create(a0[k * strideK]);
+                var x = Vector512.Create(a0[at]);
                 s00 = MultiplyAdd(x, y0, s00);
                 s01 = MultiplyAdd(x, y1, s01);
-                x = Vector512.Create(a1[k * strideK]);
+                x = Vector512.Create(a1[at]);
                 s10 = MultiplyAdd(x, y0, s10);
                 s11 = MultiplyAdd(x, y1, s11);
-                x = Vector512.Create(a2[k * strideK]);
+                x = Vector512.Create(a2[at]);
                 s20 = MultiplyAdd(x, y0, s20);
                 s21 = MultiplyAdd(x, y1, s21);
-                x = Vector512.Create(a3[k * strideK]);
+                x = Vector512.Create(a3[at]);
                 s30 = MultiplyAdd(x, y0, s30);
                 s31 = MultiplyAdd(x, y1, s31);
+                x = Vector512.Create(a4[at]);
+                s40 = MultiplyAdd(x, y0, s40);
+                s41 = MultiplyAdd(x, y1, s41);
+                x = Vector512.Create(a5[at]);
+                s50 = MultiplyAdd(x, y0, s50);
+                s51 = MultiplyAdd(x, y1, s51);
+                x = Vector512.Create(a6[at]);
+                s60 = MultiplyAdd(x, y0, s60);
+                s61 = MultiplyAdd(x, y1, s61);
+                x = Vector512.Create(a7[at]);
+                s70 = MultiplyAdd(x, y0, s70);
+                s71 = MultiplyAdd(x, y1, s71);
             }
-            Combine(c + j, s00);
-            Combine(c + j + step, s01);
-            Combine(c + columns + j, s10);
-            Combine(c + columns + j + step, s11);
-            Combine(c + 2 * columns + j, s20);
-            Combine(c + 2 * columns + j + step, s21);
-            Combine(c + 3 * columns + j, s30);
-            Combine(c + 3 * columns + j + step, s31);
+            CombinePair(c + j, s00, s01);
+            CombinePair(c + columns + j, s10, s11);
+            CombinePair(c + 2 * columns + j, s20, s21);
+            CombinePair(c + 3 * columns + j, s30, s31);
+            CombinePair(c + 4 * columns + j, s40, s41);
+            CombinePair(c + 5 * columns + j, s50, s51);
+            CombinePair(c + 6 * columns + j, s60, s61);
+            CombinePair(c + 7 * columns + j, s70, s71);
         }
         for (; j + step <= columns; j += step)
         {
-            Vector512<T> s0 = default, s1 = default, s2 = default, s3 = default;
-            for (long k = 0; k < inner; k++)
+            Vector512<T> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+            T* row = b + j;
+            for (nint k = 0, at = 0; k < inner; k++, row += columns, at += (nint)strideK)
             {
-                var y = Vector512.Load(b + k * columns + j);
-                s0 = MultiplyAdd(Vector512.Create(a0[k * strideK]), y, s0);
-                s1 = MultiplyAdd(Vector512.Create(a1[k * strideK]), y, s1);
-                s2 = MultiplyAdd(Vector512.Create(a2[k * strideK]), y, s2);
-                s3 = MultiplyAdd(Vector512.Create(a3[k * strideK]), y, s3);
+                var y = Vector512.Load(row);
+                s0 = MultiplyAdd(Vector512.Create(a0[at]), y, s0);
+                s1 = MultiplyAdd(Vector512.Create(a1[at]), y, s1);
+                s2 = MultiplyAdd(Vector512.Create(a2[at]), y, s2);
+                s3 = MultiplyAdd(Vector512.Create(a3[at]), y, s3);
+                s4 = MultiplyAdd(Vector512.Create(a4[at]), y, s4);
+                s5 = MultiplyAdd(Vector512.Create(a5[at]), y, s5);
+                s6 = MultiplyAdd(Vector512.Create(a6[at]), y, s6);
+                s7 = MultiplyAdd(Vector512.Create(a7[at]), y, s7);
             }
             Combine(c + j, s0);
             Combine(c + columns + j, s1);
             Combine(c + 2 * columns + j, s2);
             Combine(c + 3 * columns + j, s3);
+            Combine(c + 4 * columns + j, s4);
+            Combine(c + 5 * columns + j, s5);
+            Combine(c + 6 * columns + j, s6);
+            Combine(c + 7 * columns + j, s7);
         }
         return j;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         void Combine(T* target, Vector512<T> sum) =>
             Vector512.Store(beta == T.Zero ? scale * sum : keep * Vector512.Load(target) + scale * sum, target);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void CombinePair(T* target, Vector512<T> first, Vector512<T> second)
+        {
+            Combine(target, first);
+            Combine(target + step, second);
+        }
     }
 
     /// <summary>target (columns x rows) = the transpose of source (rows x columns), both row-major.</summary>

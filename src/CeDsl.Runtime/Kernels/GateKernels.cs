@@ -169,12 +169,13 @@ internal static unsafe class GateKernels
     }
 
     /// <summary>
-    /// <paramref name="body"/>(first, count) over ranges of <paramref name="rows"/> rows (multiples of 4), in parallel
-    /// when the work (<paramref name="workPerRow"/> multiply-adds per row) is worth several threads.
+    /// <paramref name="body"/>(first, count) over ranges of <paramref name="rows"/> rows (multiples of 8, which
+    /// <see cref="BlockKernels.Multiply{T}"/> takes together), in parallel when the work (<paramref name="workPerRow"/>
+    /// multiply-adds per row) is worth several threads.
     /// </summary>
     private static void ByRows(long rows, long workPerRow, Action<long, long> body)
     {
-        long perItem = Math.Max(4, (rows + 4 * Math.Max(1, get_num_threads()) - 1) / (4 * Math.Max(1, get_num_threads())) / 4 * 4);
+        long perItem = Math.Max(8, (rows + 4 * Math.Max(1, get_num_threads()) - 1) / (4 * Math.Max(1, get_num_threads())) / 8 * 8);
         ParallelLoop.For((rows + perItem - 1) / perItem, item => body(item * perItem, Math.Min(perItem, rows - item * perItem)),
             workPerItem: perItem * workPerRow);
     }

@@ -15,8 +15,10 @@ public unsafe class BlockKernelTests
     [InlineData(16, 16, 16, false, 0.0)]
     [InlineData(9, 3, 10, true, 0.5)]
     [InlineData(1, 6, 3, true, 0.0)]
-    [InlineData(6, 7, 29, true, 0.5)] // 512-bit vectors two and one at a time where the CPU has them, then the rest
+    [InlineData(6, 7, 29, true, 0.5)]
     [InlineData(5, 9, 40, false, 0.0)]
+    [InlineData(12, 7, 29, true, 0.5)] // 8 rows in 512-bit vectors two and one at a time where the CPU has them, then the rest
+    [InlineData(19, 5, 40, false, 0.0)]
     public void Multiply_is_the_matrix_product(long rows, long inner, long columns, bool transposeA, double beta)
     {
         var a = Random(1, transposeA ? [inner, rows] : [rows, inner]);
@@ -29,19 +31,21 @@ public unsafe class BlockKernelTests
         Assert.True(c.allclose(expected, rtol: 1e-13, atol: 1e-13));
     }
 
-    [Fact]
-    public void Multiply_writes_only_the_rows_it_is_given()
+    [Theory]
+    [InlineData(10, 6, 5)]
+    [InlineData(20, 24, 13)] // 8 rows in 512-bit vectors where the CPU has them, then 4, then 1
+    public void Multiply_writes_only_the_rows_it_is_given(long rows, long columns, long rowCount)
     {
-        var a = Random(4, 10, 4);
-        var b = Random(5, 4, 6);
-        var c = zeros(10, 6, dtype: float64);
+        var a = Random(4, rows, 4);
+        var b = Random(5, 4, columns);
+        var c = zeros(rows, columns, dtype: float64);
 
-        BlockKernels.Multiply(Pointer(a), false, Pointer(b), Pointer(c), 10, 4, 6, 1.0, 0.0, firstRow: 4, rowCount: 5);
+        BlockKernels.Multiply(Pointer(a), false, Pointer(b), Pointer(c), rows, 4, columns, 1.0, 0.0, firstRow: 4, rowCount: rowCount);
 
         var expected = a.matmul(b);
-        Assert.True(c.narrow(0, 4, 5).allclose(expected.narrow(0, 4, 5), rtol: 1e-13, atol: 1e-13));
+        Assert.True(c.narrow(0, 4, rowCount).allclose(expected.narrow(0, 4, rowCount), rtol: 1e-13, atol: 1e-13));
         Assert.Equal(0.0, c.narrow(0, 0, 4).abs().sum().item<double>());
-        Assert.Equal(0.0, c.narrow(0, 9, 1).abs().sum().item<double>());
+        Assert.Equal(0.0, c.narrow(0, 4 + rowCount, rows - 4 - rowCount).abs().sum().item<double>());
     }
 
     [Theory]
