@@ -24,6 +24,9 @@ internal static unsafe class BlockKernels
     /// <summary>Bytes of the rows one <see cref="Products{T}"/> chunk covers, so that they stay in the second-level cache.</summary>
     private const int ProductChunkBytes = 256 << 10;
 
+    /// <summary>At most this many input rows a map reads in place, unpacked (<see cref="Map{T}"/>).</summary>
+    private const int InPlaceRows = 16;
+
     /// <summary>
     /// Operands of a pass at least this large stream from beyond the caches (<see cref="PrefetchDistance{T}"/>).
     /// </summary>
@@ -778,12 +781,20 @@ internal static unsafe class BlockKernels
     {
         int width = Vector<T>.Count, wide = 4 * width, tile = 2 * width, inputRows = firstRows + secondRows;
         T* packed = stackalloc T[inputRows * wide];
+        // Read in place rather than packed: rows that need no centring, few enough not to evict each other from the
+        // first-level cache, and not written over.
+        bool inPlace = secondRows == 0 && firstRows <= InPlaceRows && output != first;
         long p = 0;
         for (; p + wide <= positions; p += wide)
         {
             PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, p, wide, ahead);
-            PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, wide);
-            MapWideTile(packed, output + p, positions, map, bias, outputRows, inputRows, width);
+            if (inPlace)
+                MapWideTile(first + p, positions, output + p, positions, map, bias, outputRows, inputRows, width);
+            else
+            {
+                PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, wide);
+                MapWideTile(packed, wide, output + p, positions, map, bias, outputRows, inputRows, width);
+            }
         }
         if (p == positions)
             return;
@@ -791,18 +802,25 @@ internal static unsafe class BlockKernels
         {
             int last = positions - p <= tile ? tile : wide;
             PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, positions - last, last, ahead);
-            PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - last, packed, last);
+            T* input = first + positions - last;
+            long inputStride = positions;
+            if (!inPlace)
+            {
+                PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - last, packed, last);
+                input = packed;
+                inputStride = last;
+            }
             if (last == tile)
-                MapTile(packed, output + positions - last, positions, map, bias, outputRows, inputRows, width);
+                MapTile(input, inputStride, output + positions - last, positions, map, bias, outputRows, inputRows, width);
             else
-                MapWideTile(packed, output + positions - last, positions, map, bias, outputRows, inputRows, width);
+                MapWideTile(input, inputStride, output + positions - last, positions, map, bias, outputRows, inputRows, width);
             return;
         }
         for (; p + tile <= positions; p += tile)
         {
             PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, p, tile, ahead);
             PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, tile);
-            MapTile(packed, output + p, positions, map, bias, outputRows, inputRows, width);
+            MapTile(packed, tile, output + p, positions, map, bias, outputRows, inputRows, width);
         }
         int rest = (int)(positions - p);
         if (rest == 0)
@@ -817,7 +835,7 @@ internal static unsafe class BlockKernels
             for (int q = 0; q < rest; q++)
                 packed[(firstRows + j) * tile + q] = second[j * positions + p + q] - centre;
         }
-        MapTile(packed, staged, tile, map, bias, outputRows, inputRows, width);
+        MapTile(packed, tile, staged, tile, map, bias, outputRows, inputRows, width);
         for (int i = 0; i < outputRows; i++)
             new ReadOnlySpan<T>(staged + i * tile, rest).CopyTo(new Span<T>(output + i * positions + p, rest));
     }
@@ -882,11 +900,11 @@ internal static unsafe class BlockKernels
     /// and <see cref="Vector{T}"/> is narrower, as <see cref="MapWideTileIn512{T}"/> does for the wider tiles. Returns the rows done.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int MapTileIn512<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows)
+    private static int MapTileIn512<T>(T* packed, long inputStride, T* output, long stride, T* map, T* bias, int outputRows, int inputRows)
         where T : unmanaged, INumber<T>
     {
         int half = Vector512<T>.Count, i = 0;
-        nint step = half;
+        nint step = (nint)inputStride;
         for (; i + 8 <= outputRows; i += 8)
         {
             Vector512<T> a0 = Bias512(bias, i), a1 = Bias512(bias, i + 1), a2 = Bias512(bias, i + 2), a3 = Bias512(bias, i + 3);
@@ -924,12 +942,12 @@ internal static unsafe class BlockKernels
     /// <paramref name="stride"/> apart: 4 output rows at a time, 16 accumulators.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MapWideTile<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
+    private static void MapWideTile<T>(T* packed, long inputStride, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
         where T : unmanaged, INumber<T>
     {
         int wide = 4 * width, i = 0;
         if (Has512<T>())
-            i = MapWideTileIn512(packed, output, stride, map, bias, outputRows, inputRows, wide);
+            i = MapWideTileIn512(packed, inputStride, output, stride, map, bias, outputRows, inputRows, wide);
         for (; i + 4 <= outputRows; i += 4)
         {
             Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;
@@ -945,7 +963,7 @@ internal static unsafe class BlockKernels
             T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
             for (int j = 0; j < inputRows; j++)
             {
-                T* row = packed + j * wide;
+                T* row = packed + j * inputStride;
                 var x0 = Load(row);
                 var x1 = Load(row + width);
                 var x2 = Load(row + 2 * width);
@@ -981,7 +999,7 @@ internal static unsafe class BlockKernels
             Vector<T> a0 = bias is null ? default : new Vector<T>(bias[i]), a1 = a0, a2 = a0, a3 = a0;
             for (int j = 0; j < inputRows; j++)
             {
-                T* row = packed + j * wide;
+                T* row = packed + j * inputStride;
                 var m = new Vector<T>(map[i * inputRows + j]);
                 a0 = MultiplyAdd(m, Load(row), a0);
                 a1 = MultiplyAdd(m, Load(row + width), a1);
@@ -1000,11 +1018,11 @@ internal static unsafe class BlockKernels
     /// the rows done.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int MapWideTileIn512<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int wide)
+    private static int MapWideTileIn512<T>(T* packed, long inputStride, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int wide)
         where T : unmanaged, INumber<T>
     {
         int half = Vector512<T>.Count, i = 0;
-        nint step = wide;
+        nint step = (nint)inputStride;
         for (; i + 8 <= outputRows; i += 8)
         {
             Vector512<T> a00 = Bias512(bias, i), a10 = Bias512(bias, i + 1), a20 = Bias512(bias, i + 2), a30 = Bias512(bias, i + 3);
@@ -1092,10 +1110,10 @@ internal static unsafe class BlockKernels
     /// loaded once per 4 rows.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MapTile<T>(T* packed, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
+    private static void MapTile<T>(T* packed, long inputStride, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
         where T : unmanaged, INumber<T>
     {
-        int tile = 2 * width, i = Has512<T>() ? MapTileIn512(packed, output, stride, map, bias, outputRows, inputRows) : 0;
+        int i = Has512<T>() ? MapTileIn512(packed, inputStride, output, stride, map, bias, outputRows, inputRows) : 0;
         for (; i + 4 <= outputRows; i += 4)
         {
             Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;
@@ -1110,8 +1128,8 @@ internal static unsafe class BlockKernels
             T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
             for (int j = 0; j < inputRows; j++)
             {
-                var x0 = Load(packed + j * tile);
-                var x1 = Load(packed + j * tile + width);
+                var x0 = Load(packed + j * inputStride);
+                var x1 = Load(packed + j * inputStride + width);
                 var m = new Vector<T>(m0[j]);
                 a00 = MultiplyAdd(m, x0, a00);
                 a01 = MultiplyAdd(m, x1, a01);
@@ -1144,8 +1162,8 @@ internal static unsafe class BlockKernels
             for (int j = 0; j < inputRows; j++)
             {
                 var m = new Vector<T>(map[i * inputRows + j]);
-                a0 = MultiplyAdd(m, Load(packed + j * tile), a0);
-                a1 = MultiplyAdd(m, Load(packed + j * tile + width), a1);
+                a0 = MultiplyAdd(m, Load(packed + j * inputStride), a0);
+                a1 = MultiplyAdd(m, Load(packed + j * inputStride + width), a1);
             }
             Store(output + i * stride, a0);
             Store(output + i * stride + width, a1);

@@ -73,7 +73,8 @@ public unsafe class BlockKernelTests
     }
 
     [Theory]
-    [InlineData(16, 0, 196, false)]
+    [InlineData(16, 0, 196, false)] // rows read in place, the last tile of 2 vectors overlapping
+    [InlineData(12, 0, 50, true)] // rows read in place, the last tile of 4 vectors overlapping
     [InlineData(6, 6, 37, true)]
     [InlineData(3, 0, 20, false)]
     [InlineData(8, 8, 3, true)]
