@@ -781,15 +781,23 @@ internal static unsafe class BlockKernels
     {
         int width = Vector<T>.Count, wide = 4 * width, tile = 2 * width, inputRows = firstRows + secondRows;
         T* packed = stackalloc T[inputRows * wide];
-        // Read in place rather than packed: rows that need no centring, few enough not to evict each other from the
-        // first-level cache, and not written over.
+        // Read in place rather than packed: rows few enough not to evict each other from the first-level cache, and not
+        // written over; that need no centring, or (both row sets) where the 512-bit tiles compute every output row,
+        // centring the second rows as they are loaded.
         bool inPlace = secondRows == 0 && firstRows <= InPlaceRows && output != first;
+        bool centredInPlace = secondRows > 0 && inputRows <= 2 * InPlaceRows && Has512<T>() && outputRows % 8 == 0
+            && output != first && output != second;
+        T* centres = stackalloc T[centredInPlace ? inputRows : 0];
+        for (int j = 0; centredInPlace && j < inputRows; j++)
+            centres[j] = j < firstRows || secondCentre is null ? T.Zero : secondCentre[j - firstRows];
         long p = 0;
         for (; p + wide <= positions; p += wide)
         {
             PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, p, wide, ahead);
             if (inPlace)
                 MapWideTile(first + p, positions, output + p, positions, map, bias, outputRows, inputRows, width);
+            else if (centredInPlace)
+                MapWideTileIn512(new TileInput<T>(first + p, second + p, firstRows, centres, positions), output + p, positions, map, bias, outputRows, inputRows);
             else
             {
                 PackTile(first, firstRows, second, secondCentre, secondRows, positions, p, packed, wide);
@@ -804,6 +812,15 @@ internal static unsafe class BlockKernels
             PrefetchNext(first, firstRows, second, secondRows, output, outputRows, positions, positions - last, last, ahead);
             T* input = first + positions - last;
             long inputStride = positions;
+            if (centredInPlace)
+            {
+                var rows = new TileInput<T>(input, second + positions - last, firstRows, centres, positions);
+                if (last == tile)
+                    MapTileIn512(rows, output + positions - last, positions, map, bias, outputRows, inputRows);
+                else
+                    MapWideTileIn512(rows, output + positions - last, positions, map, bias, outputRows, inputRows);
+                return;
+            }
             if (!inPlace)
             {
                 PackTile(first, firstRows, second, secondCentre, secondRows, positions, positions - last, packed, last);
@@ -896,25 +913,48 @@ internal static unsafe class BlockKernels
     }
 
     /// <summary>
+    /// Where a tile's input rows are: <see cref="FirstRows"/> rows from <see cref="First"/>, then the rest from
+    /// <see cref="Second"/>, each <see cref="Stride"/> after the one before (a packed tile, or the rows themselves); where
+    /// <see cref="Centres"/> is not null, row j less its centre (zero for the first rows), as <see cref="PackTile{T}"/> gives.
+    /// </summary>
+    private readonly struct TileInput<T>(T* first, T* second, int firstRows, T* centres, long stride) where T : unmanaged
+    {
+        /// <summary><paramref name="count"/> rows from <paramref name="rows"/>, none centred.</summary>
+        public TileInput(T* rows, long stride, int count) : this(rows, rows, count, null, stride)
+        {
+        }
+
+        public readonly T* First = first, Second = second, Centres = centres;
+        public readonly int FirstRows = firstRows;
+        public readonly long Stride = stride;
+    }
+
+    /// <summary>
     /// <see cref="MapTile{T}"/>'s first rows, 8 at a time, in 512-bit vectors (one per tile row) where the CPU has them
     /// and <see cref="Vector{T}"/> is narrower, as <see cref="MapWideTileIn512{T}"/> does for the wider tiles. Returns the rows done.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int MapTileIn512<T>(T* packed, long inputStride, T* output, long stride, T* map, T* bias, int outputRows, int inputRows)
+    private static int MapTileIn512<T>(in TileInput<T> input, T* output, long stride, T* map, T* bias, int outputRows, int inputRows)
         where T : unmanaged, INumber<T>
     {
+        T* first = input.First, second = input.Second, centres = input.Centres;
+        int firstRows = input.FirstRows;
         int half = Vector512<T>.Count, i = 0;
-        nint step = (nint)inputStride;
+        nint step = (nint)input.Stride;
         for (; i + 8 <= outputRows; i += 8)
         {
             Vector512<T> a0 = Bias512(bias, i), a1 = Bias512(bias, i + 1), a2 = Bias512(bias, i + 2), a3 = Bias512(bias, i + 3);
             Vector512<T> a4 = Bias512(bias, i + 4), a5 = Bias512(bias, i + 5), a6 = Bias512(bias, i + 6), a7 = Bias512(bias, i + 7);
             T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
             T* m4 = m3 + inputRows, m5 = m4 + inputRows, m6 = m5 + inputRows, m7 = m6 + inputRows;
-            T* row = packed;
+            T* row = first;
             for (nint j = 0; j < inputRows; j++, row += step)
             {
+                if (j == firstRows)
+                    row = second;
                 var x = Vector512.Load(row);
+                if (centres != null)
+                    x -= Vector512.Create(centres[j]);
                 a0 = MultiplyAdd(Vector512.Create(m0[j]), x, a0);
                 a1 = MultiplyAdd(Vector512.Create(m1[j]), x, a1);
                 a2 = MultiplyAdd(Vector512.Create(m2[j]), x, a2);
@@ -947,7 +987,7 @@ internal static unsafe class BlockKernels
     {
         int wide = 4 * width, i = 0;
         if (Has512<T>())
-            i = MapWideTileIn512(packed, inputStride, output, stride, map, bias, outputRows, inputRows, wide);
+            i = MapWideTileIn512(new TileInput<T>(packed, inputStride, inputRows), output, stride, map, bias, outputRows, inputRows);
         for (; i + 4 <= outputRows; i += 4)
         {
             Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;
@@ -1018,11 +1058,13 @@ internal static unsafe class BlockKernels
     /// the rows done.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int MapWideTileIn512<T>(T* packed, long inputStride, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int wide)
+    private static int MapWideTileIn512<T>(in TileInput<T> input, T* output, long stride, T* map, T* bias, int outputRows, int inputRows)
         where T : unmanaged, INumber<T>
     {
+        T* first = input.First, second = input.Second, centres = input.Centres;
+        int firstRows = input.FirstRows;
         int half = Vector512<T>.Count, i = 0;
-        nint step = (nint)inputStride;
+        nint step = (nint)input.Stride;
         for (; i + 8 <= outputRows; i += 8)
         {
             Vector512<T> a00 = Bias512(bias, i), a10 = Bias512(bias, i + 1), a20 = Bias512(bias, i + 2), a30 = Bias512(bias, i + 3);
@@ -1031,11 +1073,19 @@ internal static unsafe class BlockKernels
             // A base per map row, indexed by j, and a native-sized step: no address arithmetic in the loop but the index.
             T* m0 = map + i * inputRows, m1 = m0 + inputRows, m2 = m1 + inputRows, m3 = m2 + inputRows;
             T* m4 = m3 + inputRows, m5 = m4 + inputRows, m6 = m5 + inputRows, m7 = m6 + inputRows;
-            T* row = packed;
+            T* row = first;
             for (nint j = 0; j < inputRows; j++, row += step)
             {
+                if (j == firstRows)
+                    row = second;
                 var x0 = Vector512.Load(row);
                 var x1 = Vector512.Load(row + half);
+                if (centres != null)
+                {
+                    var centre = Vector512.Create(centres[j]);
+                    x0 -= centre;
+                    x1 -= centre;
+                }
                 var w = Vector512.Create(m0[j]);
                 a00 = MultiplyAdd(w, x0, a00);
                 a01 = MultiplyAdd(w, x1, a01);
@@ -1113,7 +1163,7 @@ internal static unsafe class BlockKernels
     private static void MapTile<T>(T* packed, long inputStride, T* output, long stride, T* map, T* bias, int outputRows, int inputRows, int width)
         where T : unmanaged, INumber<T>
     {
-        int i = Has512<T>() ? MapTileIn512(packed, inputStride, output, stride, map, bias, outputRows, inputRows) : 0;
+        int i = Has512<T>() ? MapTileIn512(new TileInput<T>(packed, inputStride, inputRows), output, stride, map, bias, outputRows, inputRows) : 0;
         for (; i + 4 <= outputRows; i += 4)
         {
             Vector<T> a00 = default, a10 = default, a20 = default, a30 = default;

@@ -76,6 +76,8 @@ public unsafe class BlockKernelTests
     [InlineData(16, 0, 196, false)] // rows read in place, the last tile of 2 vectors overlapping
     [InlineData(12, 0, 50, true)] // rows read in place, the last tile of 4 vectors overlapping
     [InlineData(6, 6, 37, true)]
+    [InlineData(16, 16, 196, true)] // both row sets in place, the second centred as loaded (512-bit tiles), the last tile of 1 vector
+    [InlineData(8, 8, 50, false)] // the same, the last tile of 2 vectors
     [InlineData(3, 0, 20, false)]
     [InlineData(8, 8, 3, true)]
     public void Map_applies_the_matrix_to_the_rows(int firstRows, int secondRows, long positions, bool withBias)
@@ -127,6 +129,29 @@ public unsafe class BlockKernelTests
             BlockKernels.Map(Pointer(input), rows, null, null, 0, Pointer(alone) + i * positions, 1, Pointer(map) + i * rows, Pointer(bias) + i, positions);
 
         Assert.True(together.eq(alone).all().item<bool>());
+    }
+
+    [Theory]
+    [InlineData(16, 0, 196)]
+    [InlineData(16, 16, 196)]
+    [InlineData(8, 8, 50)]
+    public void Map_gives_the_same_bits_reading_its_rows_in_place_or_packed(int firstRows, int secondRows, long positions)
+    {
+        // A map that writes over its first rows packs every tile; one into other rows reads them in place where it can.
+        var first = Random(23, firstRows, positions);
+        var second = Random(24, Math.Max(secondRows, 1), positions);
+        var centre = Random(25, Math.Max(secondRows, 1));
+        var map = Random(26, firstRows, firstRows + secondRows);
+        var bias = Random(27, firstRows);
+        var inPlace = empty(firstRows, positions, dtype: float64);
+        var packed = first.clone();
+
+        BlockKernels.Map(Pointer(first), firstRows, secondRows == 0 ? null : Pointer(second), secondRows == 0 ? null : Pointer(centre), secondRows,
+            Pointer(inPlace), firstRows, Pointer(map), Pointer(bias), positions);
+        BlockKernels.Map(Pointer(packed), firstRows, secondRows == 0 ? null : Pointer(second), secondRows == 0 ? null : Pointer(centre), secondRows,
+            Pointer(packed), firstRows, Pointer(map), Pointer(bias), positions);
+
+        Assert.True(inPlace.eq(packed).all().item<bool>());
     }
 
     [Theory]
