@@ -548,12 +548,18 @@ internal static unsafe class BlockKernels
         T* b0 = b, b1 = b + strideB, b2 = b + 2 * strideB, b3 = b + 3 * strideB;
         Vector<T> m0 = Centre<T, TCentring>(aCentre), m1 = Centre<T, TCentring>(aCentre + 1), m2 = Centre<T, TCentring>(aCentre + 2), m3 = Centre<T, TCentring>(aCentre + 3);
         Vector<T> n0 = Centre<T, TCentring>(bCentre), n1 = Centre<T, TCentring>(bCentre + 1), n2 = Centre<T, TCentring>(bCentre + 2), n3 = Centre<T, TCentring>(bCentre + 3);
-        for (long p = 0; p < span; p += width)
+        // Whole vectors, then the row's last vector with the lanes already counted masked off.
+        var mask = Vector<T>.AllBitsSet;
+        for (long p = 0; p < span || last >= 0; p += width)
         {
-            var y0 = Load<T, TCentring>(b0 + p, n0);
-            var y1 = Load<T, TCentring>(b1 + p, n1);
-            var y2 = Load<T, TCentring>(b2 + p, n2);
-            var y3 = Load<T, TCentring>(b3 + p, n3);
+            if (p >= span)
+            {
+                (p, mask, last) = (last, lastMask, -1);
+            }
+            var y0 = Load<T, TCentring>(b0 + p, n0) & mask;
+            var y1 = Load<T, TCentring>(b1 + p, n1) & mask;
+            var y2 = Load<T, TCentring>(b2 + p, n2) & mask;
+            var y3 = Load<T, TCentring>(b3 + p, n3) & mask;
             var x = Load<T, TCentring>(a0 + p, m0);
             c00 = MultiplyAdd(x, y0, c00);
             c01 = MultiplyAdd(x, y1, c01);
@@ -570,34 +576,6 @@ internal static unsafe class BlockKernels
             c22 = MultiplyAdd(x, y2, c22);
             c23 = MultiplyAdd(x, y3, c23);
             x = Load<T, TCentring>(a3 + p, m3);
-            c30 = MultiplyAdd(x, y0, c30);
-            c31 = MultiplyAdd(x, y1, c31);
-            c32 = MultiplyAdd(x, y2, c32);
-            c33 = MultiplyAdd(x, y3, c33);
-        }
-        if (last >= 0)
-        {
-            // The same for the row's last vector, lanes already counted masked off.
-            var y0 = Load<T, TCentring>(b0 + last, n0) & lastMask;
-            var y1 = Load<T, TCentring>(b1 + last, n1) & lastMask;
-            var y2 = Load<T, TCentring>(b2 + last, n2) & lastMask;
-            var y3 = Load<T, TCentring>(b3 + last, n3) & lastMask;
-            var x = Load<T, TCentring>(a0 + last, m0);
-            c00 = MultiplyAdd(x, y0, c00);
-            c01 = MultiplyAdd(x, y1, c01);
-            c02 = MultiplyAdd(x, y2, c02);
-            c03 = MultiplyAdd(x, y3, c03);
-            x = Load<T, TCentring>(a1 + last, m1);
-            c10 = MultiplyAdd(x, y0, c10);
-            c11 = MultiplyAdd(x, y1, c11);
-            c12 = MultiplyAdd(x, y2, c12);
-            c13 = MultiplyAdd(x, y3, c13);
-            x = Load<T, TCentring>(a2 + last, m2);
-            c20 = MultiplyAdd(x, y0, c20);
-            c21 = MultiplyAdd(x, y1, c21);
-            c22 = MultiplyAdd(x, y2, c22);
-            c23 = MultiplyAdd(x, y3, c23);
-            x = Load<T, TCentring>(a3 + last, m3);
             c30 = MultiplyAdd(x, y0, c30);
             c31 = MultiplyAdd(x, y1, c31);
             c32 = MultiplyAdd(x, y2, c32);
@@ -627,12 +605,18 @@ internal static unsafe class BlockKernels
         T* b0 = b, b1 = b + strideB, b2 = b + 2 * strideB, b3 = b + 3 * strideB;
         Vector512<T> m0 = Centre512<T, TCentring>(aCentre), m1 = Centre512<T, TCentring>(aCentre + 1), m2 = Centre512<T, TCentring>(aCentre + 2), m3 = Centre512<T, TCentring>(aCentre + 3);
         Vector512<T> n0 = Centre512<T, TCentring>(bCentre), n1 = Centre512<T, TCentring>(bCentre + 1), n2 = Centre512<T, TCentring>(bCentre + 2), n3 = Centre512<T, TCentring>(bCentre + 3);
-        for (long p = 0; p < span; p += step)
+        // Whole vectors, then the row's last vector with the lanes already counted masked off.
+        var mask = Vector512<T>.AllBitsSet;
+        for (long p = 0; p < span || last >= 0; p += step)
         {
-            var y0 = Load512<T, TCentring>(b0 + p, n0);
-            var y1 = Load512<T, TCentring>(b1 + p, n1);
-            var y2 = Load512<T, TCentring>(b2 + p, n2);
-            var y3 = Load512<T, TCentring>(b3 + p, n3);
+            if (p >= span)
+            {
+                (p, mask, last) = (last, lastMask, -1);
+            }
+            var y0 = Load512<T, TCentring>(b0 + p, n0) & mask;
+            var y1 = Load512<T, TCentring>(b1 + p, n1) & mask;
+            var y2 = Load512<T, TCentring>(b2 + p, n2) & mask;
+            var y3 = Load512<T, TCentring>(b3 + p, n3) & mask;
             var x = Load512<T, TCentring>(a0 + p, m0);
             c00 = MultiplyAdd(x, y0, c00);
             c01 = MultiplyAdd(x, y1, c01);
@@ -649,34 +633,6 @@ internal static unsafe class BlockKernels
             c22 = MultiplyAdd(x, y2, c22);
             c23 = MultiplyAdd(x, y3, c23);
             x = Load512<T, TCentring>(a3 + p, m3);
-            c30 = MultiplyAdd(x, y0, c30);
-            c31 = MultiplyAdd(x, y1, c31);
-            c32 = MultiplyAdd(x, y2, c32);
-            c33 = MultiplyAdd(x, y3, c33);
-        }
-        if (last >= 0)
-        {
-            // The row's last vector, lanes already counted masked off.
-            var y0 = Load512<T, TCentring>(b0 + last, n0) & lastMask;
-            var y1 = Load512<T, TCentring>(b1 + last, n1) & lastMask;
-            var y2 = Load512<T, TCentring>(b2 + last, n2) & lastMask;
-            var y3 = Load512<T, TCentring>(b3 + last, n3) & lastMask;
-            var x = Load512<T, TCentring>(a0 + last, m0);
-            c00 = MultiplyAdd(x, y0, c00);
-            c01 = MultiplyAdd(x, y1, c01);
-            c02 = MultiplyAdd(x, y2, c02);
-            c03 = MultiplyAdd(x, y3, c03);
-            x = Load512<T, TCentring>(a1 + last, m1);
-            c10 = MultiplyAdd(x, y0, c10);
-            c11 = MultiplyAdd(x, y1, c11);
-            c12 = MultiplyAdd(x, y2, c12);
-            c13 = MultiplyAdd(x, y3, c13);
-            x = Load512<T, TCentring>(a2 + last, m2);
-            c20 = MultiplyAdd(x, y0, c20);
-            c21 = MultiplyAdd(x, y1, c21);
-            c22 = MultiplyAdd(x, y2, c22);
-            c23 = MultiplyAdd(x, y3, c23);
-            x = Load512<T, TCentring>(a3 + last, m3);
             c30 = MultiplyAdd(x, y0, c30);
             c31 = MultiplyAdd(x, y1, c31);
             c32 = MultiplyAdd(x, y2, c32);
