@@ -24,7 +24,12 @@ internal static unsafe class BlockKernels
     /// <summary>Bytes of the rows one <see cref="Products{T}"/> chunk covers, so that they stay in the second-level cache.</summary>
     private const int ProductChunkBytes = 256 << 10;
 
-    /// <summary>At most this many input rows a map reads in place, unpacked (<see cref="Map{T}"/>).</summary>
+    /// <summary>
+    /// At most this many input rows of each kind (the first rows, the centred second ones) a map reads in place rather than
+    /// packed (<see cref="Map{T}"/>): packing each tile cost forward and backward pass 2 at 32x1024x14x14 about a sixth
+    /// of their time (docs/benchmarks/ce-training.md), and the maps ran faster in place at every row length measured,
+    /// 32x32 rows 4 KB apart included.
+    /// </summary>
     private const int InPlaceRows = 16;
 
     /// <summary>
@@ -719,13 +724,16 @@ internal static unsafe class BlockKernels
     /// <paramref name="first"/> itself: each tile of positions is packed aside before any of it is written.
     /// <paramref name="ahead"/>: where not 0, each tile's positions in the input and output rows <paramref name="ahead"/>
     /// elements further on (the next block of a pass, or further along long rows, <see cref="PrefetchDistance{T}"/>) are
-    /// prefetched as the tile is packed.
+    /// prefetched as each tile is read.
     /// </summary>
     /// <remarks>
-    /// Tile by tile of 4 vectors of positions: each tile is packed into a contiguous buffer first,
-    /// which also keeps the rows of a large map (the stem's d = 64) from evicting each other from the
-    /// first-level cache; then 4 output rows at a time in 16 accumulators, each packed vector loaded
-    /// once per 4 rows. The positions after the last whole tile: where the output is not an input, one
+    /// Tile by tile of 4 vectors of positions. Where the output is not an input and the input rows are few
+    /// (<see cref="InPlaceRows"/>: 16 of them, or 16 and 16 where the 512-bit tiles compute every output row,
+    /// the second rows centred as they are loaded), the tile reads the rows where they are; otherwise each tile
+    /// is packed into a contiguous buffer first, which also keeps the rows of a large map (the stem's d = 64)
+    /// from evicting each other from the first-level cache. Then 8 output rows at a time in 512-bit vectors
+    /// where the CPU has them, 4 at a time in 16 accumulators otherwise, each input vector loaded once per
+    /// 8 or 4 rows: each output the same chain of multiply-adds whichever way its rows were read. The positions after the last whole tile: where the output is not an input, one
     /// last tile that overlaps the one before it (those outputs are computed twice, alike), of 2 vectors
     /// where they cover the rest (14x14: 208 positions computed for 196, not 224), else of 4;
     /// otherwise tiles of 2 vectors, the last one packed with zeros and computed whole into a staging
