@@ -433,36 +433,41 @@ internal static unsafe class BlockKernels
     private static void Products<T, TCentring>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
         where T : unmanaged, INumber<T> where TCentring : struct
     {
-        if (Has512<T>() && positions >= Vector512<T>.Count)
-        {
-            ProductsIn512<T, TCentring>(a, aCentre, rowsA, b, bCentre, rowsB, positions, symmetric, result);
-            return;
-        }
-        int width = Vector<T>.Count;
+        // 512-bit vectors where the CPU has them and a row holds one (a 14x14 row: 12 and a masked one); the edge blocks
+        // take the narrower vectors.
+        bool wide = Has512<T>() && positions >= Vector512<T>.Count;
+        int narrow = Vector<T>.Count, width = wide ? Vector512<T>.Count : narrow;
         long chunk = Math.Max(width, ProductChunkBytes / sizeof(T) / (symmetric ? rowsA : rowsA + rowsB) / width * width);
-        long end = positions / width * width;
+        long end = positions / width * width, narrowEnd = positions / narrow * narrow;
         // Positions after the last whole vector: the row's last vector, its lanes before them masked off.
-        bool tail = end < positions && positions >= width;
-        var tailMask = TailMask<T>((int)(positions - end));
+        var tailMask = TailMask<T>((int)(positions - narrowEnd));
+        var wideTailMask = wide ? TailMask512<T>((int)(positions - end)) : default;
         for (long start = 0; start < end; start += chunk)
         {
             long span = Math.Min(chunk, end - start);
-            long last = tail && start + span == end ? positions - width - start : -1;
+            bool lastChunk = start + span == end;
+            long last = lastChunk && end < positions ? positions - width - start : -1;
+            // The narrower vectors (edge blocks, or every block): in the last chunk whole ones up to the row's last, then that one masked.
+            long narrowSpan = lastChunk ? narrowEnd - start : span;
+            long narrowLast = lastChunk && narrowEnd < positions ? positions - narrow - start : -1;
             for (int i = 0; i < rowsA; i += 4)
             {
                 for (int j = symmetric ? i : 0; j < rowsB; j += 4)
                 {
-                    if (i + 4 <= rowsA && j + 4 <= rowsB)
-                        ProductBlock<T, TCentring>(a + i * positions + start, aCentre + i, positions, b + j * positions + start, bCentre + j, positions, span, last, tailMask,
+                    if (i + 4 > rowsA || j + 4 > rowsB)
+                        ProductEdge<T, TCentring>(a + start, aCentre, positions, b + start, bCentre, positions, narrowSpan, narrowLast, tailMask,
+                            i, Math.Min(4, rowsA - i), j, Math.Min(4, rowsB - j), result, rowsB);
+                    else if (wide)
+                        ProductBlockIn512<T, TCentring>(a + i * positions + start, aCentre + i, positions, b + j * positions + start, bCentre + j, positions, span, last, wideTailMask,
                             result + i * rowsB + j, rowsB);
                     else
-                        ProductEdge<T, TCentring>(a + start, aCentre, positions, b + start, bCentre, positions, span, last, tailMask,
-                            i, Math.Min(4, rowsA - i), j, Math.Min(4, rowsB - j), result, rowsB);
+                        ProductBlock<T, TCentring>(a + i * positions + start, aCentre + i, positions, b + j * positions + start, bCentre + j, positions, narrowSpan, narrowLast, tailMask,
+                            result + i * rowsB + j, rowsB);
                 }
             }
         }
         // Rows shorter than a vector.
-        for (int i = 0; i < rowsA && positions < width; i++)
+        for (int i = 0; i < rowsA && positions < narrow; i++)
             for (int j = symmetric ? i : 0; j < rowsB; j++)
             {
                 T centreA = typeof(TCentring) == typeof(Centred) ? aCentre[i] : T.Zero, centreB = typeof(TCentring) == typeof(Centred) ? bCentre[j] : T.Zero;
@@ -474,51 +479,13 @@ internal static unsafe class BlockKernels
     }
 
     /// <summary>
-    /// <see cref="Products{T, TCentring}"/> in 512-bit vectors, where the CPU has them and <see cref="Vector{T}"/> is
-    /// narrower, for rows of at least one of them: the positions after the last whole vector come in the row's last
-    /// vector, its lanes before them masked off, in the same accumulators, so that each entry is one sum across the lanes
-    /// of one vector (a 14x14 row is 12 vectors and a masked one). Blocks at the edge of the result take the narrower vectors.
+    /// <see cref="TailMask{T}"/> in a 512-bit vector, twice as wide as <see cref="Vector{T}"/> where it is called
+    /// (<see cref="Has512{T}"/>): the upper half holds the last lanes.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ProductsIn512<T, TCentring>(T* a, T* aCentre, int rowsA, T* b, T* bCentre, int rowsB, long positions, bool symmetric, double* result)
-        where T : unmanaged, INumber<T> where TCentring : struct
-    {
-        int width = Vector512<T>.Count, narrow = Vector<T>.Count;
-        long chunk = Math.Max(width, ProductChunkBytes / sizeof(T) / (symmetric ? rowsA : rowsA + rowsB) / width * width);
-        long end = positions / width * width, narrowEnd = positions / narrow * narrow;
-        var tailMask = TailMask512<T>((int)(positions - end));
-        var narrowMask = TailMask<T>((int)(positions - narrowEnd));
-        for (long start = 0; start < end; start += chunk)
-        {
-            long span = Math.Min(chunk, end - start);
-            bool lastChunk = start + span == end;
-            long last = lastChunk && end < positions ? positions - width - start : -1;
-            // The edge blocks' narrower vectors: in the last chunk, whole ones up to the row's last, then that one masked.
-            long edgeSpan = lastChunk ? narrowEnd - start : span;
-            long edgeLast = lastChunk && narrowEnd < positions ? positions - narrow - start : -1;
-            for (int i = 0; i < rowsA; i += 4)
-            {
-                for (int j = symmetric ? i : 0; j < rowsB; j += 4)
-                {
-                    if (i + 4 <= rowsA && j + 4 <= rowsB)
-                        ProductBlockIn512<T, TCentring>(a + i * positions + start, aCentre + i, positions, b + j * positions + start, bCentre + j, positions, span, last, tailMask,
-                            result + i * rowsB + j, rowsB);
-                    else
-                        ProductEdge<T, TCentring>(a + start, aCentre, positions, b + start, bCentre, positions, edgeSpan, edgeLast, narrowMask,
-                            i, Math.Min(4, rowsA - i), j, Math.Min(4, rowsB - j), result, rowsB);
-                }
-            }
-        }
-    }
-
-    /// <summary>A 512-bit vector whose last <paramref name="count"/> lanes are all ones (bits), the others zero.</summary>
     private static Vector512<T> TailMask512<T>(int count) where T : unmanaged, INumber<T>
     {
-        int width = Vector512<T>.Count;
-        Span<T> lanes = stackalloc T[width];
-        for (int lane = 0; lane < width; lane++)
-            lanes[lane] = lane >= width - count ? T.One : T.Zero;
-        return Vector512.GreaterThan(Vector512.Create<T>(lanes), Vector512<T>.Zero);
+        int half = Vector<T>.Count;
+        return Vector512.Create(TailMask<T>(Math.Max(0, count - half)).AsVector256(), TailMask<T>(Math.Min(count, half)).AsVector256());
     }
 
     /// <summary>A vector whose last <paramref name="count"/> lanes are all ones (bits), the others zero.</summary>
@@ -593,7 +560,7 @@ internal static unsafe class BlockKernels
     }
 
     /// <summary>
-    /// <see cref="ProductBlock{T, TCentring}"/> in 512-bit vectors (<see cref="ProductsIn512{T, TCentring}"/>; on cores
+    /// <see cref="ProductBlock{T, TCentring}"/> in 512-bit vectors (<see cref="Products{T, TCentring}"/>; on cores
     /// with full-width 512-bit units, twice the multiply-adds per instruction).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -733,8 +700,8 @@ internal static unsafe class BlockKernels
     /// is packed into a contiguous buffer first, which also keeps the rows of a large map (the stem's d = 64)
     /// from evicting each other from the first-level cache. Then 8 output rows at a time in 512-bit vectors
     /// where the CPU has them, 4 at a time in 16 accumulators otherwise, each input vector loaded once per
-    /// 8 or 4 rows: each output the same chain of multiply-adds whichever way its rows were read. The positions after the last whole tile: where the output is not an input, one
-    /// last tile that overlaps the one before it (those outputs are computed twice, alike), of 2 vectors
+    /// 8 or 4 rows: each output the same chain of multiply-adds whichever way its rows were read. The positions
+    /// after the last whole tile: where the output is not an input, one last tile that overlaps the one before it (those outputs are computed twice, alike), of 2 vectors
     /// where they cover the rest (14x14: 208 positions computed for 196, not 224), else of 4;
     /// otherwise tiles of 2 vectors, the last one packed with zeros and computed whole into a staging
     /// buffer, so that small maps (14x14 leaves 4 of 196 positions) need no scalar loop.
